@@ -1,0 +1,28 @@
+"""keras_glr: train Keras networks without backpropagation, by the GLR method.
+
+Noise enters every neuron's pre-activation; each weight's gradient is
+estimated from the loss value times the noise score, averaged over K noise
+copies. Activations and losses may be discontinuous.
+"""
+
+from keras_glr import activations
+from keras_glr import estimators
+from keras_glr import layers
+from keras_glr import losses
+from keras_glr import noise
+from keras_glr.model import GLRModel
+from keras_glr.model import GLRSequential
+from keras_glr.recording import recording
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GLRModel",
+    "GLRSequential",
+    "activations",
+    "estimators",
+    "layers",
+    "losses",
+    "noise",
+    "recording",
+]

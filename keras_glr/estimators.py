@@ -1,0 +1,117 @@
+"""The GLR estimator, piece by piece (DESIGN.md sections 1 and 2).
+
+For a layer with pre-activation v = g(x; theta) + r and noise score s(r),
+
+    d E[L] / d theta = E[ L * (dv/dtheta)^T s(r) ],
+
+so the estimate for each layer is its own vector-Jacobian product of v with
+respect to its weights at the cotangent L * s(r), averaged over copies. Losses
+arrive as a flat vector of N = B * K per-copy values, copies of example b in
+rows b*K .. b*K + K - 1.
+"""
+
+import tensorflow as tf
+
+BASELINES = ("loo", "none")
+ESTIMATORS = ("glr", "bp", "bp-noise")
+
+
+def check_options(copies, baseline, antithetic, estimator):
+    """Validates the GLR options; raises ValueError naming the bad argument."""
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(
+            "Invalid value received for argument `copies`. Expected a positive "
+            f"integer (the number K of noise copies per example). Received: copies={copies!r}"
+        )
+    if baseline not in BASELINES:
+        raise ValueError(
+            f"Invalid value received for argument `baseline`. Expected one of "
+            f"{list(BASELINES)}. Received: baseline={baseline!r}"
+        )
+    if not isinstance(antithetic, bool):
+        raise ValueError(
+            "Invalid value received for argument `antithetic`. Expected True or "
+            f"False. Received: antithetic={antithetic!r}"
+        )
+    if estimator not in ESTIMATORS:
+        raise ValueError(
+            f"Invalid value received for argument `estimator`. Expected one of "
+            f"{list(ESTIMATORS)}. Received: estimator={estimator!r}"
+        )
+    if antithetic and copies % 2:
+        raise ValueError(
+            "Antithetic noise pairs each copy r with -r, so `copies` must be even. "
+            f"Received: copies={copies}. Use copies={copies + 1}, or antithetic=False."
+        )
+    if estimator == "glr" and baseline == "loo":
+        # The leave-one-out baseline must not depend on the copy's own noise:
+        # with antithetic pairs that excludes the partner too.
+        needed = 4 if antithetic else 2
+        if copies < needed:
+            what = "two antithetic pairs" if antithetic else "two copies"
+            raise ValueError(
+                f"The leave-one-out baseline needs at least {what} per example "
+                f"(copies >= {needed}). Received: copies={copies}. Increase "
+                "`copies`, or pass baseline='none'."
+            )
+
+
+def centre_losses(losses, copies, baseline="loo", antithetic=False):
+    """Subtracts a control variate that does not depend on a copy's own noise.
+
+    Args:
+        losses: per-copy losses, shape (B * K,).
+        copies: K.
+        baseline: "none" returns `losses`; "loo" subtracts from L_k the mean
+            of the other copies of the same example,
+            c_k = (sum_j L_j - L_k) / (K - 1). With antithetic pairs the
+            partner of k is excluded as well:
+            c_k = (sum_j L_j - L_k - L_partner(k)) / (K - 2).
+        antithetic: whether copies 2j and 2j+1 are antithetic partners.
+
+    Returns:
+        centred losses L - c, shape (B * K,). Unbiased: E[c s(r_k)] = 0.
+    """
+    if baseline == "none":
+        return losses
+    per_example = tf.reshape(losses, [-1, copies])
+    total = tf.reduce_sum(per_example, axis=1, keepdims=True)
+    if antithetic:
+        pairs = tf.reshape(per_example, [-1, copies // 2, 2])
+        pair_sum = tf.reduce_sum(pairs, axis=2, keepdims=True)
+        others = (total[:, :, None] - pair_sum) / (copies - 2)
+        return tf.reshape(pairs - others, [-1])
+    others = (total - per_example) / (copies - 1)
+    return tf.reshape(per_example - others, [-1])
+
+
+def cotangents(entries, weights):
+    """Returns weights * s(r) for each recorded layer: the GLR cotangents.
+
+    Args:
+        entries: `recording.Entry` list; each `score` has shape (N, ...).
+        weights: per-copy multipliers, shape (N,): the centred loss times the
+            sample weight, divided by the number of terms averaged.
+    """
+    result = []
+    for entry in entries:
+        rank = len(entry.score.shape)
+        w = tf.reshape(tf.cast(weights, entry.score.dtype), [-1] + [1] * (rank - 1))
+        result.append(w * entry.score)
+    return result
+
+
+def local_gradients(tape, entries, weights, variables):
+    """GLR estimate: each layer's own VJP of v at cotangent weights * s(r).
+
+    The recorded pre-activations were computed from inputs with stopped
+    gradients, so one `tape.gradient` call over all layers gives each weight
+    only the term of its own layer: no gradient crosses between layers.
+    """
+    targets = [entry.pre_activation for entry in entries]
+    return tape.gradient(
+        targets,
+        variables,
+        output_gradients=cotangents(entries, weights),
+        unconnected_gradients=tf.UnconnectedGradients.NONE,
+    )

@@ -1,0 +1,58 @@
+"""`NoisyLayer`: what every noisy layer shares.
+
+A noisy layer computes v = g(x; theta) + r and returns phi(v). It differs from
+an ordinary Keras layer in one place only: its `call` hands the noiseless
+pre-activation g(x; theta) to the active `ForwardRecord`, which adds the
+noise and records (v, s(r)) for the GLR estimator.
+"""
+
+import keras
+from keras import ops
+
+from keras_glr import activations
+from keras_glr import noise as noise_module
+from keras_glr import recording
+
+
+class NoisyLayer:
+    """Mixin for layers with neuronal noise. Subclasses define `pre_activation`.
+
+    Subclasses call `_init_noise` from `__init__` and add `_noise_config()` to
+    their `get_config`.
+    """
+
+    def _init_noise(self, activation, noise, noisy_inference, seed):
+        self.activation = activations.get(activation)
+        self.noise = noise_module.get(noise if noise is not None else "gaussian")
+        if not isinstance(noisy_inference, bool):
+            raise ValueError(
+                "Invalid value received for argument `noisy_inference`. "
+                f"Expected True or False. Received: noisy_inference={noisy_inference!r}"
+            )
+        self.noisy_inference = noisy_inference
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def pre_activation(self, inputs):
+        """Returns the noiseless pre-activation g(inputs; theta)."""
+        raise NotImplementedError
+
+    def call(self, inputs, training=False):
+        record = recording.current()
+        if record is not None and record.local:
+            # GLR: no gradient may cross from this layer into earlier ones.
+            inputs = ops.stop_gradient(inputs)
+        v = self.pre_activation(inputs)
+        if record is not None:
+            v = record.perturb(self, v)
+        elif self.noisy_inference:
+            v = v + self.noise.sample(ops.shape(v), seed=self.seed_generator)
+        return self.activation(v)
+
+    def _noise_config(self):
+        return {
+            "activation": activations.serialize(self.activation),
+            "noise": keras.saving.serialize_keras_object(self.noise),
+            "noisy_inference": self.noisy_inference,
+            "seed": self.seed,
+        }

@@ -1,0 +1,334 @@
+"""`GLRModel` and `GLRSequential`: Keras models trained by the GLR estimator.
+
+    model = GLRSequential([keras.Input((196,)),
+                           NoisyDense(20, "step"), NoisyDense(10)])
+    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"],
+                  copies=100)
+    model.fit(x, y, epochs=5)
+
+One training step (Algorithm 1 of the paper):
+copies -> forward under the recorder -> per-copy loss -> centre ->
+local estimates -> optimizer.apply -> metrics.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from keras_glr import estimators
+from keras_glr import losses as glr_losses
+from keras_glr import validation
+from keras_glr.recording import recording
+
+_ZERO_ONE_NAMES = ("zero_one", "zero-one", "zero_one_loss", "0-1")
+
+
+@dataclasses.dataclass(frozen=True)
+class GLRConfig:
+    """The estimator options given to `compile` (see `GLRTrainer.compile`)."""
+
+    copies: int = 100
+    baseline: str = "loo"
+    antithetic: bool = False
+    estimator: str = "glr"
+
+
+@dataclasses.dataclass
+class Estimate:
+    """One step's gradient estimate and what the metrics need.
+
+    `y`, `y_pred` and `sample_weight` have one row per copy (N = B * K rows).
+    """
+
+    gradients: list
+    loss: object
+    y: object
+    y_pred: object
+    sample_weight: object
+
+
+def per_example_loss(loss):
+    """Returns fn(y_true, y_pred) -> per-example losses, shape (N,).
+
+    Accepts a Keras loss name, a `keras.losses.Loss` (its reduction is
+    ignored) or any callable returning one value per example (extra trailing
+    axes are averaged, as Keras does).
+    """
+    if isinstance(loss, keras.losses.Loss):
+        fn = loss.call
+    elif isinstance(loss, str):
+        fn = keras.losses.get(loss)
+    elif callable(loss):
+        fn = loss
+    else:
+        raise ValueError(
+            "GLRModel needs one loss for its single output: a Keras loss name, "
+            f"a keras.losses.Loss or a callable. Received: loss={loss!r}"
+        )
+
+    def per_example(y_true, y_pred):
+        values = tf.convert_to_tensor(fn(y_true, y_pred))
+        if values.shape.rank == 0:
+            raise ValueError(
+                f"The loss {loss!r} returned a single number for the whole batch; "
+                "GLR needs one loss value per example (reduction 'none'). Pass a "
+                "keras.losses.Loss or a function returning shape (batch,)."
+            )
+        if values.shape.rank > 1:
+            values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+        return tf.cast(values, "float32")
+
+    return per_example
+
+
+def _repeat(structure, copies):
+    if copies == 1:
+        return structure
+    return tf.nest.map_structure(
+        lambda t: None if t is None else tf.repeat(t, copies, axis=0), structure
+    )
+
+
+class GLRTrainer:
+    """Mixin that trains a Keras model by the GLR estimator.
+
+    Every layer with trainable weights must be noisy (`NoisyDense`,
+    `NoisyConv2D`); weightless layers may sit anywhere.
+    """
+
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        metrics=None,
+        *,
+        copies=100,
+        baseline="loo",
+        antithetic=False,
+        estimator="glr",
+        **kwargs,
+    ):
+        """Configures the model for training, as `keras.Model.compile`.
+
+        Args:
+            optimizer, loss, metrics, **kwargs: as in `keras.Model.compile`.
+                `loss` may be any Keras loss or callable, differentiable or
+                not, or "zero_one" for `keras_glr.losses.ZeroOneLoss`.
+            copies: K, noise copies per example in each step.
+            baseline: "loo" (default) subtracts the leave-one-out mean of the
+                other copies of the same example; "none" subtracts nothing.
+            antithetic: use noise in pairs (r, -r); needs an even `copies`.
+            estimator: "glr" (default); "bp", ordinary backprop through the
+                noiseless network; "bp-noise", backprop through the noisy
+                network (reparameterised), averaged over `copies`.
+        """
+        if loss is None:
+            raise ValueError(
+                "GLRModel.compile needs a `loss`: the GLR estimator multiplies "
+                "each copy's loss by its noise score. Received: loss=None"
+            )
+        if isinstance(loss, str) and loss.lower() in _ZERO_ONE_NAMES:
+            loss = glr_losses.ZeroOneLoss()
+        estimators.check_options(copies, baseline, antithetic, estimator)
+        self._per_copy_loss = per_example_loss(loss)
+        self.glr_config = GLRConfig(copies, baseline, antithetic, estimator)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        self._compile_config.config.update(dataclasses.asdict(self.glr_config))
+        self._estimate_functions = {}
+        if self.built and estimator == "glr":
+            validation.check_layers(self)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # Training, evaluation and prediction -------------------------------------
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        estimate = self._estimate(x, y, sample_weight, self.glr_config.copies, self.glr_config.estimator)
+        self.optimizer.apply(estimate.gradients, self.trainable_variables)
+        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
+        self._loss_tracker.update_state(estimate.loss, sample_weight=batch_size)
+        return self.compute_metrics(x, estimate.y, estimate.y_pred, estimate.sample_weight)
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        validation.assert_finite_inputs(x)
+        return super().test_step(data)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_ready(x, y)
+        with validation.translate_errors():
+            return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        validation.check_arrays(self, x, y)
+        with validation.translate_errors():
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        validation.check_arrays(self, x, None)
+        with validation.translate_errors():
+            return super().predict(x, *args, **kwargs)
+
+    def estimate_gradients(self, x, y, copies=None, sample_weight=None, estimator=None):
+        """Returns the gradient estimate for one batch, without an optimizer step.
+
+        Args:
+            x: inputs, shape (B, ...).
+            y: labels, shape (B,) or (B, C).
+            copies: K; the compiled `copies` if None.
+            sample_weight: optional per-example weights, shape (B,).
+            estimator: "glr", "bp" or "bp-noise"; the compiled one if None.
+
+        Returns:
+            list of tensors aligned with `model.trainable_variables`: the
+            estimate of d/dtheta (1/B) sum_b w_b E[L_b].
+        """
+        copies = self.glr_config.copies if copies is None else copies
+        estimator = estimator or self.glr_config.estimator
+        estimators.check_options(copies, self.glr_config.baseline, self.glr_config.antithetic, estimator)
+        self._check_ready(x, y)
+        key = (copies, estimator)
+        if key not in self._estimate_functions:
+            self._estimate_functions[key] = tf.function(
+                lambda x, y, w: self._estimate(x, y, w, copies, estimator).gradients
+            )
+        with validation.translate_errors():
+            return list(self._estimate_functions[key](x, y, sample_weight))
+
+    # The estimators -------------------------------------------------------------
+
+    def _estimate(self, x, y, sample_weight, copies, estimator):
+        validation.assert_finite_inputs(x)
+        if estimator == "glr":
+            return self._glr_estimate(x, y, sample_weight, copies)
+        noise = estimator == "bp-noise"
+        return self._backprop_estimate(x, y, sample_weight, copies if noise else 1, noise)
+
+    def _forward(self, x, copies, **record_options):
+        """Runs the K-copy forward pass under a recorder; returns (y_pred, record)."""
+        fan_out = copies > 1 and self._can_fan_out()
+        if not fan_out:
+            x = _repeat(x, copies)
+        with recording(copies=copies, fan_out=fan_out, **record_options) as record:
+            y_pred = self(x, training=True)
+        return y_pred, record
+
+    def _copy_losses(self, x, y, y_pred, sample_weight, copies):
+        """Per-copy losses times sample weights, shape (N,), and repeated y, w."""
+        validation.assert_labels(y, y_pred)
+        y = _repeat(y, copies)
+        sample_weight = _repeat(sample_weight, copies)
+        values = self._per_copy_loss(y, y_pred)
+        if sample_weight is not None:
+            values = values * tf.reshape(tf.cast(sample_weight, values.dtype), [-1])
+        return values, y, sample_weight
+
+    def _glr_estimate(self, x, y, sample_weight, copies):
+        validation.check_layers(self)
+        config = self.glr_config
+        with tf.GradientTape() as tape:
+            y_pred, record = self._forward(x, copies, noise=True, local=True, antithetic=config.antithetic)
+            penalty = self._regularization_penalty()
+        losses, y_rep, w_rep = self._copy_losses(x, y, y_pred, sample_weight, copies)
+        losses = tf.stop_gradient(losses)
+        centred = estimators.centre_losses(losses, copies, config.baseline, config.antithetic)
+        terms = tf.cast(tf.shape(losses)[0], losses.dtype) * self._replicas()
+        gradients = estimators.local_gradients(tape, record.entries, centred / terms, self.trainable_variables)
+        gradients = self._add_penalty_gradients(tape, penalty, gradients)
+        self._check_gradients(gradients, "glr")
+        return Estimate(gradients, tf.reduce_mean(losses), y_rep, y_pred, w_rep)
+
+    def _backprop_estimate(self, x, y, sample_weight, copies, noise):
+        config = self.glr_config
+        with tf.GradientTape() as tape:
+            y_pred, _ = self._forward(x, copies, noise=noise, local=False, antithetic=noise and config.antithetic)
+            losses, y_rep, w_rep = self._copy_losses(x, y, y_pred, sample_weight, copies)
+            loss = tf.reduce_mean(losses)
+            objective = loss / self._replicas()
+            penalty = self._regularization_penalty()
+            if penalty is not None:
+                objective = objective + penalty / self._replicas()
+        gradients = tape.gradient(objective, self.trainable_variables)
+        self._check_gradients(gradients, "bp-noise" if noise else "bp")
+        return Estimate(gradients, tf.stop_gradient(loss), y_rep, y_pred, w_rep)
+
+    # Helpers ------------------------------------------------------------------
+
+    def _regularization_penalty(self):
+        """Sum of the weight regularizers' penalties, or None."""
+        penalties = self.losses
+        return tf.add_n(penalties) if penalties else None
+
+    def _add_penalty_gradients(self, tape, penalty, gradients):
+        """Adds the exact gradient of the weight penalty (local to each weight)."""
+        if penalty is None:
+            return gradients
+        extra = tape.gradient(penalty / self._replicas(), self.trainable_variables)
+        return [g if e is None else (e if g is None else g + e) for g, e in zip(gradients, extra)]
+
+    def _check_gradients(self, gradients, estimator):
+        missing = [v.path for v, g in zip(self.trainable_variables, gradients) if g is None]
+        if not missing:
+            return
+        if estimator == "glr":
+            raise ValueError(
+                f"No GLR estimate for {missing}: the layers holding them were not "
+                "called with noise in the forward pass. Every trainable weight "
+                "must belong to a noisy layer that the model calls."
+            )
+        raise ValueError(
+            f"Backpropagation (estimator='{estimator}') found no gradient for "
+            f"{missing}: the network or the loss is not differentiable there "
+            "(step or sign activations, the 0-1 loss). Use estimator='glr'."
+        )
+
+    def _replicas(self):
+        return tf.distribute.get_strategy().num_replicas_in_sync
+
+    def _can_fan_out(self):
+        """True when noise copies may start at the first noisy layer.
+
+        That holds when the model is a chain: one input, and every layer takes
+        a single tensor, so no pre-noise tensor meets a post-noise one.
+        """
+        if isinstance(self, keras.Sequential):
+            return True
+        if len(getattr(self, "inputs", None) or []) != 1:
+            return False
+        for layer in self.layers:
+            for node in layer._inbound_nodes:
+                if len(node.input_tensors) > 1:
+                    return False
+        return True
+
+    def _check_ready(self, x, y):
+        if not getattr(self, "compiled", False) or not hasattr(self, "glr_config"):
+            raise RuntimeError(
+                "The model must be compiled before training: call "
+                "`model.compile(optimizer, loss, metrics, copies=...)` first."
+            )
+        validation.check_arrays(self, x, y)
+        if self.built and self.glr_config.estimator == "glr":
+            validation.check_layers(self)
+
+
+@keras.saving.register_keras_serializable(package="keras_glr")
+class GLRModel(GLRTrainer, keras.Model):
+    """A functional Keras model trained by the GLR estimator.
+
+    Build it like any functional model, `GLRModel(inputs, outputs)`, from
+    noisy layers; compile with the GLR options; train with `fit`.
+    `predict` and `evaluate` are deterministic unless a layer has
+    `noisy_inference=True`.
+    """
+
+
+@keras.saving.register_keras_serializable(package="keras_glr")
+class GLRSequential(GLRTrainer, keras.Sequential):
+    """A Sequential-style `GLRModel`: `GLRSequential([layer, layer, ...])`."""

@@ -1,0 +1,121 @@
+"""Noise distributions injected into pre-activations.
+
+A distribution is a tiny object: `sample(shape, seed)` draws r ~ f and
+`score(r)` returns s(r) = -d log f(r) / dr, the factor the GLR estimator
+multiplies the loss by (DESIGN.md section 1).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+
+def _check_positive(name, value):
+    """Returns `value` as a float, or raises if it is not a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected a "
+            f"positive float. Received: {name}={value!r} "
+            f"(of type {type(value).__name__})"
+        )
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected a "
+            f"finite float > 0. Received: {name}={value!r}"
+        )
+    return value
+
+
+class NoiseDistribution:
+    """Base class: a zero-mean, symmetric density f with a score function."""
+
+    def sample(self, shape, seed):
+        """Draws noise of `shape` using `seed` (a `keras.random.SeedGenerator`)."""
+        raise NotImplementedError
+
+    def score(self, r):
+        """Returns s(r) = -d log f(r) / dr, elementwise, same shape as `r`."""
+        raise NotImplementedError
+
+    def get_config(self):
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_glr")
+class Gaussian(NoiseDistribution):
+    """Gaussian noise N(0, stddev^2); score s(r) = r / stddev^2.
+
+    Args:
+        stddev: float > 0, the standard deviation sigma. The paper uses
+            sigma^2 = 4, i.e. `Gaussian(2.0)`.
+    """
+
+    def __init__(self, stddev=1.0):
+        self.stddev = _check_positive("stddev", stddev)
+
+    def sample(self, shape, seed):
+        return keras.random.normal(shape, stddev=self.stddev, seed=seed)
+
+    def score(self, r):
+        return r / (self.stddev**2)
+
+    def get_config(self):
+        return {"stddev": self.stddev}
+
+    def __repr__(self):
+        return f"Gaussian(stddev={self.stddev})"
+
+
+@keras.saving.register_keras_serializable(package="keras_glr")
+class Laplace(NoiseDistribution):
+    """Laplace noise with density exp(-|r| / b) / (2 b); score s(r) = sign(r) / b.
+
+    Args:
+        scale: float > 0, the scale b (variance 2 b^2).
+    """
+
+    def __init__(self, scale=1.0):
+        self.scale = _check_positive("scale", scale)
+
+    def sample(self, shape, seed):
+        # |r| ~ Exponential(1 / b) drawn as -b log(u), u in (0, 1]; sign +-1.
+        u = 1.0 - keras.random.uniform(shape, seed=seed)
+        positive = keras.random.uniform(shape, seed=seed) < 0.5
+        magnitude = -self.scale * ops.log(u)
+        return ops.where(positive, magnitude, -magnitude)
+
+    def score(self, r):
+        return ops.sign(r) / self.scale
+
+    def get_config(self):
+        return {"scale": self.scale}
+
+    def __repr__(self):
+        return f"Laplace(scale={self.scale})"
+
+
+def get(identifier):
+    """Returns a `NoiseDistribution` from an instance, a config dict or a name.
+
+    Names: "gaussian" and "laplace" (unit scale).
+    """
+    if isinstance(identifier, NoiseDistribution):
+        return identifier
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    if isinstance(identifier, str):
+        by_name = {"gaussian": Gaussian, "normal": Gaussian, "laplace": Laplace}
+        if identifier.lower() in by_name:
+            return by_name[identifier.lower()]()
+    raise ValueError(
+        "Invalid value received for argument `noise`. Expected a "
+        "keras_glr.noise distribution such as `Gaussian(1.0)` or "
+        f"`Laplace(1.0)`, or one of 'gaussian', 'laplace'. Received: "
+        f"noise={identifier!r}"
+    )
