@@ -10,9 +10,9 @@ from keras_glr import estimators
 from keras_glr import layers
 from keras_glr import losses
 from keras_glr import noise
+from keras_glr import recording
 from keras_glr.model import GLRModel
 from keras_glr.model import GLRSequential
-from keras_glr.recording import recording
 
 __version__ = "0.1.0"
 

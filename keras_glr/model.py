@@ -196,7 +196,9 @@ class GLRTrainer:
         key = (copies, estimator)
         if key not in self._estimate_functions:
             self._estimate_functions[key] = tf.function(
-                lambda x, y, w: self._estimate(x, y, w, copies, estimator).gradients
+                lambda x, y, w: self._estimate(x, y, w, copies, estimator).gradients,
+                autograph=False,
+                reduce_retracing=True,
             )
         with validation.translate_errors():
             return list(self._estimate_functions[key](x, y, sample_weight))

@@ -1,0 +1,61 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_glr import recording
+from keras_glr.layers import NoisyConv2D
+from keras_glr.layers import NoisyDense
+from keras_glr.noise import Gaussian
+from keras_glr.noise import Laplace
+
+LAYERS = {
+    "dense": (lambda **kw: NoisyDense(5, "step", **kw), (4, 3)),
+    "conv": (lambda **kw: NoisyConv2D(2, 3, activation="abs", padding="same", **kw), (4, 6, 6, 1)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_inference_is_deterministic_and_noise_only_under_a_recorder(kind):
+    make, shape = LAYERS[kind]
+    layer = make(noise=Gaussian(1.0))
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    np.testing.assert_array_equal(layer(x), layer(x))
+    clean = np.asarray(layer.pre_activation(x))
+    with recording.recording(copies=1) as record:
+        noisy = layer(x)
+    (entry,) = record.entries
+    assert entry.layer is layer and entry.score.shape == clean.shape
+    r = np.asarray(entry.pre_activation) - clean
+    np.testing.assert_allclose(np.asarray(entry.score), r, atol=1e-5)  # Gaussian(1): s(r) = r
+    np.testing.assert_array_equal(noisy, layer.activation(entry.pre_activation))
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_noisy_inference_keeps_noise_on(kind):
+    make, shape = LAYERS[kind]
+    layer = make(noise=Laplace(1.0), noisy_inference=True)
+    x = np.ones(shape, "float32")
+    noisy = layer(x)
+    assert not np.array_equal(layer.activation(layer.pre_activation(x)), noisy)
+    assert not np.array_equal(layer(x), layer(x))
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_config_round_trip(kind):
+    make, shape = LAYERS[kind]
+    layer = make(noise=Laplace(0.5), noisy_inference=True, seed=3, name="noisy")
+    layer.build(shape)
+    config = layer.get_config()
+    restored = type(layer).from_config(config)
+    assert restored.get_config() == config
+    assert isinstance(restored.noise, Laplace) and restored.noise.scale == 0.5
+    assert restored.noisy_inference and restored.seed == 3
+
+
+def test_default_noise_is_unit_gaussian():
+    assert NoisyDense(2).noise.get_config() == {"stddev": 1.0}
+
+
+def test_bad_noise_argument():
+    with pytest.raises(ValueError, match="noise="):
+        NoisyDense(3, noise=0.5)
