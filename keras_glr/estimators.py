@@ -101,17 +101,29 @@ def cotangents(entries, weights):
     return result
 
 
-def local_gradients(tape, entries, weights, variables):
+def local_gradients(tape, entries, weights, variables, penalty=None):
     """GLR estimate: each layer's own VJP of v at cotangent weights * s(r).
 
     The recorded pre-activations were computed from inputs with stopped
     gradients, so one `tape.gradient` call over all layers gives each weight
     only the term of its own layer: no gradient crosses between layers.
+
+    Args:
+        tape: the `tf.GradientTape` that watched the forward pass.
+        entries: the `recording.Entry` list of that pass.
+        weights: per-copy multipliers, shape (N,) (see `cotangents`).
+        variables: the variables to estimate for.
+        penalty: optional scalar weight penalty (regularizers), a function
+            of the weights alone; its exact gradient is added.
     """
     targets = [entry.pre_activation for entry in entries]
+    output_gradients = cotangents(entries, weights)
+    if penalty is not None:
+        targets.append(penalty)
+        output_gradients.append(tf.ones_like(penalty))
     return tape.gradient(
         targets,
         variables,
-        output_gradients=cotangents(entries, weights),
+        output_gradients=output_gradients,
         unconnected_gradients=tf.UnconnectedGradients.NONE,
     )

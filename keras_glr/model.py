@@ -232,17 +232,20 @@ class GLRTrainer:
         return values, y, sample_weight
 
     def _glr_estimate(self, x, y, sample_weight, copies):
-        validation.check_layers(self)
         config = self.glr_config
         with tf.GradientTape() as tape:
             y_pred, record = self._forward(x, copies, noise=True, local=True, antithetic=config.antithetic)
             penalty = self._regularization_penalty()
+            if penalty is not None:
+                penalty = penalty / self._replicas()
+        validation.check_layers(self)  # after the forward pass has built every layer
         losses, y_rep, w_rep = self._copy_losses(x, y, y_pred, sample_weight, copies)
         losses = tf.stop_gradient(losses)
         centred = estimators.centre_losses(losses, copies, config.baseline, config.antithetic)
         terms = tf.cast(tf.shape(losses)[0], losses.dtype) * self._replicas()
-        gradients = estimators.local_gradients(tape, record.entries, centred / terms, self.trainable_variables)
-        gradients = self._add_penalty_gradients(tape, penalty, gradients)
+        gradients = estimators.local_gradients(
+            tape, record.entries, centred / terms, self.trainable_variables, penalty
+        )
         self._check_gradients(gradients, "glr")
         return Estimate(gradients, tf.reduce_mean(losses), y_rep, y_pred, w_rep)
 
@@ -266,13 +269,6 @@ class GLRTrainer:
         """Sum of the weight regularizers' penalties, or None."""
         penalties = self.losses
         return tf.add_n(penalties) if penalties else None
-
-    def _add_penalty_gradients(self, tape, penalty, gradients):
-        """Adds the exact gradient of the weight penalty (local to each weight)."""
-        if penalty is None:
-            return gradients
-        extra = tape.gradient(penalty / self._replicas(), self.trainable_variables)
-        return [g if e is None else (e if g is None else g + e) for g, e in zip(gradients, extra)]
 
     def _check_gradients(self, gradients, estimator):
         missing = [v.path for v, g in zip(self.trainable_variables, gradients) if g is None]

@@ -1,0 +1,262 @@
+"""GLRModel as a Keras model: fit, evaluate, save/load, estimators, bad input."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_glr
+from keras_glr.layers import NoisyConv2D
+from keras_glr.layers import NoisyDense
+from keras_glr.noise import Laplace
+
+SPARSE_CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _data(n=64, dim=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(n, dim)).astype("float32")
+    y = (x[:, :classes].argmax(axis=1)).astype("int32")
+    return x, y
+
+
+def _sequential(activation="step", dim=6, classes=3):
+    return keras_glr.GLRSequential(
+        [keras.Input((dim,)), NoisyDense(8, activation, noise=Laplace(1.0)), NoisyDense(classes)]
+    )
+
+
+def _functional(activation="sigmoid", dim=6, classes=3):
+    inputs = keras.Input((dim,))
+    hidden = NoisyDense(8, activation)(inputs)
+    return keras_glr.GLRModel(inputs, NoisyDense(classes)(hidden))
+
+
+@pytest.mark.parametrize("build", [_sequential, _functional], ids=["sequential", "functional"])
+@pytest.mark.parametrize("loss", ["zero_one", SPARSE_CE], ids=["zero_one", "cross_entropy"])
+def test_fit_behaves_like_keras(build, loss, tmp_path):
+    model = build()
+    model.compile(keras.optimizers.SGD(0.1), loss, ["accuracy"], copies=4)
+    x, y = _data()
+    log = tmp_path / "log.csv"
+    history = model.fit(
+        x, y, batch_size=16, epochs=2, validation_data=_data(seed=1),
+        callbacks=[keras.callbacks.CSVLogger(str(log))], verbose=0,
+    )
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(history.history["loss"]) == 2 and log.read_text().count("\n") == 3
+    assert all(np.isfinite(v) for v in history.history["loss"])
+
+
+def test_fit_moves_every_weight_and_predict_is_deterministic():
+    model = _sequential()
+    model.compile(keras.optimizers.SGD(0.5), "zero_one", copies=8)
+    before = [np.array(v) for v in model.trainable_variables]
+    x, y = _data()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert all(not np.array_equal(b, np.array(v)) for b, v in zip(before, model.trainable_variables))
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_tf_data_and_sample_weights():
+    model = _functional()
+    model.compile("adam", SPARSE_CE, copies=4)
+    x, y = _data()
+    weights = np.linspace(0.5, 1.5, len(x)).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(16)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_sample_weight_scales_the_estimate():
+    model = _functional()
+    model.compile("sgd", SPARSE_CE, copies=4, baseline="none")
+    x, y = _data(n=4)
+    states = [np.asarray(layer.seed_generator.state) for layer in model.layers[1:]]
+    estimates = []
+    for weight in (1.0, 3.0):
+        for layer, state in zip(model.layers[1:], states):
+            layer.seed_generator.state.assign(state)
+        estimates.append(model.estimate_gradients(x, y, sample_weight=np.full(4, weight, "float32")))
+    for one, three in zip(*estimates):
+        np.testing.assert_allclose(three, 3 * np.asarray(one), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("build", [_sequential, _functional], ids=["sequential", "functional"])
+def test_save_load_predicts_the_same_and_keeps_training(build, tmp_path):
+    model = build()
+    model.compile(keras.optimizers.Adam(0.01), "zero_one", ["accuracy"], copies=6, antithetic=True, baseline="loo")
+    x, y = _data()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.glr_config == model.glr_config
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy()
+    loaded.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() + 4
+    assert not np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_noisy_inference_survives_save_and_load(tmp_path):
+    model = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2, noisy_inference=True)])
+    model.compile("sgd", "mse", copies=2)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    x = np.ones((1, 3), "float32")
+    assert not np.array_equal(loaded.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+def test_conv_network_trains():
+    noise = keras_glr.noise.Gaussian(0.5)
+    model = keras_glr.GLRSequential(
+        [
+            keras.Input((8, 8, 1)),
+            NoisyConv2D(4, 3, activation="sigmoid", noise=noise),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            NoisyDense(2, noise=noise),
+        ]
+    )
+    model.compile(keras.optimizers.Adam(0.05), SPARSE_CE, ["accuracy"], copies=32)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(128, 8, 8, 1)).astype("float32") * 0.2
+    y = rng.integers(0, 2, 128)
+    x[y == 1, 2:6, 2:6] += 0.8  # class 1: a bright square
+    model.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    assert model.evaluate(x, y, verbose=0)[1] > 0.95
+
+
+@pytest.mark.parametrize("estimator", ["bp", "bp-noise"])
+def test_backprop_estimators_train_smooth_networks(estimator):
+    model = _functional("sigmoid")
+    model.compile(keras.optimizers.Adam(0.05), SPARSE_CE, ["accuracy"], copies=4, estimator=estimator)
+    x, y = _data(n=256)
+    start = model.evaluate(x, y, verbose=0)[0]
+    model.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    assert model.evaluate(x, y, verbose=0)[0] < start - 0.1
+
+
+def test_bp_estimator_matches_autodiff_of_the_noiseless_network():
+    model = _functional("sigmoid")
+    model.compile("sgd", SPARSE_CE, copies=4, estimator="bp")
+    x, y = _data(n=5)
+    with tf.GradientTape() as tape:
+        loss = SPARSE_CE(y, model(x))
+    expected = tape.gradient(loss, model.trainable_variables)
+    for got, want in zip(model.estimate_gradients(x, y), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_bp_on_a_step_network_says_to_use_glr():
+    model = _sequential("step")
+    model.compile("sgd", SPARSE_CE, copies=2, estimator="bp")
+    with pytest.raises(ValueError, match="not differentiable.*estimator='glr'"):
+        model.estimate_gradients(*_data(n=4))
+
+
+def test_weight_regularizer_gradient_is_added_exactly():
+    model = keras_glr.GLRSequential(
+        [keras.Input((3,)), NoisyDense(2, kernel_regularizer=keras.regularizers.L2(0.5), bias_initializer="ones")]
+    )
+    model.compile("sgd", SPARSE_CE, copies=2, baseline="none")
+    plain = model.estimate_gradients(np.zeros((2, 3), "float32"), np.array([0, 1]))
+    kernel = np.asarray(model.trainable_variables[0])
+    # Zero inputs: the loss term for the kernel is x^T(...) = 0, only 2 * 0.5 * W remains.
+    np.testing.assert_allclose(plain[0], kernel, rtol=1e-5)
+
+
+# Bad input ----------------------------------------------------------------------
+
+
+def _compiled(**options):
+    model = _sequential()
+    model.compile("sgd", SPARSE_CE, copies=4, **options)
+    return model
+
+
+def test_labels_out_of_range():
+    x, y = _data()
+    y[3] = 7
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 3\).*between 0 and 7"):
+        _compiled().fit(x, y, verbose=0)
+
+
+def test_labels_out_of_range_in_a_dataset():
+    x, y = _data()
+    y[3] = -1
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 3\)"):
+        _compiled().fit(dataset, verbose=0)
+
+
+def test_wrong_input_width():
+    x, y = _data(dim=5)
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(batch, 6\); received inputs of shape \(64, 5\)"):
+        _compiled().fit(x, y, verbose=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_inputs(bad):
+    x, y = _data()
+    x[5, 2] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        _compiled().fit(x, y, verbose=0)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        _compiled().fit(dataset, verbose=0)
+
+
+def test_labels_that_do_not_fit_the_output():
+    x, _ = _data()
+    with pytest.raises(ValueError, match="do not fit the model's output shape"):
+        _compiled().fit(x, np.zeros((64, 5), "float32"), verbose=0)
+
+
+def test_copies_below_two_with_leave_one_out():
+    with pytest.raises(ValueError, match="leave-one-out baseline needs at least two copies"):
+        _compiled(baseline="loo").compile("sgd", SPARSE_CE, copies=1)
+    with pytest.raises(ValueError, match="at least two copies"):
+        _compiled().estimate_gradients(*_data(n=2), copies=1)
+
+
+def test_antithetic_with_odd_copies():
+    with pytest.raises(ValueError, match="`copies` must be even. Received: copies=5"):
+        _sequential().compile("sgd", SPARSE_CE, copies=5, antithetic=True)
+
+
+@pytest.mark.parametrize("where", ["compile", "fit"])
+def test_trainable_layer_without_noise(where):
+    inputs = keras.Input((6,))
+    if where == "compile":
+        model = keras_glr.GLRModel(inputs, keras.layers.Dense(3, name="plain")(NoisyDense(4)(inputs)))
+        with pytest.raises(ValueError, match=r"Layer 'plain' \(Dense\).*Use keras_glr.layers.NoisyDense"):
+            model.compile("sgd", SPARSE_CE, copies=2)
+    else:
+        model = keras_glr.GLRSequential([NoisyDense(4), keras.layers.Dense(3, name="plain")])
+        model.compile("sgd", SPARSE_CE, copies=2)
+        with pytest.raises(ValueError, match=r"Layer 'plain' \(Dense\).*no neuronal noise"):
+            model.fit(*_data(), verbose=0)
+
+
+def test_weightless_and_frozen_layers_are_fine():
+    frozen = keras.layers.Dense(6, trainable=False)
+    model = keras_glr.GLRSequential(
+        [keras.Input((6,)), frozen, keras.layers.Dropout(0.1), NoisyDense(3)]
+    )
+    model.compile("sgd", SPARSE_CE, copies=2)
+    model.fit(*_data(), verbose=0)
+
+
+def test_fit_before_compile():
+    with pytest.raises(RuntimeError, match="must be compiled"):
+        _sequential().fit(*_data(), verbose=0)
+
+
+def test_a_loss_that_reduces_the_batch_is_refused():
+    model = _sequential()
+    model.compile("sgd", lambda y, p: tf.reduce_mean(p), copies=2)
+    with pytest.raises(ValueError, match="one loss value per example"):
+        model.fit(*_data(), verbose=0)
