@@ -203,6 +203,19 @@ class GLRTrainer:
         with validation.translate_errors():
             return list(self._estimate_functions[key](x, y, sample_weight))
 
+    def noisy_forward(self, x, passes):
+        """Outputs of `passes` noisy forward passes, shape (B, passes, ...).
+
+        Every noisy layer adds fresh noise in each pass, as at training time;
+        the rest of the network runs in inference mode. Copies begin at the
+        first noisy layer when the model is a chain.
+        """
+        fan_out = passes > 1 and self._can_fan_out()
+        inputs = x if fan_out else _repeat(x, passes)
+        with recording(copies=passes, fan_out=fan_out, local=False):
+            outputs = self(inputs, training=False)
+        return tf.reshape(outputs, tf.concat([[-1, passes], tf.shape(outputs)[1:]], axis=0))
+
     # The estimators -------------------------------------------------------------
 
     def _estimate(self, x, y, sample_weight, copies, estimator):

@@ -1,0 +1,1 @@
+"""Command-line programs of keras_glr: glr-train, glr-export."""

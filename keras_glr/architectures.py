@@ -1,0 +1,57 @@
+"""Ready-made GLR networks: the paper's MLP and a small CNN."""
+
+import keras
+
+from keras_glr.layers import NoisyConv2D
+from keras_glr.layers import NoisyDense
+from keras_glr.model import GLRSequential
+
+
+def parse_hidden(text):
+    """Parses "20" or "50,50" into a tuple of layer widths. Raises ValueError."""
+    try:
+        widths = tuple(int(part) for part in str(text).split(",") if part.strip() != "")
+    except ValueError:
+        widths = ()
+    if not widths or any(w < 1 for w in widths):
+        raise ValueError(
+            f"Invalid hidden layer widths: {text!r}. Expected positive integers "
+            "separated by commas, e.g. '20' or '50,50'."
+        )
+    return widths
+
+
+def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, name="glr_mlp"):
+    """The paper's network: input -> hidden noisy dense layers -> logits.
+
+    Args:
+        input_shape: shape of one input, e.g. (196,); images are flattened.
+        num_classes: width C of the output (logits).
+        hidden: widths of the hidden layers, e.g. (20,) for 196-20-10.
+        activation: hidden activation (see `keras_glr.activations`).
+        noise: the noise distribution of every layer (the output layer is
+            noisy too: GLR estimates its weights from its own noise).
+    """
+    layers = [keras.Input(tuple(input_shape))]
+    if len(input_shape) > 1:
+        layers.append(keras.layers.Flatten())
+    layers += [NoisyDense(w, activation, noise=noise, name=f"hidden_{i + 1}") for i, w in enumerate(hidden)]
+    layers.append(NoisyDense(num_classes, noise=noise, name="logits"))
+    return GLRSequential(layers, name=name)
+
+
+def small_cnn(input_shape, num_classes, filters=(8, 16), activation="step", noise=None, name="glr_cnn"):
+    """conv(3x3) -> 2x2 max-pool per entry of `filters`, then dense logits."""
+    if len(input_shape) == 1:
+        raise ValueError(
+            f"The CNN needs image inputs of shape (height, width, channels); "
+            f"received input_shape={tuple(input_shape)}. Do not flatten the data."
+        )
+    layers = [keras.Input(tuple(input_shape))]
+    for i, f in enumerate(filters):
+        layers += [
+            NoisyConv2D(f, 3, activation=activation, padding="same", noise=noise, name=f"conv_{i + 1}"),
+            keras.layers.MaxPooling2D(),
+        ]
+    layers += [keras.layers.Flatten(), NoisyDense(num_classes, noise=noise, name="logits")]
+    return GLRSequential(layers, name=name)

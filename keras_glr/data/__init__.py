@@ -1,0 +1,8 @@
+"""Datasets as `tf.data` pipelines: mnist5k offline, TFDS, tiny-imagenet."""
+
+from keras_glr.data.errors import DataUnavailableError
+from keras_glr.data.pipeline import DatasetInfo
+from keras_glr.data.pipeline import Splits
+from keras_glr.data.pipeline import load
+
+__all__ = ["DataUnavailableError", "DatasetInfo", "Splits", "load"]

@@ -1,0 +1,57 @@
+"""Export a trained model as a TF SavedModel that serves without keras_glr.
+
+Signatures:
+    serving_default / serve: deterministic class probabilities, shape (B, C).
+    serve_noisy: class probabilities averaged over M noisy forward passes
+        (the paper's noisy prediction), shape (B, C).
+Both take one float32 input named "inputs" of shape (B, ...).
+"""
+
+import keras
+import tensorflow as tf
+
+
+def export_saved_model(model, path, noisy_passes=32, outputs_are_logits=True):
+    """Writes `model` as a SavedModel at `path` with the signatures above.
+
+    Args:
+        model: a built GLR model with one input and one output.
+        path: directory to write (must not exist yet or be empty).
+        noisy_passes: M, the noisy passes averaged by `serve_noisy`.
+        outputs_are_logits: apply a softmax to the model's outputs.
+    """
+    if isinstance(noisy_passes, bool) or not isinstance(noisy_passes, int) or noisy_passes < 1:
+        raise ValueError(
+            "Invalid value received for argument `noisy_passes`. Expected a "
+            f"positive integer. Received: noisy_passes={noisy_passes!r}"
+        )
+    input_shape = tuple(model.inputs[0].shape[1:])
+    spec = tf.TensorSpec((None,) + input_shape, tf.float32, name="inputs")
+
+    def to_probabilities(outputs):
+        return tf.nn.softmax(outputs, axis=-1) if outputs_are_logits else outputs
+
+    def serve(inputs):
+        return to_probabilities(model(inputs, training=False))
+
+    def serve_noisy(inputs):
+        passes = model.noisy_forward(inputs, noisy_passes)
+        return tf.reduce_mean(to_probabilities(passes), axis=1)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", serve, input_signature=[spec])
+    archive.add_endpoint("serve_noisy", serve_noisy, input_signature=[spec])
+    archive.write_out(str(path), verbose=False)
+    return path
+
+
+def describe_signatures(path):
+    """Returns {signature name: (input specs, output specs)} of a SavedModel."""
+    loaded = tf.saved_model.load(str(path))
+    described = {}
+    for name, function in loaded.signatures.items():
+        inputs = {k: (tuple(v.shape), v.dtype.name) for k, v in function.structured_input_signature[1].items()}
+        outputs = {k: (tuple(v.shape), v.dtype.name) for k, v in function.structured_outputs.items()}
+        described[name] = (inputs, outputs)
+    return described
