@@ -31,6 +31,8 @@ from keras_glr import data as data_module
 from keras_glr import estimators
 from keras_glr import noise as noise_module
 from keras_glr.activations import get as get_activation
+from keras_glr.layers.noisy_layer import noise_states
+from keras_glr.layers.noisy_layer import restore_noise_states
 
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")
@@ -201,7 +203,8 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         self.model.save(model_path + ".tmp.keras")
         os.replace(model_path + ".tmp.keras", model_path)
         seconds = self.previous_seconds + time.time() - self.started
-        _write_json(os.path.join(self.folder, "state.json"), {"epochs_done": epoch + 1, "wall_time_seconds": seconds})
+        state = {"epochs_done": epoch + 1, "wall_time_seconds": seconds, "noise_states": noise_states(self.model)}
+        _write_json(os.path.join(self.folder, "state.json"), state)
 
 
 def _write_json(path, values):
@@ -305,6 +308,7 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
     first_epoch = read_json(state_path)["epochs_done"] if resume and os.path.exists(state_path) else 0
     if first_epoch:
         model = keras.saving.load_model(os.path.join(checkpoint, "model.keras"))
+        restore_noise_states(model, read_json(state_path)["noise_states"])
     else:
         model = build_model(config, splits.info, splits.steps_per_epoch)
     previous_time = read_json(state_path)["wall_time_seconds"] if first_epoch else 0.0
@@ -323,6 +327,7 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
             initial_epoch=first_epoch,
             validation_data=splits.validation,
             callbacks=all_callbacks,
+            shuffle=False,  # the stream is already shuffled from the seed
             verbose=verbose,
         )
     return _finish(config, model, splits, run_dir, log_path, previous_time + time.time() - started, first_epoch)

@@ -52,8 +52,8 @@ def load_datasets(name, data_dir=None, validation_fraction=0.1):
         train_split, validation_split = "train", None
     test_split = "test" if "test" in splits else validation_split
     names = [s for s in (train_split, validation_split, test_split) if s is not None]
-    loaded = builder.as_dataset(split=names, as_supervised=True, shuffle_files=False)
-    by_name = dict(zip(names, loaded))
+    loaded = builder.as_dataset(split=names, shuffle_files=False)
+    by_name = {n: d.map(lambda e: (e["image"], e["label"])) for n, d in zip(names, loaded)}
     sizes = {n: splits[n].num_examples for n in names}
     class_names = list(info.features["label"].names)
     return (

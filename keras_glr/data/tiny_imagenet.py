@@ -60,20 +60,25 @@ def _files_and_labels(root):
     return wnids, train, test
 
 
-def _decode(path, label):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    return tf.image.convert_image_dtype(image, tf.float32), label
+def _decode(path):
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
 
 def load_datasets(data_dir):
     """Returns (train, test, class_names): unbatched (image, label) datasets.
 
-    Images are float32 in [0, 1], shape (64, 64, 3) in the official archive.
+    Images are float32 in [0, 1], shape (64, 64, 3) in the official archive;
+    every image must have the size of the first training image.
     """
     wnids, train, test = _files_and_labels(find_root(data_dir))
+    shape = _decode(train[0][0]).shape  # (64, 64, 3) in the official archive
+
+    def decode(path, label):
+        image = tf.ensure_shape(_decode(path), shape)
+        return tf.image.convert_image_dtype(image, tf.float32), label
 
     def dataset(pairs):
         paths, labels = zip(*pairs)
-        return tf.data.Dataset.from_tensor_slices((list(paths), list(labels))).map(_decode)
+        return tf.data.Dataset.from_tensor_slices((list(paths), list(labels))).map(decode)
 
     return dataset(train), dataset(test), wnids, len(train), len(test)

@@ -1,0 +1,126 @@
+"""glr-train and glr-export end to end, on real mnist5k digits."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from apps import export as export_app
+from apps import train as train_app
+from keras_glr import runs
+
+FAST = ["--epochs", "1", "--copies", "8", "--hidden", "8", "--batch-size", "100", "--noisy-passes", "4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert train_app.main(FAST + ["--out", str(out), "--run-name", "short"]) == 0
+    return out / "short"
+
+
+def test_one_epoch_leaves_a_complete_run_directory(finished_run):
+    for name in ("model.keras", "run.json", "training_log.csv", "training_curves.png", "saved_model/saved_model.pb", "checkpoint/model.keras"):
+        assert (finished_run / name).exists(), name
+    assert any((finished_run / "tensorboard").rglob("*tfevents*"))
+    summary = json.loads((finished_run / "run.json").read_text())
+    assert summary["status"] == "finished" and summary["seed"] == 0
+    assert summary["config"]["hidden"] == [8] and summary["config"]["copies"] == 8
+    assert 0.3 < summary["metrics"]["test_accuracy"] <= 1.0
+    assert {"tensorflow", "keras", "keras_glr"} <= set(summary["versions"]) and summary["wall_time_seconds"] > 0
+
+
+def test_saved_model_serves_in_a_fresh_process_without_keras_glr(finished_run, tmp_path):
+    x = np.random.default_rng(0).uniform(size=(16, 196)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(finished_run / 'saved_model')!r})\n"
+        f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+        "p = m.signatures['serving_default'](inputs=x)['output_0'].numpy()\n"
+        "q = m.signatures['serve_noisy'](inputs=x)['output_0'].numpy()\n"
+        "assert 'keras_glr' not in sys.modules\n"
+        "assert np.allclose(p.sum(1), 1, atol=1e-5) and np.allclose(q.sum(1), 1, atol=1e-5)\n"
+        f"np.save({str(tmp_path / 'classes.npy')!r}, p.argmax(1))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=str(tmp_path))
+    model = keras.saving.load_model(finished_run / "model.keras")
+    np.testing.assert_array_equal(np.load(tmp_path / "classes.npy"), model.predict(x, verbose=0).argmax(1))
+
+
+class _InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    config = dict(hidden=(8,), copies=8, epochs=3, batch_size=100, noisy_passes=2)
+    runs.train(runs.RunConfig(run_name="whole", **config), str(tmp_path), verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(runs.RunConfig(run_name="cut", **config), str(tmp_path), verbose=0, callbacks=[_InterruptAfter(2)])
+    assert json.loads((tmp_path / "cut/checkpoint/state.json").read_text())["epochs_done"] == 2
+    assert not (tmp_path / "cut/run.json").exists()
+    result = runs.train(runs.RunConfig(run_name="cut", **config), str(tmp_path), resume=True, verbose=0)
+    assert result.resumed_from_epoch == 2
+    whole = keras.saving.load_model(tmp_path / "whole/model.keras")
+    cut = keras.saving.load_model(tmp_path / "cut/model.keras")
+    for a, b in zip(whole.weights, cut.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7, err_msg=a.path)
+    assert len((tmp_path / "cut/training_log.csv").read_text().strip().splitlines()) == 4
+
+
+def test_glr_export_re_exports_and_prints_signatures(finished_run, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert export_app.main([str(finished_run), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "serving_default" in printed and "serve_noisy" in printed and (out / "saved_model.pb").exists()
+    assert export_app.main([str(finished_run / "model.keras"), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "no_such_data"], "no dataset named 'no_such_data'"),
+        (["--dataset", "fashion_mnist", "--data-dir", "{tmp}/empty"], "not prepared.*does not download"),
+        (["--hidden", "20,x"], "Invalid hidden layer widths: '20,x'"),
+        (["--sigma", "-1"], "Invalid sigma: -1.0"),
+        (["--copies", "1"], "at least two copies"),
+        (["--out", "/proc/forbidden"], "Cannot write to /proc/forbidden"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_non_zero_exit(argv, message, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "runs")]
+    assert train_app.main(FAST + argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("glr-train: error: ") and "Traceback" not in err
+    assert re.search(message, err), err
+    assert not os.path.exists(tmp_path / "runs" / "mnist5k_8_step_ce_glr_seed0" / "model.keras")
+
+
+def test_existing_run_is_never_overwritten_silently(finished_run, capsys):
+    before = (finished_run / "run.json").read_text()
+    model_time = os.path.getmtime(finished_run / "model.keras")
+    argv = FAST + ["--out", str(finished_run.parent), "--run-name", "short"]
+    assert train_app.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--resume" in err and "--overwrite" in err
+    assert (finished_run / "run.json").read_text() == before
+    assert os.path.getmtime(finished_run / "model.keras") == model_time
+    assert train_app.main(argv + ["--resume"]) == 0  # finished: nothing to do, nothing changed
+    assert (finished_run / "run.json").read_text() == before
+    assert train_app.main(argv[:1] + ["2"] + argv[2:] + ["--resume"]) == 2
+    assert "configuration differs in ['epochs']" in capsys.readouterr().err
