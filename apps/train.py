@@ -29,7 +29,9 @@ def build_parser():
     net.add_argument("--sigma", type=float, default=d.sigma, help="standard deviation of the neuronal noise")
     est = p.add_argument_group("estimator")
     est.add_argument("--loss", choices=runs.LOSSES, default=d.loss)
-    est.add_argument("--estimator", choices=("glr", "bp", "bp-noise"), default=d.estimator)
+    est.add_argument("--estimator", choices=("glr", "bp", "bp-noise", "bp-ste"), default=d.estimator,
+                     help="bp-ste: backprop with straight-through step/sign units, the fair control of a step network")
+    est.add_argument("--ste-slope", type=float, default=None, help="bp-ste surrogate: derivative of sigmoid(slope x) instead of the identity")
     est.add_argument("--copies", type=int, default=d.copies, help="K, noise copies per example")
     est.add_argument("--baseline", choices=("loo", "none"), default=d.baseline)
     est.add_argument("--antithetic", action="store_true", help="noise in pairs (r, -r)")
@@ -47,6 +49,9 @@ def build_parser():
     out.add_argument("--resume", action="store_true", help="continue an interrupted run with this name")
     out.add_argument("--overwrite", action="store_true", help="replace an existing run with this name")
     out.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    out.add_argument("--twin-of", default=None, metavar="RUN_DIR",
+                     help="train the BP twin of a GLR run: its configuration with the estimator bp-noise "
+                          "(bp-ste for step/sign units); other network and training options are ignored")
     return p
 
 
@@ -68,6 +73,7 @@ def config_from_args(args):
         baseline=args.baseline,
         antithetic=args.antithetic,
         estimator=args.estimator,
+        ste_slope=args.ste_slope,
         optimizer=args.optimizer,
         learning_rate=args.learning_rate,
         schedule=args.schedule,
@@ -80,6 +86,20 @@ def config_from_args(args):
     )
 
 
+def twin_from_run(run_dir, run_name=None):
+    """The twin configuration of the GLR run in `run_dir`."""
+    import dataclasses
+
+    from keras_glr import runs
+    from keras_glr import twins
+
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir} holds no config.json; --twin-of expects a glr-train run directory.")
+    twin = twins.twin_config(runs.RunConfig.from_json(runs.read_json(path)))
+    return dataclasses.replace(twin, run_name=run_name) if run_name else twin
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.resume and args.overwrite:
@@ -88,8 +108,10 @@ def main(argv=None):
     from keras_glr import runs
 
     try:
-        config = config_from_args(args)
-        result = runs.train(config, args.out, args.resume, args.overwrite, verbose=2 if args.quiet else "auto")
+        config, record = config_from_args(args), {}
+        if args.twin_of:
+            config, record = twin_from_run(args.twin_of, args.run_name), {"twin_of": os.path.abspath(args.twin_of)}
+        result = runs.train(config, args.out, args.resume, args.overwrite, verbose=2 if args.quiet else "auto", record=record)
     except KeyboardInterrupt:
         return common.fail("glr-train", "interrupted. The last finished epoch is saved; continue with the same command and --resume.", 130)
     except common.USER_ERRORS as error:

@@ -103,3 +103,29 @@ def get(identifier):
 def serialize(activation):
     """Returns a config for `activation` that `get` turns back into it."""
     return keras.saving.serialize_keras_object(activation)
+
+
+def straight_through(activation, slope=None):
+    """Returns `activation` with a straight-through gradient, if it has none.
+
+    For `step` and `sign` the forward value is unchanged, and the backward
+    pass uses a surrogate: the identity (slope None), or a sigmoid of the
+    given slope (step: sigmoid(s x); sign: 2 sigmoid(s x) - 1). Other
+    activations are returned as they are.
+
+        y = surrogate(x) + stop_gradient(activation(x) - surrogate(x))
+    """
+    if activation not in (step, sign):
+        return activation
+
+    def surrogate(x):
+        if slope is None:
+            return x
+        smooth = ops.sigmoid(slope * x)
+        return smooth if activation is step else 2.0 * smooth - 1.0
+
+    def with_straight_through_gradient(x):
+        s = surrogate(x)
+        return s + ops.stop_gradient(activation(x) - s)
+
+    return with_straight_through_gradient

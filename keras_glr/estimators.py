@@ -13,11 +13,16 @@ rows b*K .. b*K + K - 1.
 import tensorflow as tf
 
 BASELINES = ("loo", "none")
-ESTIMATORS = ("glr", "bp", "bp-noise")
+ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
 
 
-def check_options(copies, baseline, antithetic, estimator):
+def check_options(copies, baseline, antithetic, estimator, ste_slope=None):
     """Validates the GLR options; raises ValueError naming the bad argument."""
+    if ste_slope is not None and (isinstance(ste_slope, bool) or not isinstance(ste_slope, (int, float)) or not ste_slope > 0):
+        raise ValueError(
+            "Invalid value received for argument `ste_slope`. Expected None "
+            f"(identity) or a float > 0. Received: ste_slope={ste_slope!r}"
+        )
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
         raise ValueError(
             "Invalid value received for argument `copies`. Expected a positive "

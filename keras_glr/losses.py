@@ -35,6 +35,20 @@ def zero_one(y_true, y_pred):
     return ops.cast(wrong, "float32")
 
 
+def cross_entropy_from_logits(y_true, y_pred):
+    """Per-example softmax cross-entropy of logits; sparse or one-hot labels.
+
+    The differentiable stand-in for the 0-1 loss when an estimator needs a
+    gradient of the loss itself (estimator="bp-ste").
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.convert_to_tensor(y_true)
+    if _is_one_hot(y_true, y_pred):
+        return keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True)
+    labels = ops.reshape(y_true, ops.shape(y_pred)[:-1])
+    return keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
+
+
 @keras.saving.register_keras_serializable(package="keras_glr")
 class ZeroOneLoss(keras.losses.Loss):
     """The 0-1 loss: the fraction of examples whose arg-max is wrong.

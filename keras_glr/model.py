@@ -32,6 +32,7 @@ class GLRConfig:
     baseline: str = "loo"
     antithetic: bool = False
     estimator: str = "glr"
+    ste_slope: float = None
 
 
 @dataclasses.dataclass
@@ -107,6 +108,7 @@ class GLRTrainer:
         baseline="loo",
         antithetic=False,
         estimator="glr",
+        ste_slope=None,
         **kwargs,
     ):
         """Configures the model for training, as `keras.Model.compile`.
@@ -121,7 +123,14 @@ class GLRTrainer:
             antithetic: use noise in pairs (r, -r); needs an even `copies`.
             estimator: "glr" (default); "bp", ordinary backprop through the
                 noiseless network; "bp-noise", backprop through the noisy
-                network (reparameterised), averaged over `copies`.
+                network (reparameterised), averaged over `copies`; "bp-ste",
+                as "bp-noise" with step and sign units passing the gradient
+                straight through, and the 0-1 loss replaced by softmax
+                cross-entropy of the outputs for the gradient only (the
+                reported loss stays the 0-1 loss). The fair BP control for
+                step networks.
+            ste_slope: for "bp-ste": None passes the gradient through as the
+                identity; a float s uses the derivative of sigmoid(s x).
         """
         if loss is None:
             raise ValueError(
@@ -130,9 +139,12 @@ class GLRTrainer:
             )
         if isinstance(loss, str) and loss.lower() in _ZERO_ONE_NAMES:
             loss = glr_losses.ZeroOneLoss()
-        estimators.check_options(copies, baseline, antithetic, estimator)
+        estimators.check_options(copies, baseline, antithetic, estimator, ste_slope)
         self._per_copy_loss = per_example_loss(loss)
-        self.glr_config = GLRConfig(copies, baseline, antithetic, estimator)
+        self._surrogate_loss = None  # what "bp-ste" differentiates for the 0-1 loss
+        if isinstance(loss, glr_losses.ZeroOneLoss):
+            self._surrogate_loss = glr_losses.cross_entropy_from_logits
+        self.glr_config = GLRConfig(copies, baseline, antithetic, estimator, ste_slope)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._compile_config.config.update(dataclasses.asdict(self.glr_config))
         self._estimate_functions = {}
@@ -183,7 +195,7 @@ class GLRTrainer:
             y: labels, shape (B,) or (B, C).
             copies: K; the compiled `copies` if None.
             sample_weight: optional per-example weights, shape (B,).
-            estimator: "glr", "bp" or "bp-noise"; the compiled one if None.
+            estimator: "glr", "bp", "bp-noise" or "bp-ste"; the compiled one if None.
 
         Returns:
             list of tensors aligned with `model.trainable_variables`: the
@@ -191,7 +203,7 @@ class GLRTrainer:
         """
         copies = self.glr_config.copies if copies is None else copies
         estimator = estimator or self.glr_config.estimator
-        estimators.check_options(copies, self.glr_config.baseline, self.glr_config.antithetic, estimator)
+        estimators.check_options(copies, self.glr_config.baseline, self.glr_config.antithetic, estimator, self.glr_config.ste_slope)
         self._check_ready(x, y)
         key = (copies, estimator)
         if key not in self._estimate_functions:
@@ -222,8 +234,10 @@ class GLRTrainer:
         validation.assert_finite_inputs(x)
         if estimator == "glr":
             return self._glr_estimate(x, y, sample_weight, copies)
-        noise = estimator == "bp-noise"
-        return self._backprop_estimate(x, y, sample_weight, copies if noise else 1, noise)
+        if estimator == "bp":
+            return self._backprop_estimate(x, y, sample_weight, 1, noise=False)
+        straight_through = {"slope": self.glr_config.ste_slope} if estimator == "bp-ste" else False
+        return self._backprop_estimate(x, y, sample_weight, copies, True, straight_through)
 
     def _forward(self, x, copies, **record_options):
         """Runs the K-copy forward pass under a recorder; returns (y_pred, record)."""
@@ -262,18 +276,27 @@ class GLRTrainer:
         self._check_gradients(gradients, "glr")
         return Estimate(gradients, tf.reduce_mean(losses), y_rep, y_pred, w_rep)
 
-    def _backprop_estimate(self, x, y, sample_weight, copies, noise):
+    def _backprop_estimate(self, x, y, sample_weight, copies, noise, straight_through=False):
         config = self.glr_config
         with tf.GradientTape() as tape:
-            y_pred, _ = self._forward(x, copies, noise=noise, local=False, antithetic=noise and config.antithetic)
+            y_pred, _ = self._forward(
+                x, copies, noise=noise, local=False, antithetic=noise and config.antithetic,
+                straight_through=straight_through,
+            )
             losses, y_rep, w_rep = self._copy_losses(x, y, y_pred, sample_weight, copies)
             loss = tf.reduce_mean(losses)
-            objective = loss / self._replicas()
+            objective = loss
+            if straight_through and self._surrogate_loss is not None:
+                surrogate = tf.cast(self._surrogate_loss(y_rep, y_pred), losses.dtype)
+                if w_rep is not None:
+                    surrogate = surrogate * tf.reshape(tf.cast(w_rep, surrogate.dtype), [-1])
+                objective = tf.reduce_mean(surrogate)
+            objective = objective / self._replicas()
             penalty = self._regularization_penalty()
             if penalty is not None:
                 objective = objective + penalty / self._replicas()
         gradients = tape.gradient(objective, self.trainable_variables)
-        self._check_gradients(gradients, "bp-noise" if noise else "bp")
+        self._check_gradients(gradients, config.estimator if noise else "bp")
         return Estimate(gradients, tf.stop_gradient(loss), y_rep, y_pred, w_rep)
 
     # Helpers ------------------------------------------------------------------
@@ -296,7 +319,8 @@ class GLRTrainer:
         raise ValueError(
             f"Backpropagation (estimator='{estimator}') found no gradient for "
             f"{missing}: the network or the loss is not differentiable there "
-            "(step or sign activations, the 0-1 loss). Use estimator='glr'."
+            "(step or sign activations, the 0-1 loss). Use estimator='glr', or "
+            "estimator='bp-ste' for step and sign units."
         )
 
     def _replicas(self):

@@ -55,9 +55,12 @@ class ForwardRecord:
             example are partners. Needs an even K.
         fan_out: True when the model's input has one row per example; the
             first noisy layer then repeats its pre-activation K times.
+        straight_through: False, or a dict {"slope": None or float}: step
+            and sign units then pass gradients straight through (see
+            `keras_glr.activations.straight_through`).
     """
 
-    def __init__(self, copies=1, noise=True, local=True, antithetic=False, fan_out=False):
+    def __init__(self, copies=1, noise=True, local=True, antithetic=False, fan_out=False, straight_through=False):
         if antithetic and copies % 2:
             raise ValueError(f"Antithetic noise needs an even number of copies. Received: copies={copies}")
         self.copies = copies
@@ -65,6 +68,7 @@ class ForwardRecord:
         self.local = local
         self.antithetic = antithetic
         self.fanned_out = not fan_out
+        self.straight_through = straight_through
         self.entries = []
 
     def perturb(self, layer, v):

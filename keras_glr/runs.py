@@ -67,6 +67,7 @@ class RunConfig:
     baseline: str = "loo"
     antithetic: bool = False
     estimator: str = "glr"
+    ste_slope: float = None
     optimizer: str = "adam"
     learning_rate: float = 0.01
     schedule: str = "constant"
@@ -123,7 +124,7 @@ class RunConfig:
         if not self.hidden or any(not isinstance(w, int) or w < 1 for w in self.hidden):
             raise ValueError(f"Invalid hidden: {self.hidden!r}. Expected positive layer widths such as (20,) or (50, 50).")
         get_activation(self.activation)
-        estimators.check_options(self.copies, self.baseline, self.antithetic, self.estimator)
+        estimators.check_options(self.copies, self.baseline, self.antithetic, self.estimator, self.ste_slope)
         if self.run_name is not None and (not self.run_name or os.sep in self.run_name or self.run_name in (".", "..")):
             raise ValueError(f"Invalid run name: {self.run_name!r}. Use a plain folder name without '{os.sep}'.")
 
@@ -184,6 +185,7 @@ def build_model(config, info, steps_per_epoch):
         baseline=config.baseline,
         antithetic=config.antithetic,
         estimator=config.estimator,
+        ste_slope=config.ste_slope,
     )
     return model
 
@@ -277,7 +279,7 @@ class RunResult:
     finished: bool
 
 
-def train(config, root="saved_models", resume=False, overwrite=False, verbose="auto", callbacks=()):
+def train(config, root="saved_models", resume=False, overwrite=False, verbose="auto", callbacks=(), record=None):
     """Trains `config` into `root/<run name>/` and returns a `RunResult`.
 
     Args:
@@ -288,6 +290,7 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
         verbose: Keras progress display (1 = progress bar, 2 = a line per
             epoch, 0 = silent, "auto").
         callbacks: extra Keras callbacks, run after the checkpoint.
+        record: extra entries for run.json (e.g. {"twin_of": path}).
 
     Raises:
         ValueError / RunError: bad options or an unusable run directory.
@@ -330,10 +333,26 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
             shuffle=False,  # the stream is already shuffled from the seed
             verbose=verbose,
         )
-    return _finish(config, model, splits, run_dir, log_path, previous_time + time.time() - started, first_epoch)
+    elapsed = previous_time + time.time() - started
+    return _finish(config, model, splits, run_dir, log_path, elapsed, first_epoch, record or {})
 
 
-def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch):
+def describe_gradient(config):
+    """One line for run.json: what the estimator differentiates."""
+    if config.estimator == "glr":
+        return "GLR: per-layer likelihood-ratio estimate from the loss value and the noise score"
+    if config.estimator == "bp":
+        return "backprop through the noiseless network"
+    if config.estimator == "bp-noise":
+        return "backprop through the noisy network (reparameterised)"
+    surrogate = "identity" if config.ste_slope is None else f"derivative of sigmoid({config.ste_slope} x)"
+    note = f"backprop through the noisy network; step/sign units pass the gradient straight through ({surrogate})"
+    if config.loss == "zero-one":
+        note += "; the 0-1 loss is replaced by softmax cross-entropy for the gradient only"
+    return note
+
+
+def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, record):
     from keras_glr import export
     from keras_glr import plots
 
@@ -359,6 +378,8 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch):
         "epochs": config.epochs,
         "resumed_from_epoch": first_epoch,
         "seed": config.seed,
+        "gradient": describe_gradient(config),
+        **record,
         "wall_time_seconds": round(wall_time, 2),
         "data": dataclasses.asdict(splits.info),
         "versions": _versions(),

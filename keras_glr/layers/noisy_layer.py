@@ -47,6 +47,8 @@ class NoisyLayer:
             v = record.perturb(self, v)
         elif self.noisy_inference:
             v = v + self.noise.sample(ops.shape(v), seed=self.seed_generator)
+        if record is not None and record.straight_through:
+            return activations.straight_through(self.activation, record.straight_through["slope"])(v)
         return self.activation(v)
 
     def _noise_config(self):

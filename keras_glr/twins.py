@@ -1,0 +1,33 @@
+"""Fair controls: the backprop twin of a GLR run.
+
+A robustness claim for GLR is only worth something against a BP network
+trained with the same neuronal noise, optimizer, learning rate, schedule,
+epochs, batch size and seed (DESIGN.md section 3, "Controls that matter").
+The twin differs from its GLR run in the estimator alone:
+    - "bp-ste" for step and sign units (backprop has no gradient there; the
+      straight-through estimator is the fair control),
+    - "bp-noise" otherwise.
+"""
+
+import dataclasses
+
+STEP_LIKE = ("step", "threshold", "heaviside", "sign")
+
+
+def twin_estimator(activation):
+    """The BP estimator that is the fair control for `activation`."""
+    return "bp-ste" if str(activation).lower() in STEP_LIKE else "bp-noise"
+
+
+def twin_config(config):
+    """Returns the twin of a GLR `RunConfig`: same everything, BP estimator.
+
+    Raises ValueError if `config` is not a GLR configuration.
+    """
+    if config.estimator != "glr":
+        raise ValueError(
+            f"A twin is the BP control of a GLR run; this run's estimator is "
+            f"{config.estimator!r}. Pass the GLR run's directory."
+        )
+    run_name = f"{config.run_name}_twin" if config.run_name else None
+    return dataclasses.replace(config, estimator=twin_estimator(config.activation), run_name=run_name)
