@@ -2,7 +2,7 @@
 
     model = GLRSequential([keras.Input((196,)),
                            NoisyDense(20, "step"), NoisyDense(10)])
-    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"],
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"],
                   copies=100)
     model.fit(x, y, epochs=5)
 
@@ -102,6 +102,7 @@ class GLRTrainer:
         self,
         optimizer="rmsprop",
         loss=None,
+        loss_weights=None,
         metrics=None,
         *,
         copies=100,
@@ -114,7 +115,9 @@ class GLRTrainer:
         """Configures the model for training, as `keras.Model.compile`.
 
         Args:
-            optimizer, loss, metrics, **kwargs: as in `keras.Model.compile`.
+            optimizer, loss, metrics, **kwargs: as in `keras.Model.compile`
+                (same argument order; `loss_weights` must be None or 1: a
+                GLR model has one output).
                 `loss` may be any Keras loss or callable, differentiable or
                 not, or "zero_one" for `keras_glr.losses.ZeroOneLoss`.
             copies: K, noise copies per example in each step.
@@ -136,6 +139,12 @@ class GLRTrainer:
             raise ValueError(
                 "GLRModel.compile needs a `loss`: the GLR estimator multiplies "
                 "each copy's loss by its noise score. Received: loss=None"
+            )
+        if loss_weights not in (None, 1, 1.0):
+            raise ValueError(
+                "GLRModel has a single output, so `loss_weights` does not apply. "
+                f"Received: loss_weights={loss_weights!r}. Pass metrics by keyword: "
+                "compile(optimizer, loss, metrics=[...])."
             )
         if isinstance(loss, str) and loss.lower() in _ZERO_ONE_NAMES:
             loss = glr_losses.ZeroOneLoss()
@@ -215,16 +224,17 @@ class GLRTrainer:
         with validation.translate_errors():
             return list(self._estimate_functions[key](x, y, sample_weight))
 
-    def noisy_forward(self, x, passes):
+    def noisy_forward(self, x, passes, straight_through=False):
         """Outputs of `passes` noisy forward passes, shape (B, passes, ...).
 
         Every noisy layer adds fresh noise in each pass, as at training time;
         the rest of the network runs in inference mode. Copies begin at the
-        first noisy layer when the model is a chain.
+        first noisy layer when the model is a chain. `straight_through`
+        ({"slope": ...}) gives step and sign units a surrogate gradient.
         """
         fan_out = passes > 1 and self._can_fan_out()
         inputs = x if fan_out else _repeat(x, passes)
-        with recording(copies=passes, fan_out=fan_out, local=False):
+        with recording(copies=passes, fan_out=fan_out, local=False, straight_through=straight_through):
             outputs = self(inputs, training=False)
         return tf.reshape(outputs, tf.concat([[-1, passes], tf.shape(outputs)[1:]], axis=0))
 

@@ -180,7 +180,7 @@ def build_model(config, info, steps_per_epoch):
     model.compile(
         make_optimizer(config, steps_per_epoch),
         make_loss(config),
-        ["accuracy"],
+        metrics=["accuracy"],
         copies=config.copies,
         baseline=config.baseline,
         antithetic=config.antithetic,

@@ -42,7 +42,7 @@ def test_straight_through_leaves_smooth_activations_alone():
 def test_bp_ste_trains_a_step_network_on_mnist(loss):
     (x_train, y_train), (x_test, y_test) = _mnist14()
     model = keras_glr.GLRSequential([keras.Input((196,)), NoisyDense(20, "step"), NoisyDense(10)])
-    model.compile(keras.optimizers.Adam(0.01), loss, ["accuracy"], copies=4, estimator="bp-ste")
+    model.compile(keras.optimizers.Adam(0.01), loss, metrics=["accuracy"], copies=4, estimator="bp-ste")
     model.fit(x_train, y_train, batch_size=32, epochs=4, verbose=0)
     assert model.evaluate(x_test, y_test, verbose=0)[1] >= 0.8
 

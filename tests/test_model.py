@@ -36,7 +36,7 @@ def _functional(activation="sigmoid", dim=6, classes=3):
 @pytest.mark.parametrize("loss", ["zero_one", SPARSE_CE], ids=["zero_one", "cross_entropy"])
 def test_fit_behaves_like_keras(build, loss, tmp_path):
     model = build()
-    model.compile(keras.optimizers.SGD(0.1), loss, ["accuracy"], copies=4)
+    model.compile(keras.optimizers.SGD(0.1), loss, metrics=["accuracy"], copies=4)
     x, y = _data()
     log = tmp_path / "log.csv"
     history = model.fit(
@@ -85,7 +85,7 @@ def test_sample_weight_scales_the_estimate():
 @pytest.mark.parametrize("build", [_sequential, _functional], ids=["sequential", "functional"])
 def test_save_load_predicts_the_same_and_keeps_training(build, tmp_path):
     model = build()
-    model.compile(keras.optimizers.Adam(0.01), "zero_one", ["accuracy"], copies=6, antithetic=True, baseline="loo")
+    model.compile(keras.optimizers.Adam(0.01), "zero_one", metrics=["accuracy"], copies=6, antithetic=True, baseline="loo")
     x, y = _data()
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     path = tmp_path / "model.keras"
@@ -120,7 +120,7 @@ def test_conv_network_trains():
             NoisyDense(2, noise=noise),
         ]
     )
-    model.compile(keras.optimizers.Adam(0.05), SPARSE_CE, ["accuracy"], copies=32)
+    model.compile(keras.optimizers.Adam(0.05), SPARSE_CE, metrics=["accuracy"], copies=32)
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(128, 8, 8, 1)).astype("float32") * 0.2
     y = rng.integers(0, 2, 128)
@@ -132,7 +132,7 @@ def test_conv_network_trains():
 @pytest.mark.parametrize("estimator", ["bp", "bp-noise"])
 def test_backprop_estimators_train_smooth_networks(estimator):
     model = _functional("sigmoid")
-    model.compile(keras.optimizers.Adam(0.05), SPARSE_CE, ["accuracy"], copies=4, estimator=estimator)
+    model.compile(keras.optimizers.Adam(0.05), SPARSE_CE, metrics=["accuracy"], copies=4, estimator=estimator)
     x, y = _data(n=256)
     start = model.evaluate(x, y, verbose=0)[0]
     model.fit(x, y, epochs=10, batch_size=32, verbose=0)
@@ -260,3 +260,12 @@ def test_a_loss_that_reduces_the_batch_is_refused():
     model.compile("sgd", lambda y, p: tf.reduce_mean(p), copies=2)
     with pytest.raises(ValueError, match="one loss value per example"):
         model.fit(*_data(), verbose=0)
+
+
+def test_compile_takes_arguments_in_keras_order():
+    model = _sequential()
+    with pytest.raises(ValueError, match="Pass metrics by keyword"):
+        model.compile("sgd", SPARSE_CE, ["accuracy"], copies=2)
+    model.compile("sgd", SPARSE_CE, None, ["accuracy"], copies=2)
+    history = model.fit(*_data(), verbose=0)
+    assert "accuracy" in history.history

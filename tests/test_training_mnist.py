@@ -25,7 +25,7 @@ def test_step_network_reaches_85_percent_on_held_out_digits():
     model.compile(
         keras.optimizers.Adam(0.01),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        ["accuracy"],
+        metrics=["accuracy"],
         copies=100,
     )
     model.fit(x_train, y_train, batch_size=32, epochs=12, verbose=0)

@@ -1,0 +1,121 @@
+"""Adversarial attacks with one signature: `attack(model_fn, x, y, eps)`.
+
+`model_fn` is any callable returning logits. FGSM, PGD (L-inf and L2), the
+basic and momentum iterative methods, Carlini-Wagner L2 and SPSA come from
+cleverhans 4; L-BFGS is `lbfgs.py`. Minimum-norm attacks (L-BFGS, CW) take
+no epsilon: they are marked `uses_eps=False` and run once per model.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from keras_glr.robustness.attacks.lbfgs import lbfgs
+from keras_glr.robustness.attacks.surrogate_gradients import bpda_model_fn
+from keras_glr.robustness.attacks.surrogate_gradients import eot_model_fn
+from keras_glr.robustness.attacks.surrogate_gradients import has_noisy_prediction
+
+
+@dataclasses.dataclass(frozen=True)
+class Attack:
+    name: str
+    description: str
+    uses_eps: bool
+    run: object  # (model_fn, x, y, eps) -> x_adv
+
+
+def _fgsm(model_fn, x, y, eps):
+    from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
+
+    return fast_gradient_method(model_fn, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y)
+
+
+def _pgd(norm):
+    def run(model_fn, x, y, eps):
+        from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+
+        return projected_gradient_descent(
+            model_fn, x, eps, eps_iter=eps / 8, nb_iter=20, norm=norm,
+            clip_min=0.0, clip_max=1.0, y=y, rand_init=True, sanity_checks=False,
+        )
+
+    return run
+
+
+def _bim(model_fn, x, y, eps):
+    from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
+
+    return basic_iterative_method(model_fn, x, eps, eps / 8, 20, np.inf, clip_min=0.0, clip_max=1.0, y=y, sanity_checks=False)
+
+
+def _mim(model_fn, x, y, eps):
+    from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
+
+    return momentum_iterative_method(model_fn, x, eps, eps / 8, 20, np.inf, clip_min=0.0, clip_max=1.0, y=y, sanity_checks=False)
+
+
+def _cw(model_fn, x, y, eps):
+    from cleverhans.tf2.attacks.carlini_wagner_l2 import carlini_wagner_l2
+
+    return carlini_wagner_l2(model_fn, x, y=y, clip_min=0.0, clip_max=1.0, max_iterations=100, binary_search_steps=4)
+
+
+def _spsa(model_fn, x, y, eps):
+    from cleverhans.tf2.attacks.spsa import spsa
+
+    rows = [
+        spsa(model_fn, x[i : i + 1], y[i : i + 1], eps, 20, clip_min=0.0, clip_max=1.0, spsa_samples=64)
+        for i in range(len(x))
+    ]
+    return tf.concat(rows, axis=0)
+
+
+def _lbfgs(model_fn, x, y, eps):
+    return lbfgs(model_fn, np.asarray(x), y=np.asarray(y))
+
+
+ATTACKS = {
+    a.name: a
+    for a in (
+        Attack("fgsm", "fast gradient sign method, L-inf", True, _fgsm),
+        Attack("pgd", "projected gradient descent, L-inf, 20 steps", True, _pgd(np.inf)),
+        Attack("pgd-l2", "projected gradient descent, L2 (eps is an L2 radius), 20 steps", True, _pgd(2)),
+        Attack("bim", "basic iterative method, L-inf, 20 steps", True, _bim),
+        Attack("mim", "momentum iterative method, L-inf, 20 steps", True, _mim),
+        Attack("cw", "Carlini-Wagner L2, minimum norm", False, _cw),
+        Attack("spsa", "SPSA, gradient-free, L-inf, 20 steps", True, _spsa),
+        Attack("lbfgs", "L-BFGS (Szegedy et al. 2014), minimum norm", False, _lbfgs),
+    )
+}
+NAMES = tuple(ATTACKS)
+
+
+def get(name):
+    if name not in ATTACKS:
+        raise ValueError(f"Unknown attack: {name!r}. Expected one of {list(NAMES)}.")
+    return ATTACKS[name]
+
+
+def parse_names(text):
+    """Parses a comma-separated list ("all" for every attack)."""
+    if text in (None, "", "none"):
+        return ()
+    names = NAMES if text == "all" else tuple(p.strip() for p in text.split(",") if p.strip())
+    for name in names:
+        get(name)
+    return names
+
+
+def parse_eps(text):
+    """Parses "0.05,0.1" into epsilons; negative or non-numeric values are errors."""
+    try:
+        values = tuple(float(p) for p in str(text).split(",") if p.strip())
+    except ValueError:
+        raise ValueError(f"Invalid --eps {text!r}: expected numbers separated by commas, e.g. 0.05,0.1,0.2.") from None
+    if not values or any(not np.isfinite(v) or v < 0 for v in values):
+        raise ValueError(f"Invalid --eps {text!r}: every epsilon must be a finite number >= 0.")
+    return values
+
+
+__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "parse_names"]
