@@ -28,6 +28,8 @@ def test_mnist5k_split_is_disjoint_and_stable_under_a_seed():
 
 def test_load_mnist5k_resized_and_flattened():
     splits = data.load("mnist5k", batch_size=50, image_size=14, flatten=True, seed=1)
+    other_seed = data.load("mnist5k", batch_size=2000, image_size=14, flatten=True, seed=2)
+    np.testing.assert_array_equal(next(iter(splits.test.unbatch().batch(2000)))[1], next(iter(other_seed.test))[1])
     assert splits.info.input_shape == (196,) and splits.info.num_classes == 10
     assert splits.info.sizes == {"train": 2700, "validation": 300, "test": 2000}
     x, y = next(iter(splits.train))

@@ -97,7 +97,7 @@ def _check_arguments(batch_size, image_size, validation_fraction):
         raise ValueError(f"Invalid value received for argument `validation_fraction`. Expected a number in [0, 1). Received: validation_fraction={validation_fraction!r}")
 
 
-def load(name="mnist5k", *, batch_size=32, image_size=None, flatten=False, seed=0, validation_fraction=0.1, data_dir=None):
+def load(name="mnist5k", *, batch_size=32, image_size=None, flatten=False, seed=0, validation_fraction=0.1, data_dir=None, split_seed=0):
     """Returns `Splits` of batched, cached, prefetched `tf.data` pipelines.
 
     Args:
@@ -109,7 +109,11 @@ def load(name="mnist5k", *, batch_size=32, image_size=None, flatten=False, seed=
         image_size: resize images to this size (int or (h, w)) by area
             averaging; the paper uses 14 for MNIST. None keeps the size.
         flatten: flatten each image to a vector, for dense networks.
-        seed: seed of the split (mnist5k) and of the shuffling.
+        seed: seed of the shuffling.
+        split_seed: seed of the train / validation / test split where the
+            source has none of its own (mnist5k, tiny_imagenet validation).
+            Kept apart from `seed` so that runs with different seeds are
+            tested on the same held-out examples.
         validation_fraction: share of the training data held out for
             validation when the source has no validation split.
         data_dir: TFDS data directory, or the tiny-imagenet folder.
@@ -122,8 +126,8 @@ def load(name="mnist5k", *, batch_size=32, image_size=None, flatten=False, seed=
     """
     _check_arguments(batch_size, image_size, validation_fraction)
     if name == "mnist5k":
-        (x_train, y_train), (x_test, y_test) = mnist5k.load_arrays(seed)
-        order = np.random.default_rng(seed + 1).permutation(len(x_train))
+        (x_train, y_train), (x_test, y_test) = mnist5k.load_arrays(split_seed)
+        order = np.random.default_rng(split_seed + 1).permutation(len(x_train))
         n_validation = int(round(len(x_train) * validation_fraction))
         held, kept = order[:n_validation], order[n_validation:]
         train = tf.data.Dataset.from_tensor_slices((x_train[kept], y_train[kept]))
@@ -133,7 +137,7 @@ def load(name="mnist5k", *, batch_size=32, image_size=None, flatten=False, seed=
         sizes = (len(kept), n_validation, len(x_test))
     elif name == "tiny_imagenet":
         full_train, test, class_names, n_train, n_test = tiny_imagenet.load_datasets(data_dir)
-        full_train = full_train.shuffle(n_train, seed=seed, reshuffle_each_iteration=False)
+        full_train = full_train.shuffle(n_train, seed=split_seed, reshuffle_each_iteration=False)
         n_validation = int(round(n_train * validation_fraction))
         validation = full_train.take(n_validation) if n_validation else None
         train = full_train.skip(n_validation)

@@ -1,0 +1,97 @@
+"""glr-evaluate: clean, adversarial and corrupted accuracy of saved models.
+
+Writes a Markdown table (models as rows, like the paper's Tables I and II),
+CSV, JSON and PNG plots into --out. Runs that differ only in their seed share
+a row (mean ± standard deviation).
+"""
+
+import argparse
+import os
+import sys
+
+from apps import common
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="glr-evaluate", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("models", nargs="+", help="run directories (saved_models/<run>) or .keras files")
+    p.add_argument("--surrogate", default=None, help="model to craft transfer attacks on (the paper: a BP MLP with two hidden layers)")
+    p.add_argument("--attacks", default="fgsm,lbfgs", help="comma-separated: fgsm, pgd, pgd-l2, bim, mim, cw, spsa, lbfgs, or all / none")
+    p.add_argument("--eps", default="0.05,0.1,0.2", help="epsilons of the epsilon attacks (L-inf; the L2 radius for pgd-l2)")
+    p.add_argument("--corruptions", default="paper", help="paper (the four of Table II), all, none, or comma-separated names")
+    p.add_argument("--mode", choices=("auto", "transfer", "whitebox"), default="auto", help="auto: transfer with --surrogate, else whitebox (BPDA / EOT)")
+    p.add_argument("--examples", type=int, default=1000, help="test examples to use")
+    p.add_argument("--dataset", default=None, help="dataset for .keras files without a run directory (default mnist5k)")
+    p.add_argument("--image-size", type=int, default=None, help="image size for .keras files without a run directory (default 14)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--save-samples", default=None, metavar="DIR", help="save the adversarial and corrupted inputs here")
+    p.add_argument("--samples-from", default=None, metavar="DIR", help="reuse inputs saved with --save-samples")
+    p.add_argument("--out", default="evaluation", help="folder for the table, CSV, JSON and plots")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def test_data(entry, args):
+    """The first `args.examples` test examples, as numpy arrays in the model's input shape."""
+    import numpy as np
+
+    from keras_glr import data
+    from keras_glr.robustness import evaluation
+
+    config = entry.config or {}
+    shape = evaluation.input_shape(entry.model)
+    splits = data.load(
+        args.dataset or config.get("dataset", "mnist5k"),
+        batch_size=max(1, args.examples),
+        image_size=args.image_size or config.get("image_size", 14),
+        flatten=len(shape) == 1,
+        data_dir=args.data_dir or config.get("data_dir"),
+    )
+    x, y = next(iter(splits.test.unbatch().batch(args.examples)))
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape[1:] != shape:
+        raise ValueError(f"The test data has inputs of shape {x.shape[1:]} but {entry.label} expects {shape}; set --dataset / --image-size.")
+    return x, y
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    common.quiet_tensorflow()
+    try:
+        from keras_glr.robustness import attacks
+        from keras_glr.robustness import corruptions
+        from keras_glr.robustness import evaluation
+        from keras_glr.robustness import report
+
+        plan = evaluation.Plan(
+            attacks=attacks.parse_names(args.attacks),
+            eps=attacks.parse_eps(args.eps),
+            corruptions=corruptions.parse_names(args.corruptions),
+            mode=args.mode,
+            seed=args.seed,
+        )
+        if args.examples < 1:
+            raise ValueError(f"Invalid --examples {args.examples}: expected a positive integer.")
+        if os.path.exists(os.path.join(args.out, "results.json")) and not args.overwrite:
+            raise ValueError(f"{args.out} already holds results. Pass --overwrite to replace them, or choose another --out.")
+        entries = [evaluation.load_entry(path) for path in args.models]
+        surrogate = evaluation.load_entry(args.surrogate) if args.surrogate else None
+        plan.resolved_mode(surrogate)
+        x, y = test_data(entries[0], args)
+        samples = report.load_samples(args.samples_from, x, y) if args.samples_from else None
+        results, samples = evaluation.evaluate(entries, x, y, plan, surrogate, samples)
+        configs = {e.label: e.config for e in entries}
+        written = report.write(results, samples, x, y, configs, args.out, first_model_predict=lambda t: evaluation.predict_scores(entries[0].model, t))
+        if args.save_samples:
+            written.append(report.save_samples(samples, x, y, args.save_samples))
+    except common.USER_ERRORS as error:
+        return common.fail("glr-evaluate", str(error))
+    print()
+    print(report.markdown_table(results, configs))
+    print(f"Written to {args.out}: " + ", ".join(written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Measure clean, adversarial and corrupted accuracy of several models on the same inputs.
+
+Modes for attacks:
+    transfer  craft once on a surrogate model (the paper: a BP-trained MLP with
+              two hidden layers) and measure every model on the same samples;
+    whitebox  craft on each model itself, with BPDA (straight-through step and
+              sign units) and, when its prediction is noisy, EOT.
+"""
+
+import dataclasses
+import math
+import os
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_glr.robustness import attacks as attack_module
+from keras_glr.robustness import corruptions as corruption_module
+from keras_glr.robustness.attacks import surrogate_gradients
+
+
+@dataclasses.dataclass
+class ModelEntry:
+    """A model to evaluate. `group` is its label without the seed, so that
+    runs that differ only in their seed share a table row."""
+
+    label: str
+    group: str
+    model: object
+    config: dict = None
+    path: str = ""
+
+
+def load_entry(path):
+    """Loads a run directory (saved_models/<run>) or a .keras file."""
+    import keras_glr  # noqa: F401  (registers the custom objects)
+    from keras_glr import runs
+
+    config = None
+    if os.path.isdir(path):
+        model_path = os.path.join(path, "model.keras")
+        if not os.path.exists(model_path):
+            raise FileNotFoundError(f"{path} holds no model.keras; is it a finished glr-train run directory?")
+        config_path = os.path.join(path, "config.json")
+        if os.path.exists(config_path):
+            config = runs.read_json(config_path)
+        label = os.path.basename(os.path.normpath(path))
+    elif os.path.exists(path):
+        if not path.endswith(".keras"):
+            raise ValueError(f"Expected a run directory or a .keras file; received {path}.")
+        model_path, label = path, os.path.basename(path)[: -len(".keras")]
+    else:
+        raise FileNotFoundError(f"No such run directory or .keras file: {path}")
+    model = keras.saving.load_model(model_path)
+    check_classifier(model, label)
+    return ModelEntry(label, re.sub(r"_seed\d+", "", label), model, config, path)
+
+
+def check_classifier(model, label="model"):
+    """Raises ValueError unless `model` maps one input to (batch, C >= 2) scores."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs or len(outputs) != 1 or len(outputs[0].shape) != 2 or (outputs[0].shape[-1] or 0) < 2:
+        shape = [tuple(o.shape) for o in outputs] if outputs else "unknown"
+        raise ValueError(
+            f"{label} is not a classifier: expected one output of shape (batch, classes >= 2), "
+            f"found output shape {shape}."
+        )
+    if len(model.inputs) != 1:
+        raise ValueError(f"{label} has {len(model.inputs)} inputs; the evaluation needs models with one input.")
+
+
+def input_shape(model):
+    return tuple(model.inputs[0].shape[1:])
+
+
+def logits_fn(model):
+    """x -> logits. Models ending in a softmax are turned back into logits."""
+    last = model.layers[-1]
+    if getattr(last, "activation", None) is keras.activations.softmax:
+        return lambda x: tf.math.log(tf.clip_by_value(model(x, training=False), 1e-12, 1.0))
+    return lambda x: model(x, training=False)
+
+
+def image_shape_for(shape):
+    """The (H, W, C) image shape behind a model input shape (flat inputs too)."""
+    if len(shape) == 3:
+        return shape
+    if len(shape) == 1:
+        size = shape[0]
+        for channels in (1, 3):
+            side = math.isqrt(size // channels)
+            if side * side * channels == size:
+                return (side, side, channels)
+    raise ValueError(f"Cannot treat inputs of shape {shape} as images for the corruptions.")
+
+
+def predict_scores(model, x, batch_size=500):
+    """Model outputs for `x`, in batches (no retracing for new input arrays)."""
+    return np.concatenate([np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)])
+
+
+def accuracy(model, x, y, batch_size=500):
+    return float(np.mean(predict_scores(model, x, batch_size).argmax(axis=1) == y))
+
+
+@dataclasses.dataclass
+class Plan:
+    attacks: tuple = ("fgsm", "lbfgs")
+    eps: tuple = (0.05, 0.1, 0.2)
+    corruptions: tuple = corruption_module.PAPER_NAMES
+    mode: str = "auto"  # "auto": transfer with a surrogate, else whitebox
+    seed: int = 0
+    eot_samples: int = 16
+
+    def resolved_mode(self, surrogate):
+        if self.mode == "auto":
+            return "transfer" if surrogate is not None else "whitebox"
+        if self.mode == "transfer" and surrogate is None:
+            raise ValueError("Transfer attacks need a surrogate model: pass --surrogate MODEL, or use --mode whitebox.")
+        if self.mode not in ("transfer", "whitebox"):
+            raise ValueError(f"Invalid mode {self.mode!r}: expected auto, transfer or whitebox.")
+        return self.mode
+
+
+def _attack_model_fn(model):
+    if isinstance(model, keras.Model) and hasattr(model, "noisy_forward"):
+        if surrogate_gradients.has_noisy_prediction(model):
+            return surrogate_gradients.eot_model_fn(model)
+        return surrogate_gradients.bpda_model_fn(model)
+    return logits_fn(model)
+
+
+def evaluate(entries, x, y, plan, surrogate=None, samples=None, progress=True):
+    """Runs the plan; returns (results, samples).
+
+    Args:
+        entries: list of `ModelEntry`, all with the same input shape.
+        x, y: test inputs (model input shape) and integer labels.
+        plan: a `Plan`.
+        surrogate: optional `ModelEntry` to craft transfer attacks on.
+        samples: optional dict of previously saved inputs to reuse, keyed as
+            the returned samples are ("fgsm@0.1", "contrast@3", ...).
+
+    Returns:
+        results: JSON-ready dict (see `report.write`).
+        samples: dict key -> crafted or corrupted inputs (for saving, plots).
+    """
+    shape = input_shape(entries[0].model)
+    for entry in entries[1:] + ([surrogate] if surrogate else []):
+        if input_shape(entry.model) != shape:
+            raise ValueError(
+                f"Input shapes differ: {entries[0].label} takes {shape}, {entry.label} takes "
+                f"{input_shape(entry.model)}. Evaluate models built for the same inputs."
+            )
+    mode = plan.resolved_mode(surrogate)
+    samples = dict(samples or {})
+    labels = [e.label for e in entries]
+    results = {"models": labels, "groups": {e.label: e.group for e in entries}, "examples": int(len(x)),
+               "mode": mode, "surrogate": surrogate.label if surrogate else None, "seed": plan.seed,
+               "clean": {e.label: accuracy(e.model, x, y) for e in entries}, "attacks": {}, "corruptions": {}}
+    if surrogate is not None:
+        results["surrogate_clean"] = accuracy(surrogate.model, x, y)
+    work = []
+    for name in plan.attacks:
+        attack = attack_module.get(name)
+        for eps in plan.eps if attack.uses_eps else (None,):
+            work.append(("attack", name, eps))
+    for name in plan.corruptions:
+        for severity in corruption_module.SEVERITIES:
+            work.append(("corruption", name, severity))
+    bar = keras.utils.Progbar(len(work), unit_name="task") if progress and work else None
+    xt, yt = tf.constant(x), tf.constant(y)
+    for kind, name, param in work:
+        if kind == "attack":
+            key = f"{name}@{'min' if param is None else param}"
+            per_model = {}
+            if mode == "transfer":
+                if key not in samples:
+                    tf.random.set_seed(plan.seed)
+                    samples[key] = np.asarray(attack_module.get(name).run(logits_fn(surrogate.model), xt, yt, param))
+                for entry in entries:
+                    per_model[entry.label] = accuracy(entry.model, samples[key], y)
+            else:
+                for entry in entries:
+                    own = f"{key}:{entry.label}"
+                    if own not in samples:
+                        tf.random.set_seed(plan.seed)
+                        samples[own] = np.asarray(attack_module.get(name).run(_attack_model_fn(entry.model), xt, yt, param))
+                    per_model[entry.label] = accuracy(entry.model, samples[own], y)
+            results["attacks"].setdefault(name, {})["min" if param is None else str(param)] = per_model
+        else:
+            key = f"{name}@{param}"
+            if key not in samples:
+                images = x.reshape((-1,) + image_shape_for(shape))
+                samples[key] = corruption_module.get(name)(images, param, seed=plan.seed).reshape(x.shape)
+            for entry in entries:
+                results["corruptions"].setdefault(name, {}).setdefault(entry.label, []).append(accuracy(entry.model, samples[key], y))
+        if bar:
+            bar.add(1)
+    if results["corruptions"]:
+        results["corruption_means"] = {
+            name: {label: corruption_module.mean_over_severities(v) for label, v in by_model.items()}
+            for name, by_model in results["corruptions"].items()
+        }
+        results["corruption_overall"] = {
+            label: float(np.mean([results["corruption_means"][n][label] for n in results["corruption_means"]]))
+            for label in labels
+        }
+    results["plan"] = {"attacks": list(plan.attacks), "eps": list(plan.eps), "corruptions": list(plan.corruptions)}
+    return results, samples
