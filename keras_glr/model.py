@@ -20,6 +20,7 @@ from keras_glr import estimators
 from keras_glr import losses as glr_losses
 from keras_glr import validation
 from keras_glr.recording import recording
+from keras_glr.recording import stream_key
 
 _ZERO_ONE_NAMES = ("zero_one", "zero-one", "zero_one_loss", "0-1")
 
@@ -33,6 +34,7 @@ class GLRConfig:
     antithetic: bool = False
     estimator: str = "glr"
     ste_slope: float = None
+    copies_per_chunk: int = None
 
 
 @dataclasses.dataclass
@@ -110,6 +112,7 @@ class GLRTrainer:
         antithetic=False,
         estimator="glr",
         ste_slope=None,
+        copies_per_chunk=None,
         **kwargs,
     ):
         """Configures the model for training, as `keras.Model.compile`.
@@ -134,6 +137,11 @@ class GLRTrainer:
                 step networks.
             ste_slope: for "bp-ste": None passes the gradient through as the
                 identity; a float s uses the derivative of sigmoid(s x).
+            copies_per_chunk: bound on the rows (example copies) in one
+                forward pass of a GLR step; None runs the batch at once.
+                Larger batches are processed in chunks of whole examples
+                (each with all K copies, so the baseline is unchanged) and the
+                estimates are summed: the result equals the unchunked one.
         """
         if loss is None:
             raise ValueError(
@@ -149,11 +157,18 @@ class GLRTrainer:
         if isinstance(loss, str) and loss.lower() in _ZERO_ONE_NAMES:
             loss = glr_losses.ZeroOneLoss()
         estimators.check_options(copies, baseline, antithetic, estimator, ste_slope)
+        if copies_per_chunk is not None and (
+            isinstance(copies_per_chunk, bool) or not isinstance(copies_per_chunk, int) or copies_per_chunk < 1
+        ):
+            raise ValueError(
+                "Invalid value received for argument `copies_per_chunk`. Expected None or a "
+                f"positive integer. Received: copies_per_chunk={copies_per_chunk!r}"
+            )
         self._per_copy_loss = per_example_loss(loss)
         self._surrogate_loss = None  # what "bp-ste" differentiates for the 0-1 loss
         if isinstance(loss, glr_losses.ZeroOneLoss):
             self._surrogate_loss = glr_losses.cross_entropy_from_logits
-        self.glr_config = GLRConfig(copies, baseline, antithetic, estimator, ste_slope)
+        self.glr_config = GLRConfig(copies, baseline, antithetic, estimator, ste_slope, copies_per_chunk)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._compile_config.config.update(dataclasses.asdict(self.glr_config))
         self._estimate_functions = {}
@@ -174,6 +189,8 @@ class GLRTrainer:
         self.optimizer.apply(estimate.gradients, self.trainable_variables)
         batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
         self._loss_tracker.update_state(estimate.loss, sample_weight=batch_size)
+        if estimate.y_pred is None:  # chunked: the metrics were updated chunk by chunk
+            return self.get_metrics_result()
         return self.compute_metrics(x, estimate.y, estimate.y_pred, estimate.sample_weight)
 
     def test_step(self, data):
@@ -269,22 +286,69 @@ class GLRTrainer:
         return values, y, sample_weight
 
     def _glr_estimate(self, x, y, sample_weight, copies):
+        """The GLR estimate for one batch, in one pass or in chunks of examples.
+
+        Each noisy layer draws one stream key per step; example b's noise is
+        a fixed block of that stream (see `ForwardRecord`), so chunks and
+        replicas see exactly the noise of a single pass over the batch.
+        """
+        keys = {layer.name: stream_key(layer.seed_generator.next()) for layer in self._noisy_layers()}
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        first = self._replica_index() * batch
+        terms = tf.cast(batch * copies, "float32") * self._replicas()
+        chunk = self.glr_config.copies_per_chunk
+        if chunk is None or chunk >= copies * (tf.nest.flatten(x)[0].shape[0] or chunk + 1):
+            estimate = self._glr_pass(x, y, sample_weight, copies, keys, first, terms, with_penalty=True)
+            estimate.loss = estimate.loss / tf.cast(batch * copies, "float32")
+            return estimate
+        examples = max(1, chunk // copies)
+        variables = self.trainable_variables
+
+        def body(start, loss_sum, gradients):
+            end = tf.minimum(start + examples, batch)
+            part = lambda t: None if t is None else t[start:end]  # noqa: E731
+            xs, ys, ws = (tf.nest.map_structure(part, t) for t in (x, y, sample_weight))
+            piece = self._glr_pass(xs, ys, ws, copies, keys, first + start, terms, with_penalty=False)
+            if self._compile_metrics is not None:
+                self._compile_metrics.update_state(piece.y, piece.y_pred, piece.sample_weight)
+            summed = [a if g is None else a + g for a, g in zip(gradients, piece.gradients)]
+            return end, loss_sum + piece.loss, summed
+
+        zeros = [tf.zeros_like(v) for v in variables]
+        _, loss_sum, gradients = tf.while_loop(
+            lambda start, *_: start < batch, body, (tf.constant(0), tf.constant(0.0), zeros)
+        )
+        with tf.GradientTape() as tape:
+            penalty = self._regularization_penalty()
+            if penalty is not None:
+                penalty = penalty / self._replicas()
+        if penalty is not None:
+            extra = tape.gradient(penalty, variables)
+            gradients = [g if e is None else g + e for g, e in zip(gradients, extra)]
+        return Estimate(gradients, loss_sum / tf.cast(batch * copies, "float32"), None, None, None)
+
+    def _glr_pass(self, x, y, sample_weight, copies, keys, first_example, terms, with_penalty):
+        """Forward pass over x's K copies; returns its share of the estimate.
+
+        `loss` in the result is the sum of the per-copy losses of the pass.
+        """
         config = self.glr_config
         with tf.GradientTape() as tape:
-            y_pred, record = self._forward(x, copies, noise=True, local=True, antithetic=config.antithetic)
-            penalty = self._regularization_penalty()
+            y_pred, record = self._forward(
+                x, copies, noise=True, local=True, antithetic=config.antithetic, keys=keys, first_example=first_example
+            )
+            penalty = self._regularization_penalty() if with_penalty else None
             if penalty is not None:
                 penalty = penalty / self._replicas()
         validation.check_layers(self)  # after the forward pass has built every layer
         losses, y_rep, w_rep = self._copy_losses(x, y, y_pred, sample_weight, copies)
         losses = tf.stop_gradient(losses)
         centred = estimators.centre_losses(losses, copies, config.baseline, config.antithetic)
-        terms = tf.cast(tf.shape(losses)[0], losses.dtype) * self._replicas()
         gradients = estimators.local_gradients(
             tape, record.entries, centred / terms, self.trainable_variables, penalty
         )
         self._check_gradients(gradients, "glr")
-        return Estimate(gradients, tf.reduce_mean(losses), y_rep, y_pred, w_rep)
+        return Estimate(gradients, tf.reduce_sum(losses), y_rep, y_pred, w_rep)
 
     def _backprop_estimate(self, x, y, sample_weight, copies, noise, straight_through=False):
         config = self.glr_config
@@ -312,8 +376,16 @@ class GLRTrainer:
     # Helpers ------------------------------------------------------------------
 
     def _regularization_penalty(self):
-        """Sum of the weight regularizers' penalties, or None."""
-        penalties = self.losses
+        """Sum of the weight regularizers' penalties, or None.
+
+        Read from the variables themselves, so that it does not depend on
+        which forward pass ran last (activity losses are not included).
+        """
+        penalties = [
+            tf.cast(v.regularizer(v), "float32")
+            for v in self.trainable_variables
+            if getattr(v, "regularizer", None) is not None
+        ]
         return tf.add_n(penalties) if penalties else None
 
     def _check_gradients(self, gradients, estimator):
@@ -335,6 +407,16 @@ class GLRTrainer:
 
     def _replicas(self):
         return tf.distribute.get_strategy().num_replicas_in_sync
+
+    def _replica_index(self):
+        """Index of this replica: its examples follow those of replicas before it."""
+        context = tf.distribute.get_replica_context()
+        return 0 if context is None else tf.cast(context.replica_id_in_sync_group, tf.int32)
+
+    def _noisy_layers(self):
+        from keras_glr.layers import NoisyLayer
+
+        return [l for l in self._flatten_layers(include_self=False, recursive=True) if isinstance(l, NoisyLayer)]
 
     def _can_fan_out(self):
         """True when noise copies may start at the first noisy layer.

@@ -8,7 +8,30 @@ multiplies the loss by (DESIGN.md section 1).
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
+
+_PHILOX = tf.random.Algorithm.PHILOX.value
+
+
+def _counter(offset):
+    return tf.stack([tf.cast(offset, tf.uint64), tf.constant(0, tf.uint64)])
+
+
+def stream_normal(count, key, offset):
+    """`count` standard normals from position 4 * `offset` of the stream `key`.
+
+    Counter-based (Philox): the draw at offset o equals elements 4o, 4o+1, ...
+    of one long draw from offset 0, so any aligned slice of a draw can be
+    made on its own. `count` must be a multiple of 4.
+    """
+    return tf.raw_ops.StatelessRandomNormalV2(shape=[count], key=key, counter=_counter(offset), alg=_PHILOX)
+
+
+def stream_uniform(count, key, offset):
+    """As `stream_normal`, for uniforms on the symmetric grid (k + 1/2) / 2^23 in (0, 1)."""
+    u = tf.raw_ops.StatelessRandomUniformV2(shape=[count], key=key, counter=_counter(offset), alg=_PHILOX)
+    return u + 2.0**-24
 
 
 def _check_positive(name, value):
@@ -39,6 +62,14 @@ class NoiseDistribution:
         """Returns s(r) = -d log f(r) / dr, elementwise, same shape as `r`."""
         raise NotImplementedError
 
+    def sample_stream(self, count, key, offset):
+        """Draws `count` values (a multiple of 4) from a counter-based stream.
+
+        Used for training noise: element i of a stream is the same whether it
+        is drawn in one piece or in aligned slices (see `stream_normal`).
+        """
+        raise NotImplementedError
+
     def get_config(self):
         raise NotImplementedError
 
@@ -64,6 +95,9 @@ class Gaussian(NoiseDistribution):
 
     def score(self, r):
         return r / (self.stddev**2)
+
+    def sample_stream(self, count, key, offset):
+        return self.stddev * stream_normal(count, key, offset)
 
     def get_config(self):
         return {"stddev": self.stddev}
@@ -92,6 +126,12 @@ class Laplace(NoiseDistribution):
 
     def score(self, r):
         return ops.sign(r) / self.scale
+
+    def sample_stream(self, count, key, offset):
+        # Inverse CDF: r = -b sign(u - 1/2) log(1 - 2 |u - 1/2|), u never 0 or 1.
+        centred = stream_uniform(count, key, offset) - 0.5
+        magnitude = -self.scale * tf.math.log1p(-2.0 * tf.abs(centred))
+        return tf.where(centred < 0, -magnitude, magnitude)
 
     def get_config(self):
         return {"scale": self.scale}

@@ -58,9 +58,16 @@ class ForwardRecord:
         straight_through: False, or a dict {"slope": None or float}: step
             and sign units then pass gradients straight through (see
             `keras_glr.activations.straight_through`).
+        keys: optional {layer name: stream key (uint64, shape (1,))}. With
+            keys, a layer's noise for example b (of the whole batch) and copy
+            k is a fixed element of the stream, whatever part of the batch
+            this pass holds: chunked passes and replicas draw exactly the
+            noise of one pass over the whole batch.
+        first_example: index, in the whole batch, of this pass's first example.
     """
 
-    def __init__(self, copies=1, noise=True, local=True, antithetic=False, fan_out=False, straight_through=False):
+    def __init__(self, copies=1, noise=True, local=True, antithetic=False, fan_out=False, straight_through=False,
+                 keys=None, first_example=0):
         if antithetic and copies % 2:
             raise ValueError(f"Antithetic noise needs an even number of copies. Received: copies={copies}")
         self.copies = copies
@@ -69,6 +76,8 @@ class ForwardRecord:
         self.antithetic = antithetic
         self.fanned_out = not fan_out
         self.straight_through = straight_through
+        self.keys = keys
+        self.first_example = first_example
         self.entries = []
 
     def perturb(self, layer, v):
@@ -78,7 +87,10 @@ class ForwardRecord:
             self.fanned_out = True
         if not self.noise:
             return v
-        r = self._draw(layer.noise, layer.seed_generator, tf.shape(v))
+        if self.keys is not None and layer.name in self.keys:
+            r = self._draw_stream(layer.noise, self.keys[layer.name], v)
+        else:
+            r = self._draw(layer.noise, layer.seed_generator, tf.shape(v))
         v = v + r
         self.entries.append(Entry(layer, v, layer.noise.score(r)))
         return v
@@ -89,6 +101,35 @@ class ForwardRecord:
         half_shape = tf.concat([[shape[0] // 2, 1], shape[1:]], axis=0)
         half = distribution.sample(half_shape, seed=seed)
         return tf.reshape(tf.concat([half, -half], axis=1), shape)
+
+
+    def _draw_stream(self, distribution, key, v):
+        """Noise for rows b*K + k, read from example b's block of the stream.
+
+        Example b (counted in the whole batch) owns a block of Q values, Q =
+        its K * units (K / 2 * units with antithetic pairs) rounded up to a
+        multiple of 4, starting at stream position b * Q.
+        """
+        units = 1
+        for d in v.shape[1:]:
+            units *= int(d)
+        drawn = self.copies // 2 if self.antithetic else self.copies
+        block = -(-drawn * units // 4) * 4
+        examples = tf.shape(v)[0] // self.copies
+        offset = tf.cast(self.first_example, tf.int64) * (block // 4)
+        flat = distribution.sample_stream(examples * block, key, offset)
+        r = tf.reshape(flat, [examples, block])[:, : drawn * units]
+        r = tf.reshape(r, [examples, drawn, units])
+        if self.antithetic:
+            r = tf.reshape(tf.stack([r, -r], axis=2), [examples, self.copies, units])
+        return tf.reshape(r, tf.shape(v))
+
+
+def stream_key(seed):
+    """A Philox key (uint64, shape (1,)) from a Keras seed (two int32 values)."""
+    parts = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), 0xFFFFFFFF)
+    key = tf.bitwise.bitwise_or(tf.bitwise.left_shift(parts[0], 32), parts[1])
+    return tf.reshape(tf.bitcast(key, tf.uint64), [1])
 
 
 def current():

@@ -1,0 +1,85 @@
+"""Chunked copies and multi-device training give the single-pass result."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_glr
+from keras_glr.layers import NoisyDense
+from keras_glr.noise import Laplace
+
+
+def _model(antithetic):
+    model = keras_glr.GLRSequential(
+        [keras.Input((6,)), NoisyDense(5, "step", kernel_regularizer=keras.regularizers.L2(0.01)), NoisyDense(3, noise=Laplace(0.7))]
+    )
+    model.compile("sgd", "zero_one", copies=8, antithetic=antithetic)
+    return model
+
+
+@pytest.mark.parametrize("antithetic", [False, True])
+@pytest.mark.parametrize("copies_per_chunk", [8, 20, 24])
+def test_chunked_copies_give_the_unchunked_estimate(antithetic, copies_per_chunk):
+    model = _model(antithetic)
+    x = np.random.default_rng(0).uniform(size=(7, 6)).astype("float32")
+    y = np.arange(7) % 3
+    states = [np.asarray(layer.seed_generator.state) for layer in model.layers]
+    whole = model.estimate_gradients(x, y)
+    for layer, state in zip(model.layers, states):
+        layer.seed_generator.state.assign(state)
+    model.compile("sgd", "zero_one", copies=8, antithetic=antithetic, copies_per_chunk=copies_per_chunk)
+    chunked = model.estimate_gradients(x, y)
+    assert any(np.any(g != 0) for g in whole)
+    for a, b in zip(whole, chunked):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_chunked_training_runs_and_reports_metrics():
+    model = _model(False)
+    model.compile("sgd", "zero_one", metrics=["accuracy"], copies=8, copies_per_chunk=16)
+    x = np.random.default_rng(0).uniform(size=(40, 6)).astype("float32")
+    history = model.fit(x, np.arange(40) % 3, batch_size=10, epochs=1, verbose=0)
+    assert 0 <= history.history["accuracy"][0] <= 1 and 0 <= history.history["loss"][0] <= 1
+
+
+def test_invalid_chunk_size():
+    with pytest.raises(ValueError, match="copies_per_chunk=0"):
+        _model(False).compile("sgd", "zero_one", copies=8, copies_per_chunk=0)
+
+
+_DISTRIBUTED = r"""
+import json, os, sys
+import numpy as np
+import tensorflow as tf
+devices = int(sys.argv[1])
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, keras_glr
+from keras_glr.layers import NoisyDense
+keras.utils.set_random_seed(3)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"][:devices])
+x = np.random.default_rng(0).uniform(size=(64, 6)).astype("float32")
+y = (np.arange(64) % 3).astype("int32")
+with strategy.scope():
+    model = keras_glr.GLRSequential([keras.Input((6,)), NoisyDense(5, "step", seed=1), NoisyDense(3, seed=2)])
+    model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=6)
+dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+model.fit(dataset, epochs=2, verbose=0)
+print(json.dumps([np.asarray(w).tolist() for w in model.trainable_weights]))
+"""
+
+
+def test_mirrored_strategy_on_two_devices_matches_one():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    weights = []
+    for devices in (1, 2):
+        done = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(devices)], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        weights.append([np.array(w) for w in json.loads(done.stdout.strip().splitlines()[-1])])
+    for one, two in zip(*weights):
+        np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-5)
