@@ -91,19 +91,18 @@ def centre_losses(losses, copies, baseline="loo", antithetic=False):
 
 
 def cotangents(entries, weights):
-    """Returns weights * s(r) for each recorded layer: the GLR cotangents.
+    """Returns (targets, cotangents): weights * s(r) for each recorded layer.
 
     Args:
-        entries: `recording.Entry` list; each `score` has shape (N, ...).
+        entries: `recording.Entry` list; each `noise` has shape (N, ...).
         weights: per-copy multipliers, shape (N,): the centred loss times the
             sample weight, divided by the number of terms averaged.
+
+    A layer that fanned its examples out into copies gets the copies' sum of
+    weights * s(r) at its per-example pre-activation (see `Entry`).
     """
-    result = []
-    for entry in entries:
-        rank = len(entry.score.shape)
-        w = tf.reshape(tf.cast(weights, entry.score.dtype), [-1] + [1] * (rank - 1))
-        result.append(w * entry.score)
-    return result
+    pairs = [entry.target_and_cotangent(weights) for entry in entries]
+    return [t for t, _ in pairs], [c for _, c in pairs]
 
 
 def local_gradients(tape, entries, weights, variables, penalty=None):
@@ -121,8 +120,7 @@ def local_gradients(tape, entries, weights, variables, penalty=None):
         penalty: optional scalar weight penalty (regularizers), a function
             of the weights alone; its exact gradient is added.
     """
-    targets = [entry.pre_activation for entry in entries]
-    output_gradients = cotangents(entries, weights)
+    targets, output_gradients = cotangents(entries, weights)
     if penalty is not None:
         targets.append(penalty)
         output_gradients.append(tf.ones_like(penalty))

@@ -34,6 +34,12 @@ def stream_uniform(count, key, offset):
     return u + 2.0**-24
 
 
+def _per_row(weights, r):
+    """weights (N,) reshaped to broadcast against r (N, ...), in r's dtype."""
+    weights = tf.cast(weights, r.dtype)
+    return tf.reshape(weights, [-1] + [1] * (len(r.shape) - 1))
+
+
 def _check_positive(name, value):
     """Returns `value` as a float, or raises if it is not a finite number > 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -61,6 +67,18 @@ class NoiseDistribution:
     def score(self, r):
         """Returns s(r) = -d log f(r) / dr, elementwise, same shape as `r`."""
         raise NotImplementedError
+
+    def weighted_score(self, r, weights):
+        """Returns weights[n] * s(r)[n, ...]; `weights` has shape (N,), r (N, ...)."""
+        return _per_row(weights, r) * self.score(r)
+
+    def summed_weighted_score(self, r, weights, copies):
+        """sum_k weights[b, k] * s(r)[b, k, ...], shape (B, ...).
+
+        r has shape (B * K, ...), weights (B * K,), copies is K.
+        """
+        terms = self.weighted_score(r, weights)
+        return tf.reduce_sum(tf.reshape(terms, tf.concat([[-1, copies], tf.shape(r)[1:]], axis=0)), axis=1)
 
     def sample_stream(self, count, key, offset):
         """Draws `count` values (a multiple of 4) from a counter-based stream.
@@ -95,6 +113,17 @@ class Gaussian(NoiseDistribution):
 
     def score(self, r):
         return r / (self.stddev**2)
+
+    def weighted_score(self, r, weights):
+        # One pass over r: the 1 / sigma^2 goes into the (N,) weights.
+        return _per_row(weights / (self.stddev**2), r) * r
+
+    def summed_weighted_score(self, r, weights, copies):
+        # One read of r: a (1, K) x (K, units) product per example.
+        rows = tf.reshape(tf.cast(weights, r.dtype) / (self.stddev**2), [-1, 1, copies])
+        units = tf.reshape(r, [tf.shape(rows)[0], copies, -1])
+        summed = tf.linalg.matmul(rows, units)
+        return tf.reshape(summed, tf.concat([[-1], tf.shape(r)[1:]], axis=0))
 
     def sample_stream(self, count, key, offset):
         return self.stddev * stream_normal(count, key, offset)

@@ -34,12 +34,39 @@ class Entry:
     Attributes:
         layer: the reporting layer.
         pre_activation: v = g(x; theta) + r, shape (N, ...) with N = batch * K.
-        score: s(r), same shape as `pre_activation`.
+        noise: r, same shape as `pre_activation`.
+        distribution: the `NoiseDistribution` r was drawn from.
+        copies: K.
+        clean: g(x; theta) with one row per example, shape (B, ...), when the
+            layer fanned the examples out into copies; else None.
     """
 
     layer: object
     pre_activation: object
-    score: object
+    noise: object
+    distribution: object
+    copies: int = 1
+    clean: object = None
+
+    @property
+    def score(self):
+        """s(r), same shape as `pre_activation`."""
+        return self.distribution.score(self.noise)
+
+    def weighted_score(self, weights):
+        """weights[n] * s(r)[n, ...] for per-row weights of shape (N,)."""
+        return self.distribution.weighted_score(self.noise, weights)
+
+    def target_and_cotangent(self, weights):
+        """(tensor, cotangent) whose VJP is this layer's GLR estimate.
+
+        sum_n weights[n] * s(r_n) * dv_n/dtheta. For a fanned-out layer
+        v_n = clean_b + r_n, so the K copies of example b are summed first:
+        the VJP of `clean` at sum_k weights[b, k] * s(r_bk), shape (B, ...).
+        """
+        if self.clean is None:
+            return self.pre_activation, self.weighted_score(weights)
+        return self.clean, self.distribution.summed_weighted_score(self.noise, weights, self.copies)
 
 
 class ForwardRecord:
@@ -81,18 +108,30 @@ class ForwardRecord:
         self.entries = []
 
     def perturb(self, layer, v):
-        """Returns v + r for `layer`'s noiseless pre-activation `v`; records it."""
-        if not self.fanned_out:
-            v = ops.repeat(v, self.copies, axis=0)
-            self.fanned_out = True
+        """Returns v + r for `layer`'s noiseless pre-activation `v`; records it.
+
+        At the first noisy layer of a fanned-out pass, v has one row per
+        example and v + r one row per copy: the rows are broadcast, not
+        repeated first.
+        """
+        fan_out = not self.fanned_out
+        self.fanned_out = True
         if not self.noise:
-            return v
+            return ops.repeat(v, self.copies, axis=0) if fan_out else v
+        shape = tf.shape(v)
+        if fan_out:
+            shape = tf.concat([[shape[0] * self.copies], shape[1:]], axis=0)
         if self.keys is not None and layer.name in self.keys:
-            r = self._draw_stream(layer.noise, self.keys[layer.name], v)
+            r = self._draw_stream(layer.noise, self.keys[layer.name], shape, v.shape[1:])
         else:
-            r = self._draw(layer.noise, layer.seed_generator, tf.shape(v))
-        v = v + r
-        self.entries.append(Entry(layer, v, layer.noise.score(r)))
+            r = self._draw(layer.noise, layer.seed_generator, shape)
+        clean = v
+        if fan_out:
+            per_example = tf.concat([[-1, self.copies], shape[1:]], axis=0)
+            v = tf.reshape(tf.reshape(r, per_example) + tf.expand_dims(v, 1), shape)
+        else:
+            v = v + r
+        self.entries.append(Entry(layer, v, r, layer.noise, self.copies, clean if fan_out else None))
         return v
 
     def _draw(self, distribution, seed, shape):
@@ -103,26 +142,27 @@ class ForwardRecord:
         return tf.reshape(tf.concat([half, -half], axis=1), shape)
 
 
-    def _draw_stream(self, distribution, key, v):
-        """Noise for rows b*K + k, read from example b's block of the stream.
+    def _draw_stream(self, distribution, key, shape, unit_shape):
+        """Noise of `shape` for rows b*K + k, read from example b's block of the stream.
 
         Example b (counted in the whole batch) owns a block of Q values, Q =
         its K * units (K / 2 * units with antithetic pairs) rounded up to a
         multiple of 4, starting at stream position b * Q.
         """
         units = 1
-        for d in v.shape[1:]:
+        for d in unit_shape:
             units *= int(d)
         drawn = self.copies // 2 if self.antithetic else self.copies
         block = -(-drawn * units // 4) * 4
-        examples = tf.shape(v)[0] // self.copies
+        examples = shape[0] // self.copies
         offset = tf.cast(self.first_example, tf.int64) * (block // 4)
-        flat = distribution.sample_stream(examples * block, key, offset)
-        r = tf.reshape(flat, [examples, block])[:, : drawn * units]
+        r = distribution.sample_stream(examples * block, key, offset)
+        if block != drawn * units:
+            r = tf.reshape(r, [examples, block])[:, : drawn * units]
         r = tf.reshape(r, [examples, drawn, units])
         if self.antithetic:
             r = tf.reshape(tf.stack([r, -r], axis=2), [examples, self.copies, units])
-        return tf.reshape(r, tf.shape(v))
+        return tf.reshape(r, shape)
 
 
 def stream_key(seed):

@@ -1,0 +1,224 @@
+"""GLR speed and scale, measured side by side in one run; prints one table.
+
+    python benchmarks/speed.py            # everything (a few minutes on 2 cores)
+    python benchmarks/speed.py --quick    # fewer repeats, smaller time-to-accuracy
+
+1. Train-step time at the paper's configuration (196-20-10, K = 10000,
+   batch 25) and at K = 100, batch 32; beside it the time to draw the same
+   noise alone (the floor) and one BP step on the same network; ratios.
+2. Time to accuracy on mnist5k: GLR (step and sigmoid) against BP on the
+   same network, to BP's final accuracy minus one point.
+3. Peak resident memory of GLR steps at K = 10000, batch 128 (one process
+   each; with and without `copies_per_chunk`; the peak is reset after
+   TensorFlow has loaded and the step is traced).
+4. Steps per second under MirroredStrategy with 2 logical CPU devices against 1.
+
+Targets: step <= 1.25 x noise floor at the paper's configuration; peak memory
+< 2 GB; GLR within 2 x BP's wall time to the same accuracy.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_glr  # noqa: E402
+from keras_glr import data  # noqa: E402
+from keras_glr.layers import NoisyDense  # noqa: E402
+from keras_glr.noise import Gaussian  # noqa: E402
+from keras_glr.recording import stream_key  # noqa: E402
+
+CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def network(activation="step", sigma=2.0):
+    return keras_glr.GLRSequential(
+        [keras.Input((196,)), NoisyDense(20, activation, noise=Gaussian(sigma)), NoisyDense(10, noise=Gaussian(sigma))]
+    )
+
+
+def interleaved_medians(functions, repeats, warmup=2):
+    """Median seconds of each function, calls interleaved so all see the same machine load."""
+    for fn in functions.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def step_times(copies, batch, repeats):
+    """Median seconds: GLR step (plain and XLA), noise floor, BP step."""
+    x = np.random.default_rng(0).uniform(size=(batch, 196)).astype("float32")
+    y = (np.arange(batch) % 10).astype("int32")
+    functions = {}
+    for jit in (False, True):
+        glr = network()
+        glr.compile(keras.optimizers.SGD(0.1), CE, copies=copies, jit_compile=jit)
+        functions[f"glr{' jit' if jit else ''}"] = lambda model=glr: model.train_on_batch(x, y)
+    distribution = Gaussian(2.0)
+
+    @tf.function
+    def noise_only(seed):
+        # The step's draws: every layer's B * K * units values. The sum keeps
+        # every value alive (an unused draw may be pruned) and costs ~2%.
+        total = 0.0
+        for layer, units in ((0, 20), (1, 10)):
+            total += tf.reduce_sum(distribution.sample_stream(batch * copies * units, stream_key(seed + layer), 0))
+        return total
+
+    seed = tf.constant([1, 2])
+    functions["noise"] = lambda: noise_only(seed).numpy()
+    bp = network("sigmoid")
+    bp.compile(keras.optimizers.SGD(0.1), CE, copies=1, baseline="none", estimator="bp")
+    functions["bp"] = lambda: bp.train_on_batch(x, y)
+    return interleaved_medians(functions, repeats)
+
+
+def time_to_accuracy(max_epochs, copies):
+    """Per model: (seconds, epochs) to reach BP's final accuracy minus one point.
+
+    Every model trains for up to `max_epochs` on mnist5k (Adam 0.01, batch
+    32); test accuracy is measured after each epoch, outside the timing.
+    Returns {name: {"target", "seconds", "epochs", "final_accuracy"}}.
+    """
+    splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True)
+
+    def curve(build, compile_kwargs):
+        keras.utils.set_random_seed(0)
+        model = build()
+        model.compile(keras.optimizers.Adam(0.01), CE, metrics=["accuracy"], **compile_kwargs)
+        elapsed, points = 0.0, []
+        for _ in range(max_epochs):
+            start = time.perf_counter()
+            model.fit(splits.train, epochs=1, verbose=0)
+            elapsed += time.perf_counter() - start
+            points.append((elapsed, model.evaluate(splits.test, verbose=0)[1]))
+        return points
+
+    curves = {"bp sigmoid": curve(lambda: network("sigmoid"), {"estimator": "bp", "copies": 1, "baseline": "none"})}
+    for name, activation in (("glr step", "step"), ("glr sigmoid", "sigmoid")):
+        curves[name] = curve(lambda a=activation: network(a, 1.0), {"copies": copies})
+    target = curves["bp sigmoid"][-1][1] - 0.01
+    results = {}
+    for name, points in curves.items():
+        reached = next(((t, epoch) for epoch, (t, acc) in enumerate(points, 1) if acc >= target), (None, None))
+        results[name] = {"target": target, "seconds": reached[0], "epochs": reached[1], "final_accuracy": points[-1][1]}
+    return results
+
+
+_MEMORY = r"""
+import os, sys, numpy as np
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras, keras_glr
+from keras_glr.layers import NoisyDense
+chunk = None if sys.argv[1] == "none" else int(sys.argv[1])
+model = keras_glr.GLRSequential([keras.Input((196,)), NoisyDense(20, "step"), NoisyDense(10)])
+model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=10000, copies_per_chunk=chunk)
+x = np.random.default_rng(0).uniform(size=(128, 196)).astype("float32")
+y = (np.arange(128) % 10).astype("int32")
+def status(field):
+    line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+model.train_on_batch(x[:2], y[:2])  # build and trace outside the measurement
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+before = status("VmRSS")
+model.train_on_batch(x, y); model.train_on_batch(x, y)
+print(before, status("VmHWM"))
+"""
+
+_DISTRIBUTED = r"""
+import os, sys, time, numpy as np
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, keras_glr
+from keras_glr.layers import NoisyDense
+devices = int(sys.argv[1])
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"][:devices])
+with strategy.scope():
+    model = keras_glr.GLRSequential([keras.Input((196,)), NoisyDense(20, "step"), NoisyDense(10)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=1000)
+x = np.random.default_rng(0).uniform(size=(64 * 40, 196)).astype("float32")
+y = (np.arange(len(x)) % 10).astype("int32")
+dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
+model.fit(dataset.take(4), verbose=0)
+start = time.perf_counter(); model.fit(dataset, verbose=0); print(40 / (time.perf_counter() - start))
+"""
+
+
+def in_subprocess(script, *args):
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return [float(v) for v in done.stdout.split()]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+    repeats = 5 if args.quick else 15
+    rows, numbers = [], {}
+
+    print(f"keras_glr benchmark on {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, devices: "
+          f"{[d.device_type for d in tf.config.list_physical_devices()]}", flush=True)
+    for label, copies, batch in (("paper: K=10000, batch 25", 10000, 25), ("K=100, batch 32", 100, 32)):
+        t = step_times(copies, batch, repeats)
+        numbers[f"step time, {label}"] = {f"{k}_s": v for k, v in t.items()}
+        rows.append((f"step time, {label}",
+                     f"GLR {t['glr'] * 1e3:.1f} ms, with jit_compile {t['glr jit'] * 1e3:.1f} ms; "
+                     f"noise alone {t['noise'] * 1e3:.1f} ms; BP {t['bp'] * 1e3:.1f} ms",
+                     f"GLR/noise {t['glr'] / t['noise']:.2f} (jit {t['glr jit'] / t['noise']:.2f}); GLR/BP {t['glr'] / t['bp']:.0f}"))
+        print(rows[-1], flush=True)
+
+    epochs = 8 if args.quick else 30
+    accuracy = time_to_accuracy(epochs, copies=100)
+    bp = accuracy["bp sigmoid"]
+    for name, result in accuracy.items():
+        numbers[f"time to accuracy, {name}"] = result
+        label = f"time to {result['target']:.3f} test accuracy, {name}"
+        if result["seconds"] is None:
+            rows.append((label, f"not reached in {epochs} epochs (final {result['final_accuracy']:.3f})", "-"))
+        else:
+            ratio = "" if name.startswith("bp") else f"GLR/BP time {result['seconds'] / bp['seconds']:.2f}"
+            rows.append((label, f"{result['epochs']} epochs, {result['seconds']:.1f} s (after {epochs}: {result['final_accuracy']:.3f})", ratio))
+        print(rows[-1], flush=True)
+
+    for chunk in ("none", 64000):
+        before, peak = in_subprocess(_MEMORY, chunk)
+        numbers[f"peak memory, chunk {chunk}"] = {"resident_before_mb": before, "peak_mb": peak}
+        rows.append((f"peak RSS, K=10000, batch 128, copies_per_chunk={chunk}", f"{peak:.0f} MB (resident before the steps: {before:.0f} MB)", "target < 2048 MB"))
+        print(rows[-1], flush=True)
+
+    one, = in_subprocess(_DISTRIBUTED, 1)
+    two, = in_subprocess(_DISTRIBUTED, 2)
+    numbers["mirrored steps/s"] = {"1 device": one, "2 devices": two}
+    rows.append(("MirroredStrategy, K=1000, batch 64", f"1 device {one:.1f} steps/s; 2 logical CPU devices {two:.1f} steps/s", f"2/1 {two / one:.2f}"))
+    print(rows[-1], flush=True)
+
+    print("\n| measurement | values | ratio |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(numbers, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
