@@ -4,8 +4,9 @@ A robustness claim for GLR is only worth something against a BP network
 trained with the same neuronal noise, optimizer, learning rate, schedule,
 epochs, batch size and seed (DESIGN.md section 3, "Controls that matter").
 The twin differs from its GLR run in the estimator alone:
-    - "bp-ste" for step and sign units (backprop has no gradient there; the
-      straight-through estimator is the fair control),
+    - "bp-ste" for step and sign units and for the 0-1 loss (backprop has no
+      gradient there; the straight-through estimator, with cross-entropy in
+      place of the 0-1 loss for the gradient, is the fair control),
     - "bp-noise" otherwise.
 """
 
@@ -14,9 +15,13 @@ import dataclasses
 STEP_LIKE = ("step", "threshold", "heaviside", "sign")
 
 
-def twin_estimator(activation):
-    """The BP estimator that is the fair control for `activation`."""
-    return "bp-ste" if str(activation).lower() in STEP_LIKE else "bp-noise"
+def twin_estimator(activation, loss="ce"):
+    """The BP estimator that is the fair control for `activation` and `loss`.
+
+    bp-ste for step-like units or the 0-1 loss (neither has a gradient),
+    bp-noise otherwise.
+    """
+    return "bp-ste" if str(activation).lower() in STEP_LIKE or loss == "zero-one" else "bp-noise"
 
 
 def twin_config(config):
@@ -30,4 +35,4 @@ def twin_config(config):
             f"{config.estimator!r}. Pass the GLR run's directory."
         )
     run_name = f"{config.run_name}_twin" if config.run_name else None
-    return dataclasses.replace(config, estimator=twin_estimator(config.activation), run_name=run_name)
+    return dataclasses.replace(config, estimator=twin_estimator(config.activation, config.loss), run_name=run_name)

@@ -64,6 +64,8 @@ def test_twin_config_changes_only_the_estimator():
     differing = {k for k, v in glr.to_json().items() if twin.to_json()[k] != v}
     assert differing == {"estimator", "run_name"}
     assert twins.twin_config(RunConfig(activation="step")).estimator == "bp-ste"
+    # The 0-1 loss has no gradient either: its control replaces it by cross-entropy.
+    assert twins.twin_config(RunConfig(activation="sigmoid", loss="zero-one")).estimator == "bp-ste"
     with pytest.raises(ValueError, match="estimator is 'bp'"):
         twins.twin_config(RunConfig(estimator="bp"))
 

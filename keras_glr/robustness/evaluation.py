@@ -58,6 +58,27 @@ def load_entry(path):
     return ModelEntry(label, re.sub(r"_seed\d+", "", label), model, config, path)
 
 
+class NoisyPrediction:
+    """A GLR model's noisy prediction, as served by the SavedModel's `serve_noisy`.
+
+    Calling it returns class probabilities averaged over `passes` noisy
+    forward passes, shape (B, C). It has the model's `inputs` and
+    `outputs`, so it can stand wherever the evaluation takes a model.
+    """
+
+    def __init__(self, model, passes=32):
+        if not hasattr(model, "noisy_forward"):
+            raise ValueError(f"Noisy prediction needs a GLR model (with noisy layers); received {type(model).__name__}.")
+        self.model = model
+        self.passes = passes
+        self.inputs = model.inputs
+        self.outputs = model.outputs
+
+    def __call__(self, x, training=False):
+        outputs = self.model.noisy_forward(tf.convert_to_tensor(x), self.passes)
+        return tf.reduce_mean(tf.nn.softmax(outputs, axis=-1), axis=1)
+
+
 def check_classifier(model, label="model"):
     """Raises ValueError unless `model` maps one input to (batch, C >= 2) scores."""
     outputs = getattr(model, "outputs", None)
@@ -77,6 +98,8 @@ def input_shape(model):
 
 def logits_fn(model):
     """x -> logits. Models ending in a softmax are turned back into logits."""
+    if isinstance(model, NoisyPrediction):
+        return lambda x: tf.math.log(tf.clip_by_value(model(x), 1e-12, 1.0))
     last = model.layers[-1]
     if getattr(last, "activation", None) is keras.activations.softmax:
         return lambda x: tf.math.log(tf.clip_by_value(model(x, training=False), 1e-12, 1.0))

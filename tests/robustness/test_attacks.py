@@ -45,6 +45,26 @@ def test_pgd_stays_in_the_eps_ball_and_the_box(bp_mlp, name, norm):
     assert (model.predict(x_adv, verbose=0).argmax(1) != y).mean() > 0.3
 
 
+def test_spsa_stays_in_the_eps_ball_and_fools_a_bp_mlp_by_queries_alone(bp_mlp):
+    model, x, y = bp_mlp
+    queries = []
+
+    def model_fn(t):  # numpy in, logits out: SPSA never asks for a gradient
+        queries.append(len(t))
+        return model.predict_on_batch(np.asarray(t))
+
+    x_adv = attacks.get("spsa").run(model_fn, tf.constant(x), tf.constant(y), 0.1)
+    assert x_adv.shape == x.shape and x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    assert np.all(np.abs(x_adv - x).max(1) <= 0.1 + 1e-6)
+    assert (model.predict(x_adv, verbose=0).argmax(1) != y).mean() > 0.3
+    assert sum(queries) == len(x) * (1 + 20 * (64 + 1))  # start, then 64 probes and one check per step
+
+
+def test_spsa_margin_is_negative_exactly_when_misclassified():
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+    np.testing.assert_allclose(attacks.spsa_margin(logits, np.array([0, 0])), [1.0, -3.0])
+
+
 def test_lbfgs_finds_small_adversarial_examples_for_a_bp_mlp(bp_mlp):
     model, x, y = bp_mlp
     x_adv = attacks.lbfgs(model, x, y=y, binary_search_steps=5, max_iterations=50)

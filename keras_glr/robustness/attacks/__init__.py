@@ -1,8 +1,9 @@
 """Adversarial attacks with one signature: `attack(model_fn, x, y, eps)`.
 
 `model_fn` is any callable returning logits. FGSM, PGD (L-inf and L2), the
-basic and momentum iterative methods, Carlini-Wagner L2 and SPSA come from
-cleverhans 4; L-BFGS is `lbfgs.py`. Minimum-norm attacks (L-BFGS, CW) take
+basic and momentum iterative methods and Carlini-Wagner L2 come from
+cleverhans 4; L-BFGS is `lbfgs.py`; SPSA is `spsa.py` (batched over examples;
+cleverhans' SPSA does not construct its optimizer under Keras 3). Minimum-norm attacks (L-BFGS, CW) take
 no epsilon: they are marked `uses_eps=False` and run once per model.
 """
 
@@ -12,6 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_glr.robustness.attacks.lbfgs import lbfgs
+from keras_glr.robustness.attacks.spsa import margin as spsa_margin
+from keras_glr.robustness.attacks.spsa import spsa
 from keras_glr.robustness.attacks.surrogate_gradients import bpda_model_fn
 from keras_glr.robustness.attacks.surrogate_gradients import eot_model_fn
 from keras_glr.robustness.attacks.surrogate_gradients import has_noisy_prediction
@@ -62,13 +65,7 @@ def _cw(model_fn, x, y, eps):
 
 
 def _spsa(model_fn, x, y, eps):
-    from cleverhans.tf2.attacks.spsa import spsa
-
-    rows = [
-        spsa(model_fn, x[i : i + 1], y[i : i + 1], eps, 20, clip_min=0.0, clip_max=1.0, spsa_samples=64)
-        for i in range(len(x))
-    ]
-    return tf.concat(rows, axis=0)
+    return spsa(model_fn, np.asarray(x), np.asarray(y), eps, steps=20, samples=64)
 
 
 def _lbfgs(model_fn, x, y, eps):
@@ -84,7 +81,7 @@ ATTACKS = {
         Attack("bim", "basic iterative method, L-inf, 20 steps", True, _bim),
         Attack("mim", "momentum iterative method, L-inf, 20 steps", True, _mim),
         Attack("cw", "Carlini-Wagner L2, minimum norm", False, _cw),
-        Attack("spsa", "SPSA, gradient-free, L-inf, 20 steps", True, _spsa),
+        Attack("spsa", "SPSA, gradient-free, L-inf, 20 steps of 64 queries", True, _spsa),
         Attack("lbfgs", "L-BFGS (Szegedy et al. 2014), minimum norm", False, _lbfgs),
     )
 }
@@ -118,4 +115,4 @@ def parse_eps(text):
     return values
 
 
-__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "parse_names"]
+__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "spsa", "spsa_margin", "parse_names"]

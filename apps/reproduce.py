@@ -1,0 +1,55 @@
+"""glr-reproduce: the paper's Tables I and II from one command, with the controls it lacks.
+
+Trains the attack surrogate and every row (BP sigmoid; GLR sigmoid, threshold
+and |x|; the 0-1 loss; Laplace noise) and each GLR row's BP twin, for several
+seeds; crafts the transfer attacks once; measures every model on the same
+inputs; writes OUT/REPORT.md with the paper's numbers beside ours, plus CSV,
+JSON and plots. Re-running skips what is finished and resumes the rest.
+"""
+
+import argparse
+import sys
+
+from apps import common
+
+
+def build_parser():
+    from keras_glr import reproduction
+
+    p = argparse.ArgumentParser(prog="glr-reproduce", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="one seed, K=50, 3 epochs, 300 test examples: a few minutes")
+    p.add_argument("--dataset", default="mnist5k", help="mnist5k (offline) or a prepared TFDS image dataset such as mnist")
+    p.add_argument("--data-dir", default=None, help="prepared TFDS data directory")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per row (default 3; 1 with --quick)")
+    p.add_argument("--rows", default="all", help="comma-separated rows: " + ", ".join(reproduction.ROW_KEYS))
+    p.add_argument("--no-twins", action="store_true", help="skip the BP twins of the GLR rows")
+    p.add_argument("--copies", type=int, default=None, help="K (default 300; 50 with --quick)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per row, doubled for the 0-1 loss (default 12; 3 with --quick)")
+    p.add_argument("--examples", type=int, default=None, help="test examples measured (default all; 300 with --quick)")
+    p.add_argument("--spsa-examples", type=int, default=None, help="examples SPSA attacks per model (default 100; 20 with --quick)")
+    p.add_argument("--out", default="reproduction", help="folder for the runs, the evaluations and REPORT.md")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    common.quiet_tensorflow()
+    try:
+        from keras_glr import reproduction
+
+        rows = reproduction.ROW_KEYS if args.rows == "all" else tuple(r.strip() for r in args.rows.split(",") if r.strip())
+        settings = reproduction.Settings(
+            quick=args.quick, dataset=args.dataset, data_dir=args.data_dir, seeds=args.seeds, rows=rows,
+            twins=not args.no_twins, copies=args.copies, epochs=args.epochs, examples=args.examples,
+            spsa_examples=args.spsa_examples,
+        )
+        command = "glr-reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
+        path = reproduction.reproduce(settings, args.out, command=command.strip())
+    except common.USER_ERRORS as error:
+        return common.fail("glr-reproduce", str(error))
+    print(f"\nReport: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,551 @@
+"""The paper's Tables I and II from one call, with the controls the paper lacks.
+
+    settings = reproduction.Settings(quick=True)
+    reproduction.reproduce(settings, out="reproduction")   # -> out/REPORT.md
+
+What runs (every training is an ordinary run directory, out/runs/<name>):
+    surrogate   BP, 196-50-50-10 ReLU: the transfer attacks are crafted on it;
+    table rows  BP sigmoid; GLR with sigmoid, threshold and |x| units and
+                cross-entropy; GLR sigmoid and threshold with the 0-1 loss
+                (twice the epochs, as in the paper); GLR sigmoid with Laplace
+                noise;
+    twins       for every GLR row its BP control with the same noise,
+                optimizer, epochs and seed (`keras_glr.twins`);
+each for `seeds` seeds. Measured on the same test inputs: clean accuracy;
+FGSM (an epsilon sweep), PGD and L-BFGS crafted once on the surrogate;
+SPSA (gradient-free, white-box) on each model; the paper's four corruptions
+at five severities. GLR rows and twins are measured with deterministic and
+with noisy prediction.
+
+A re-run skips finished trainings and resumes interrupted ones; evaluations
+are cached per model (out/evaluations/) and the crafted inputs are saved
+(out/samples/), so nothing finished is recomputed. A row whose training or
+evaluation fails is reported as failed, with the error.
+"""
+
+import dataclasses
+import json
+import os
+import platform
+import re
+import time
+import traceback
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_glr import data as data_module
+from keras_glr import runs
+from keras_glr import seed_statistics
+from keras_glr import twins
+from keras_glr.robustness import evaluation
+from keras_glr.robustness import report
+
+# DESIGN.md section 3: 14x14 MNIST, 196-20-10, K = 10000, batch 25.
+PAPER_TABLE_I = {  # clean, L-BFGS, FGSM
+    "bp_sigmoid": (0.96, 0.57, 0.28),
+    "glr_sigmoid": (0.94, 0.77, 0.45),
+    "glr_threshold": (0.93, 0.73, 0.52),
+    "glr_abs": (0.94, 0.78, 0.53),
+    "glr_sigmoid_01": (0.84, 0.76, 0.58),
+    "glr_threshold_01": (0.83, 0.72, 0.57),
+}
+PAPER_TABLE_II = {  # gaussian noise, impulse noise, glass blur, contrast
+    "bp_sigmoid": (0.64, 0.40, 0.38, 0.25),
+    "glr_sigmoid": (0.75, 0.51, 0.44, 0.45),
+}
+CORRUPTIONS = ("gaussian_noise", "impulse_noise", "glass_blur", "contrast")
+HEADLINE_EPS = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of the tables: a training configuration run for every seed."""
+
+    key: str  # run-name stem, e.g. "glr_threshold"
+    title: str  # e.g. "GLR threshold"
+    overrides: dict
+    twin_of: str = None  # key of the GLR row this row is the BP control of
+
+
+ROWS = (
+    Row("bp_sigmoid", "BP sigmoid", {"estimator": "bp", "activation": "sigmoid", "copies": 1, "baseline": "none"}),
+    Row("glr_sigmoid", "GLR sigmoid", {"activation": "sigmoid"}),
+    Row("glr_threshold", "GLR threshold", {"activation": "step"}),
+    Row("glr_abs", "GLR |x|", {"activation": "abs"}),
+    Row("glr_sigmoid_01", "GLR sigmoid, 0-1 loss", {"activation": "sigmoid", "loss": "zero-one"}),
+    Row("glr_threshold_01", "GLR threshold, 0-1 loss", {"activation": "step", "loss": "zero-one"}),
+    Row("glr_sigmoid_laplace", "GLR sigmoid, Laplace noise", {"activation": "sigmoid", "noise": "laplace"}),
+)
+ROW_KEYS = tuple(row.key for row in ROWS)
+
+
+@dataclasses.dataclass
+class Settings:
+    """What a reproduction trains and measures. `quick` shrinks everything.
+
+    The paper trains with K = 10000 copies and plain SGD for 12 epochs (24
+    with the 0-1 loss); on 2 CPU cores that is hours per row, so the default
+    uses fewer copies and Adam, which reaches the paper's clean accuracy
+    range in the same epochs. Every setting is written into the report.
+    """
+
+    quick: bool = False
+    dataset: str = "mnist5k"
+    data_dir: str = None
+    seeds: int = None
+    rows: tuple = ROW_KEYS
+    twins: bool = True
+    copies: int = None
+    epochs: int = None
+    sigma: float = 2.0  # the paper's sigma^2 = 4
+    optimizer: str = "adam"
+    learning_rate: float = 0.01
+    batch_size: int = 25
+    examples: int = None  # test examples measured (None: all)
+    spsa_examples: int = None
+    eps: tuple = (0.05, 0.1, 0.2)
+    noisy_passes: int = 32
+
+    def __post_init__(self):
+        defaults = {"seeds": (1, 3), "copies": (50, 300), "epochs": (3, 12), "examples": (300, None), "spsa_examples": (20, 100)}
+        for name, (quick, full) in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, quick if self.quick else full)
+        self.rows = tuple(self.rows)
+        unknown = [key for key in self.rows if key not in ROW_KEYS]
+        if unknown:
+            raise ValueError(f"Unknown rows {unknown}. Expected some of {list(ROW_KEYS)}.")
+        for name in ("seeds", "copies", "epochs", "spsa_examples", "noisy_passes", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Invalid {name}: {value!r}. Expected a positive integer.")
+        if self.examples is not None and (not isinstance(self.examples, int) or self.examples < 1):
+            raise ValueError(f"Invalid examples: {self.examples!r}. Expected a positive integer or None (all).")
+
+    def to_json(self):
+        return {**dataclasses.asdict(self), "rows": list(self.rows), "eps": list(self.eps)}
+
+
+def surrogate_config(settings):
+    """The paper's attack surrogate: BP, two hidden layers of 50 ReLU units."""
+    return runs.RunConfig(
+        dataset=settings.dataset, data_dir=settings.data_dir, hidden=(50, 50), activation="relu",
+        estimator="bp", copies=1, baseline="none", optimizer="adam", learning_rate=0.01,
+        epochs=max(settings.epochs, 10) if not settings.quick else settings.epochs, batch_size=32,
+        seed=0, run_name="surrogate_bp_50-50_relu",
+    )
+
+
+def row_configs(settings):
+    """[(row, twin of (row or None), RunConfig)] for every selected row, seed and twin."""
+    out = []
+    for row in ROWS:
+        if row.key not in settings.rows:
+            continue
+        for seed in range(settings.seeds):
+            values = dict(
+                dataset=settings.dataset, data_dir=settings.data_dir, hidden=(20,), sigma=settings.sigma,
+                copies=settings.copies, optimizer=settings.optimizer, learning_rate=settings.learning_rate,
+                batch_size=settings.batch_size, epochs=settings.epochs, seed=seed, noisy_passes=settings.noisy_passes,
+            )
+            values.update(row.overrides)
+            if values.get("loss") == "zero-one":
+                values["epochs"] = 2 * settings.epochs  # as the paper: 24 instead of 12
+            config = runs.RunConfig(**values, run_name=f"{row.key}_seed{seed}")
+            out.append((row, None, config))
+            if settings.twins and config.estimator == "glr":
+                twin = twins.twin_config(config)
+                out.append((row, row, dataclasses.replace(twin, run_name=f"{row.key}_twin_seed{seed}")))
+    return out
+
+
+def group_of(label):
+    return re.sub(r"_seed\d+", "", label)
+
+
+class _Progress(keras.callbacks.Callback):
+    """Advances one overall progress bar by one step per finished epoch."""
+
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.add(1)
+
+
+def check_output_folder(out):
+    """Creates `out` and checks it is writable; raises runs.RunError if not."""
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise runs.RunError(f"Cannot write to the output folder {out}: {error.strerror}. Choose a writable --out.") from None
+
+
+def _load_test_set(settings):
+    """The test inputs every model is measured on (flat 14x14 images), as numpy."""
+    splits = data_module.load(settings.dataset, batch_size=256, image_size=14, flatten=True, data_dir=settings.data_dir)
+    x, y = zip(*((np.asarray(a), np.asarray(b)) for a, b in splits.test))
+    x, y = np.concatenate(x), np.concatenate(y)
+    if settings.examples is not None:
+        x, y = x[: settings.examples], y[: settings.examples]
+    return x, y
+
+
+def _train_all(settings, out, say):
+    """Trains (or skips / resumes) every run; returns {label: (row, twin_of, run_dir | error)}."""
+    root = os.path.join(out, "runs")
+    todo = [(None, None, surrogate_config(settings))] + row_configs(settings)
+    total_epochs = sum(config.epochs for _, _, config in todo)
+    bar = keras.utils.Progbar(total_epochs, unit_name="epoch")
+    trained = {}
+    for row, twin_of, config in todo:
+        label = config.name()
+        summary_path = os.path.join(root, label, "run.json")
+        finished = os.path.exists(summary_path) and runs.read_json(summary_path).get("status") == "finished"
+        try:
+            if finished:
+                bar.add(config.epochs)
+            else:
+                done = _epochs_done(os.path.join(root, label))
+                bar.add(done)
+                runs.train(config, root=root, resume=True, verbose=0, callbacks=[_Progress(bar)])
+            trained[label] = (row, twin_of, os.path.join(root, label))
+        except (ValueError, OSError, data_module.DataUnavailableError, tf.errors.OpError) as error:
+            trained[label] = (row, twin_of, f"{type(error).__name__}: {error}")
+            bar.add(max(0, config.epochs - _epochs_done(os.path.join(root, label))))
+            say(f"\ntraining {label} failed: {error}")
+    return trained
+
+
+def _epochs_done(run_dir):
+    state = os.path.join(run_dir, "checkpoint", "state.json")
+    return runs.read_json(state)["epochs_done"] if os.path.exists(state) else 0
+
+
+def _plans(settings):
+    transfer = evaluation.Plan(attacks=("fgsm", "pgd", "lbfgs"), eps=tuple(settings.eps), corruptions=CORRUPTIONS, mode="transfer")
+    whitebox = evaluation.Plan(attacks=("spsa",), eps=(HEADLINE_EPS,), corruptions=(), mode="whitebox")
+    return transfer, whitebox
+
+
+def _cache_key(settings, run_dir, noisy):
+    summary = runs.read_json(os.path.join(run_dir, "run.json"))
+    return {
+        "finished_at": summary.get("finished_at"),
+        "examples": settings.examples,
+        "spsa_examples": settings.spsa_examples,
+        "eps": list(settings.eps),
+        "noisy_passes": settings.noisy_passes if noisy else None,
+    }
+
+
+def _evaluate_one(entry, x, y, settings, surrogate, samples):
+    """Transfer attacks and corruptions on all of x; SPSA on the first `spsa_examples`.
+
+    New transfer and corrupted inputs are added to `samples` as soon as they exist.
+    """
+    transfer, whitebox = _plans(settings)
+    results, crafted = evaluation.evaluate([entry], x, y, transfer, surrogate, samples, progress=False)
+    samples.update(crafted)
+    n = min(settings.spsa_examples, len(x))
+    spsa, _ = evaluation.evaluate([entry], x[:n], y[:n], whitebox, progress=False)
+    results["attacks"]["spsa"] = spsa["attacks"]["spsa"]
+    results["spsa_examples"] = n
+    return results
+
+
+def _merge(per_model):
+    """Merges single-model results (same plan) into one `evaluation.evaluate`-style dict."""
+    merged = None
+    for results in per_model:
+        if merged is None:
+            merged = json.loads(json.dumps(results))
+            continue
+        label = results["models"][0]
+        merged["models"].append(label)
+        merged["groups"][label] = results["groups"][label]
+        merged["clean"][label] = results["clean"][label]
+        for name, by_eps in results["attacks"].items():
+            for eps, values in by_eps.items():
+                merged["attacks"].setdefault(name, {}).setdefault(eps, {}).update(values)
+        for key in ("corruptions", "corruption_means"):
+            for name, values in results.get(key, {}).items():
+                merged[key].setdefault(name, {}).update(values)
+        merged.setdefault("corruption_overall", {}).update(results.get("corruption_overall", {}))
+    return merged
+
+
+def _evaluate_all(settings, out, trained, x, y, say):
+    """{label: results or error string}, cached in out/evaluations/."""
+    import keras_glr  # noqa: F401  (registers the custom objects)
+
+    cache_dir = os.path.join(out, "evaluations")
+    samples_dir = os.path.join(out, "samples")
+    os.makedirs(cache_dir, exist_ok=True)
+    samples = report.load_samples(samples_dir, x, y) if os.path.exists(os.path.join(samples_dir, "samples.npz")) else {}
+    known = set(samples)
+    surrogate_label = surrogate_config(settings).name()
+    surrogate_dir = trained[surrogate_label][2]
+    if not os.path.isdir(str(surrogate_dir)):
+        raise RuntimeError(f"The attack surrogate could not be trained ({surrogate_dir}); no transfer attacks are possible.")
+    surrogate = evaluation.load_entry(surrogate_dir)
+    work = []
+    for label, (row, twin_of, run_dir) in trained.items():
+        if row is None:
+            continue
+        work.append((label, run_dir, False))
+        if row.overrides.get("estimator") != "bp":
+            work.append((label + "_noisy", run_dir, True))
+    evaluated = {}
+    bar = keras.utils.Progbar(len(work), unit_name="model")
+    for label, run_dir, noisy in work:
+        if not os.path.isdir(str(run_dir)):
+            evaluated[label] = f"not trained ({run_dir})"
+            bar.add(1)
+            continue
+        path = os.path.join(cache_dir, label + ".json")
+        key = _cache_key(settings, run_dir, noisy)
+        if os.path.exists(path):
+            cached = runs.read_json(path)
+            if cached.get("key") == key:
+                evaluated[label] = cached["results"]
+                bar.add(1)
+                continue
+        try:
+            entry = evaluation.load_entry(run_dir)
+            if noisy:
+                entry = evaluation.ModelEntry(label, group_of(label), evaluation.NoisyPrediction(entry.model, settings.noisy_passes), entry.config, run_dir)
+            try:
+                evaluated[label] = _evaluate_one(entry, x, y, settings, surrogate, samples)
+            finally:
+                if set(samples) - known:
+                    report.save_samples(samples, x, y, samples_dir)
+                    known = set(samples)
+            _write_json(path, {"key": key, "results": evaluated[label]})
+        except (ValueError, OSError, RuntimeError, tf.errors.OpError) as error:
+            evaluated[label] = f"{type(error).__name__}: {error}"
+            say(f"\nevaluating {label} failed: {error}")
+            traceback.print_exc()
+        bar.add(1)
+    return evaluated, samples, surrogate
+
+
+def _write_json(path, values):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(values, f, indent=2)
+    os.replace(tmp, path)
+
+
+def reproduce(settings, out="reproduction", command=None, say=print):
+    """Trains, evaluates and writes out/REPORT.md; returns the report's path.
+
+    Raises runs.RunError (unwritable `out`), ValueError (bad settings) or
+    DataUnavailableError (unknown or missing dataset) before any training.
+    """
+    started = time.time()
+    check_output_folder(out)
+    x, y = _load_test_set(settings)  # fails early for an unknown dataset
+    _write_json(os.path.join(out, "settings.json"), settings.to_json())
+    say(f"Training {len(row_configs(settings)) + 1} runs into {os.path.join(out, 'runs')} (finished runs are skipped)")
+    trained = _train_all(settings, out, say)
+    say(f"Evaluating on {len(x)} test examples (cached in {os.path.join(out, 'evaluations')})")
+    evaluated, samples, surrogate = _evaluate_all(settings, out, trained, x, y, say)
+    good = [results for results in evaluated.values() if isinstance(results, dict)]
+    merged = _merge(good) if good else None
+    written = []
+    configs = {}
+    for label, (_, _, run_dir) in trained.items():
+        if os.path.isdir(str(run_dir)) and os.path.exists(os.path.join(run_dir, "config.json")):
+            configs[label] = runs.read_json(os.path.join(run_dir, "config.json"))
+            configs[label + "_noisy"] = configs[label]
+    if merged is not None:
+        merged["surrogate"] = surrogate.label
+        merged["surrogate_clean"] = evaluation.accuracy(surrogate.model, x, y)
+        written = report.write(merged, samples, x, y, configs, os.path.join(out, "evaluation"),
+                               first_model_predict=lambda t: evaluation.predict_scores(surrogate.model, t))
+    text = render_report(settings, trained, evaluated, merged, configs, len(x), time.time() - started, command)
+    path = os.path.join(out, "REPORT.md")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# The report ------------------------------------------------------------------
+
+
+def _cells(evaluated, labels, getter):
+    """SeedSummary of getter(results) over the labels that have results."""
+    values = []
+    for label in labels:
+        results = evaluated.get(label)
+        if isinstance(results, dict):
+            try:
+                values.append(getter(results, label))
+            except KeyError:
+                pass
+    return seed_statistics.summarize(values)
+
+
+def _columns(eps):
+    """(name, getter) for every measurement, in report order."""
+    head = str(HEADLINE_EPS)
+    columns = [
+        ("clean", lambda r, l: r["clean"][l]),
+        ("L-BFGS", lambda r, l: r["attacks"]["lbfgs"]["min"][l]),
+        (f"FGSM {head}", lambda r, l: r["attacks"]["fgsm"][head][l]),
+    ]
+    for name in CORRUPTIONS:
+        columns.append((name.replace("_", " "), lambda r, l, n=name: r["corruption_means"][n][l]))
+    columns.append(("corruptions mean", lambda r, l: r["corruption_overall"][l]))
+    columns.append((f"PGD {head}", lambda r, l: r["attacks"]["pgd"][head][l]))
+    columns.append((f"SPSA {head}", lambda r, l: r["attacks"]["spsa"][head][l]))
+    for e in eps:
+        if str(e) != head:
+            columns.append((f"FGSM {e}", lambda r, l, e=str(e): r["attacks"]["fgsm"][e][l]))
+    return columns
+
+
+def _labels_by_group(trained, suffix=""):
+    """{group: [labels]}; with suffix "_noisy" only the noise-trained runs."""
+    groups = {}
+    for label, (row, twin_of, _) in trained.items():
+        noise_trained = row is not None and (twin_of is not None or row.overrides.get("estimator") != "bp")
+        if row is not None and (noise_trained or not suffix):
+            groups.setdefault(group_of(label) + suffix, []).append(label + suffix)
+    return groups
+
+
+def _failures(trained, evaluated, labels):
+    problems = []
+    for label in labels:
+        base = label[: -len("_noisy")] if label.endswith("_noisy") else label
+        if base in trained and not os.path.isdir(str(trained[base][2])):
+            problems.append(f"{base}: training failed: {trained[base][2]}")
+        elif isinstance(evaluated.get(label), str):
+            problems.append(f"{label}: evaluation failed: {evaluated[label]}")
+    return problems
+
+
+def _cell(summary):
+    return "failed" if summary.n == 0 else str(summary)
+
+
+def render_report(settings, trained, evaluated, merged, configs, examples, seconds, command):
+    """REPORT.md: the paper's tables beside ours, the controls, failures, plots."""
+    columns = dict(_columns(settings.eps))
+    groups = _labels_by_group(trained)
+    noisy_groups = _labels_by_group(trained, "_noisy")
+    rows = [row for row in ROWS if row.key in settings.rows]
+    lines = ["# Reproduction of the paper's Tables I and II", ""]
+    lines += [
+        f"Produced by `{command or 'glr-reproduce'}` on {time.strftime('%Y-%m-%d')}: "
+        f"{platform.machine()} with {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}; {seconds / 60:.1f} minutes in all "
+        "(a re-run only counts what it had to redo).",
+        "",
+        f"Data: {settings.dataset} at 14x14 (flat, 196 inputs), the same split for every run; "
+        f"{examples} test examples measured. Network 196-20-10 for every row. Training: "
+        f"{settings.optimizer} at learning rate {settings.learning_rate}, batch {settings.batch_size}, "
+        f"{settings.epochs} epochs ({2 * settings.epochs} with the 0-1 loss), K = {settings.copies} copies, "
+        f"noise standard deviation {settings.sigma}, {settings.seeds} seed(s) per row "
+        f"(mean ± standard deviation). The paper: SGD at 0.1, batch 25, 12 (24) epochs, K = 10000, "
+        "sigma = 2. Every number below was computed by the run that wrote this file.",
+        "",
+        f"Attacks: FGSM, PGD (20 steps) and L-BFGS are transfer attacks crafted once on a BP "
+        f"196-50-50-10 ReLU surrogate (as in the paper; its clean accuracy: "
+        f"{merged['surrogate_clean']:.3f})." if merged else "Attacks: no model could be evaluated.",
+        f"SPSA (gradient-free, 20 steps) attacks each model itself, on the first {settings.spsa_examples} "
+        "test examples. Epsilons are L-inf radii on pixels in [0, 1]; L-BFGS finds a minimal "
+        "perturbation per example. Corruptions: mean accuracy over five severities (paper Eq. 6).",
+        "",
+    ]
+
+    def table(title, names, paper, keys_rows, intro=None):
+        out = [f"## {title}", ""]
+        if intro:
+            out += [intro, ""]
+        header = "| row | seeds | " + " | ".join(f"{n} | paper" if paper else n for n in names) + " |"
+        out += [header, "|---|---|" + "---|" * (len(names) * (2 if paper else 1))]
+        for title_, key, labels in keys_rows:
+            cells = []
+            for i, name in enumerate(names):
+                cells.append(_cell(_cells(evaluated, labels, columns[name])))
+                if paper:
+                    cells.append(f"{paper[key][i]:.2f}" if key in paper else "—")
+            seeds = sum(1 for label in labels if isinstance(evaluated.get(label), dict))
+            out.append(f"| {title_} | {seeds} | " + " | ".join(cells) + " |")
+        return out + [""]
+
+    table_rows = [(row.title, row.key, groups.get(row.key, [])) for row in rows]
+    lines += table("Table I: clean, L-BFGS and FGSM accuracy", ["clean", "L-BFGS", f"FGSM {HEADLINE_EPS}"], PAPER_TABLE_I, table_rows,
+                   "Deterministic prediction. The paper's column beside each of ours.")
+    lines += table("Table II: corruptions", [n.replace("_", " ") for n in CORRUPTIONS], PAPER_TABLE_II, table_rows)
+    lines += table("More attacks", [f"PGD {HEADLINE_EPS}", f"SPSA {HEADLINE_EPS}"] + [f"FGSM {e}" for e in settings.eps if str(e) != str(HEADLINE_EPS)]
+                   + ["corruptions mean"], None, table_rows)
+
+    # Fair controls: each GLR row against its BP twin.
+    compare = ["clean", "L-BFGS", f"FGSM {HEADLINE_EPS}", f"PGD {HEADLINE_EPS}", f"SPSA {HEADLINE_EPS}", "corruptions mean"]
+    twin_lines = []
+    for row in rows:
+        twin_labels = groups.get(f"{row.key}_twin")
+        if not twin_labels:
+            continue
+        estimator = twins.twin_estimator(row.overrides.get("activation"), row.overrides.get("loss", "ce"))
+        ours, theirs = [], []
+        for name in compare:
+            a = _cells(evaluated, groups.get(row.key, []), columns[name])
+            b = _cells(evaluated, twin_labels, columns[name])
+            mark = " *" if seed_statistics.significant(a, b) else ""
+            ours.append(f"{_cell(a)} / {_cell(b)}{mark}")
+        twin_lines.append(f"| {row.title} | {estimator} | " + " | ".join(ours) + " |")
+    if twin_lines:
+        lines += ["## Controls the paper lacks: GLR against BP with the same noise", "",
+                  "Each cell: GLR / its BP twin (same noise, optimizer, learning rate, epochs, batch and "
+                  "seed; estimator bp-noise, or bp-ste with straight-through step units and cross-entropy "
+                  "in place of the 0-1 loss for the gradient). This separates what the noise during "
+                  "training does from what the GLR estimator does. " + seed_statistics.RULE, "",
+                  "| row | twin | " + " | ".join(compare) + " |", "|---|---|" + "---|" * len(compare)]
+        lines += twin_lines + [""]
+
+    noisy_lines = []
+    for title_, key in [(row.title, row.key) for row in rows] + [(f"{row.title}, BP twin", f"{row.key}_twin") for row in rows]:
+        if key + "_noisy" not in noisy_groups:
+            continue
+        det = [_cell(_cells(evaluated, groups.get(key, []), columns[n])) for n in compare]
+        noisy = [_cell(_cells(evaluated, noisy_groups[key + "_noisy"], columns[n])) for n in compare]
+        noisy_lines.append(f"| {title_} | deterministic | " + " | ".join(det) + " |")
+        noisy_lines.append(f"| {title_} | noisy ({settings.noisy_passes} passes) | " + " | ".join(noisy) + " |")
+    if noisy_lines:
+        lines += ["## Deterministic against noisy prediction", "",
+                  f"Noisy prediction averages the class probabilities of {settings.noisy_passes} noisy forward "
+                  "passes (the SavedModel's `serve_noisy`). Transfer inputs are the same for both; SPSA "
+                  "attacks each prediction itself.", "",
+                  "| row | prediction | " + " | ".join(compare) + " |", "|---|---|" + "---|" * len(compare)]
+        lines += noisy_lines + [""]
+
+    all_labels = [label for labels in list(groups.values()) + list(noisy_groups.values()) for label in labels]
+    problems = _failures(trained, evaluated, all_labels)
+    surrogate_label = surrogate_config(settings).name()
+    if surrogate_label in trained and not os.path.isdir(str(trained[surrogate_label][2])):
+        problems.insert(0, f"{surrogate_label}: training failed: {trained[surrogate_label][2]}")
+    lines += ["## Failed rows", ""]
+    lines += [f"- {p}" for p in problems] if problems else ["None: every run trained and was evaluated."]
+    lines += [""]
+    if merged is not None:
+        lines += ["## Files", "",
+                  "- `evaluation/results.csv`, `evaluation/results.json`: every model and seed, every measurement;",
+                  "- `evaluation/results.md`: the same as one table;",
+                  "- `runs/<run>/`: each training (model, SavedModel, log, curves, run.json);",
+                  "- `samples/samples.npz`: the transfer-attack and corrupted inputs, reusable with `glr-evaluate --samples-from`.",
+                  "", "![accuracy against epsilon](evaluation/accuracy_vs_eps.png)", "",
+                  "![adversarial examples](evaluation/adversarial_examples.png)", "",
+                  "![corruptions](evaluation/corruptions.png)", ""]
+    return "\n".join(lines)
