@@ -26,7 +26,7 @@ def build_parser():
     p.add_argument("--copies", type=int, default=None, help="K (default 300; 50 with --quick)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per row, doubled for the 0-1 loss (default 12; 3 with --quick)")
     p.add_argument("--examples", type=int, default=None, help="test examples measured (default all; 300 with --quick)")
-    p.add_argument("--spsa-examples", type=int, default=None, help="examples SPSA attacks per model (default 100; 20 with --quick)")
+    p.add_argument("--whitebox-examples", type=int, default=None, help="examples the white-box attacks (PGD with BPDA/EOT, SPSA) craft per model (default 100; 20 with --quick)")
     p.add_argument("--out", default="reproduction", help="folder for the runs, the evaluations and REPORT.md")
     return p
 
@@ -41,7 +41,7 @@ def main(argv=None):
         settings = reproduction.Settings(
             quick=args.quick, dataset=args.dataset, data_dir=args.data_dir, seeds=args.seeds, rows=rows,
             twins=not args.no_twins, copies=args.copies, epochs=args.epochs, examples=args.examples,
-            spsa_examples=args.spsa_examples,
+            whitebox_examples=args.whitebox_examples,
         )
         command = "glr-reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
         path = reproduction.reproduce(settings, args.out, command=command.strip())

@@ -147,10 +147,20 @@ class Plan:
         return self.mode
 
 
-def _attack_model_fn(model):
+def _attack_model_fn(model, attack, eot_samples=16):
+    """What a white-box `attack` sees of `model`.
+
+    Query-only attacks (SPSA) see the prediction itself. Gradient attacks on
+    GLR models see BPDA (straight-through step and sign units) and, when the
+    prediction is noisy, EOT: logits averaged over `eot_samples` noisy passes.
+    """
+    if attack.queries_only:
+        return logits_fn(model)
+    if isinstance(model, NoisyPrediction):
+        return surrogate_gradients.eot_model_fn(model.model, eot_samples)
     if isinstance(model, keras.Model) and hasattr(model, "noisy_forward"):
         if surrogate_gradients.has_noisy_prediction(model):
-            return surrogate_gradients.eot_model_fn(model)
+            return surrogate_gradients.eot_model_fn(model, eot_samples)
         return surrogate_gradients.bpda_model_fn(model)
     return logits_fn(model)
 
@@ -210,7 +220,8 @@ def evaluate(entries, x, y, plan, surrogate=None, samples=None, progress=True):
                     own = f"{key}:{entry.label}"
                     if own not in samples:
                         tf.random.set_seed(plan.seed)
-                        samples[own] = np.asarray(attack_module.get(name).run(_attack_model_fn(entry.model), xt, yt, param))
+                        attack = attack_module.get(name)
+                        samples[own] = np.asarray(attack.run(_attack_model_fn(entry.model, attack, plan.eot_samples), xt, yt, param))
                     per_model[entry.label] = accuracy(entry.model, samples[own], y)
             results["attacks"].setdefault(name, {})["min" if param is None else str(param)] = per_model
         else:

@@ -26,6 +26,7 @@ class Attack:
     description: str
     uses_eps: bool
     run: object  # (model_fn, x, y, eps) -> x_adv
+    queries_only: bool = False  # never asks for a gradient
 
 
 def _fgsm(model_fn, x, y, eps):
@@ -81,7 +82,7 @@ ATTACKS = {
         Attack("bim", "basic iterative method, L-inf, 20 steps", True, _bim),
         Attack("mim", "momentum iterative method, L-inf, 20 steps", True, _mim),
         Attack("cw", "Carlini-Wagner L2, minimum norm", False, _cw),
-        Attack("spsa", "SPSA, gradient-free, L-inf, 20 steps of 64 queries", True, _spsa),
+        Attack("spsa", "SPSA, gradient-free, L-inf, 20 steps of 64 queries", True, _spsa, queries_only=True),
         Attack("lbfgs", "L-BFGS (Szegedy et al. 2014), minimum norm", False, _lbfgs),
     )
 }

@@ -1,0 +1,121 @@
+"""glr-reproduce --quick on a small subset: report, resume, cache, failures, bad input."""
+
+import json
+import os
+import re
+
+import keras
+import pytest
+
+from apps import reproduce as reproduce_app
+from keras_glr import reproduction
+from keras_glr import runs
+
+SMALL = ["--quick", "--rows", "bp_sigmoid,glr_threshold", "--epochs", "1", "--copies", "8", "--examples", "60", "--whitebox-examples", "4"]
+
+
+def _settings():
+    return reproduction.Settings(quick=True, rows=("bp_sigmoid", "glr_threshold"), epochs=1, copies=8, examples=60, whitebox_examples=4)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops training like Ctrl-C, after the first epoch's checkpoint is written."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro") / "out"
+    # An interrupted training of one row, left behind as Ctrl-C would leave it.
+    config = next(c for row, twin, c in reproduction.row_configs(_settings()) if c.run_name == "glr_threshold_seed0")
+    config.epochs = 2
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(config, root=str(out / "runs"), verbose=0, callbacks=[_Interrupt()])
+    argv = SMALL[:]
+    argv[argv.index("--epochs") + 1] = "2"
+    assert reproduce_app.main(argv + ["--out", str(out)]) == 0
+    return out, argv
+
+
+def test_report_has_the_papers_numbers_beside_numbers_from_this_run(finished):
+    out, _ = finished
+    report = (out / "REPORT.md").read_text()
+    results = json.loads((out / "evaluation" / "results.json").read_text())
+    for label, title, paper_clean in (("glr_threshold_seed0", "GLR threshold", "0.93"), ("bp_sigmoid_seed0", "BP sigmoid", "0.96")):
+        row = next(line for line in report.splitlines() if line.startswith(f"| {title} | 1 |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2] == f"{results['clean'][label]:.3f}" and cells[3] == paper_clean
+        assert cells[4] == f"{results['attacks']['lbfgs']['min'][label]:.3f}"
+        assert cells[6] == f"{results['attacks']['fgsm']['0.1'][label]:.3f}"
+    assert "| GLR threshold | bp-ste |" in report  # the twin comparison
+    assert "noisy (32 passes)" in report
+    assert "None: every run trained" in report
+    assert set(results["models"]) == {
+        "bp_sigmoid_seed0", "glr_threshold_seed0", "glr_threshold_twin_seed0",
+        "glr_threshold_seed0_noisy", "glr_threshold_twin_seed0_noisy",
+    }
+    assert results["examples"] == 60 and "spsa" in results["attacks"]
+    for name in ("results.csv", "results.md", "accuracy_vs_eps.png", "adversarial_examples.png", "corruptions.png"):
+        assert (out / "evaluation" / name).stat().st_size > 0
+    assert (out / "samples" / "samples.npz").exists()
+
+
+def test_an_interrupted_training_is_resumed_not_restarted(finished):
+    out, _ = finished
+    summary = runs.read_json(out / "runs" / "glr_threshold_seed0" / "run.json")
+    assert summary["status"] == "finished" and summary["resumed_from_epoch"] == 1 and summary["epochs"] == 2
+
+
+def test_a_rerun_recomputes_nothing(finished):
+    out, argv = finished
+    watched = [out / "runs" / "glr_threshold_seed0" / "model.keras", out / "evaluations" / "glr_threshold_seed0.json",
+               out / "evaluations" / "glr_threshold_seed0_noisy.json", out / "samples" / "samples.npz"]
+    before = {p: p.stat().st_mtime_ns for p in watched}
+    report_before = (out / "REPORT.md").read_text()
+    assert reproduce_app.main(argv + ["--out", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in watched} == before
+    strip = lambda text: re.sub(r"in all|\d+\.\d minutes", "", text)  # noqa: E731
+    assert strip((out / "REPORT.md").read_text()).split("## Table I")[1] == strip(report_before).split("## Table I")[1]
+
+
+def test_a_failed_row_is_reported_not_dropped(tmp_path):
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "glr_threshold_twin_seed0").write_text("not a run directory")
+    assert reproduce_app.main(SMALL + ["--rows", "glr_threshold", "--out", str(out)]) == 0
+    report = (out / "REPORT.md").read_text()
+    failures = report.split("## Failed rows")[1]
+    assert "glr_threshold_twin_seed0: training failed" in failures and "not a directory" in failures
+    assert "| GLR threshold | bp-ste |" in report and "/ failed" in report
+    assert re.search(r"\| GLR threshold \| 1 \| 0\.\d{3} \|", report)  # the GLR row itself is there
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dataset", "no_such_dataset"], "no_such_dataset"),
+        (["--rows", "glr_sigmoid,glr_tanh"], "Unknown rows"),
+        (["--seeds", "0"], "Invalid seeds"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path, capsys, extra, message):
+    assert reproduce_app.main(SMALL + extra + ["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("glr-reproduce: error:") and message in err
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_an_unwritable_output_folder_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert reproduce_app.main(SMALL + ["--out", str(blocker / "out")]) == 2
+    assert "Cannot write to the output folder" in capsys.readouterr().err
+
+
+def test_settings_defaults_fit_the_time_budget():
+    quick, full = reproduction.Settings(quick=True), reproduction.Settings()
+    assert (quick.seeds, quick.copies, quick.epochs) == (1, 50, 3)
+    assert full.seeds >= 2 and full.examples is None  # mean and spread over seeds; the whole test split
+    assert os.path.basename(reproduction.surrogate_config(full).name()) == "surrogate_bp_50-50_relu"
