@@ -6,8 +6,9 @@
 1. Train-step time at the paper's configuration (196-20-10, K = 10000,
    batch 25) and at K = 100, batch 32; beside it the time to draw the same
    noise alone (the floor) and one BP step on the same network; ratios.
-2. Time to accuracy on mnist5k: GLR (step and sigmoid) against BP on the
-   same network, to BP's final accuracy minus one point.
+2. Time to accuracy on mnist5k: GLR (step and sigmoid, K = 100) against BP
+   on the same network, to BP's best accuracy minus one point; each at its
+   fastest Adam learning rate of 0.01, 0.02, 0.03.
 3. Peak resident memory of GLR steps at K = 10000, batch 128 (one process
    each; with and without `copies_per_chunk`; the peak is reset after
    TensorFlow has loaded and the step is traced).
@@ -88,19 +89,25 @@ def step_times(copies, batch, repeats):
     return interleaved_medians(functions, repeats)
 
 
-def time_to_accuracy(max_epochs, copies):
-    """Per model: (seconds, epochs) to reach BP's final accuracy minus one point.
+LEARNING_RATES = (0.01, 0.02, 0.03)
 
-    Every model trains for up to `max_epochs` on mnist5k (Adam 0.01, batch
-    32); test accuracy is measured after each epoch, outside the timing.
-    Returns {name: {"target", "seconds", "epochs", "final_accuracy"}}.
+
+def time_to_accuracy(max_epochs, copies):
+    """Per model: the fastest (seconds, epochs) to BP's accuracy minus one point.
+
+    Every model trains on mnist5k (Adam, batch 32) at each learning rate in
+    LEARNING_RATES for up to `max_epochs`; test accuracy is measured after
+    each epoch, outside the timing (tracing is inside, for every model). The
+    target is the best final BP accuracy minus 0.01; each model reports its
+    fastest learning rate. Returns {name: {"target", "seconds", "epochs",
+    "learning_rate", "final_accuracy"}}.
     """
     splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True)
 
-    def curve(build, compile_kwargs):
+    def curve(build, learning_rate, compile_kwargs):
         keras.utils.set_random_seed(0)
         model = build()
-        model.compile(keras.optimizers.Adam(0.01), CE, metrics=["accuracy"], **compile_kwargs)
+        model.compile(keras.optimizers.Adam(learning_rate), CE, metrics=["accuracy"], **compile_kwargs)
         elapsed, points = 0.0, []
         for _ in range(max_epochs):
             start = time.perf_counter()
@@ -109,14 +116,24 @@ def time_to_accuracy(max_epochs, copies):
             points.append((elapsed, model.evaluate(splits.test, verbose=0)[1]))
         return points
 
-    curves = {"bp sigmoid": curve(lambda: network("sigmoid"), {"estimator": "bp", "copies": 1, "baseline": "none"})}
-    for name, activation in (("glr step", "step"), ("glr sigmoid", "sigmoid")):
-        curves[name] = curve(lambda a=activation: network(a, 1.0), {"copies": copies})
-    target = curves["bp sigmoid"][-1][1] - 0.01
+    models = {
+        "bp sigmoid": (lambda: network("sigmoid"), {"estimator": "bp", "copies": 1, "baseline": "none"}),
+        "glr step": (lambda: network("step", 1.0), {"copies": copies}),
+        "glr sigmoid": (lambda: network("sigmoid", 1.0), {"copies": copies}),
+    }
+    curves = {(name, lr): curve(build, lr, kwargs) for name, (build, kwargs) in models.items() for lr in LEARNING_RATES}
+    target = max(curves["bp sigmoid", lr][-1][1] for lr in LEARNING_RATES) - 0.01
     results = {}
-    for name, points in curves.items():
-        reached = next(((t, epoch) for epoch, (t, acc) in enumerate(points, 1) if acc >= target), (None, None))
-        results[name] = {"target": target, "seconds": reached[0], "epochs": reached[1], "final_accuracy": points[-1][1]}
+    for name in models:
+        best = {"target": target, "seconds": None, "epochs": None, "learning_rate": None,
+                "final_accuracy": max(curves[name, lr][-1][1] for lr in LEARNING_RATES)}
+        for lr in LEARNING_RATES:
+            for epoch, (seconds, accuracy) in enumerate(curves[name, lr], 1):
+                if accuracy >= target:
+                    if best["seconds"] is None or seconds < best["seconds"]:
+                        best.update(seconds=seconds, epochs=epoch, learning_rate=lr)
+                    break
+        results[name] = best
     return results
 
 
@@ -187,7 +204,7 @@ def main(argv=None):
                      f"GLR/noise {t['glr'] / t['noise']:.2f} (jit {t['glr jit'] / t['noise']:.2f}); GLR/BP {t['glr'] / t['bp']:.0f}"))
         print(rows[-1], flush=True)
 
-    epochs = 8 if args.quick else 30
+    epochs = 8 if args.quick else 20
     accuracy = time_to_accuracy(epochs, copies=100)
     bp = accuracy["bp sigmoid"]
     for name, result in accuracy.items():
@@ -197,7 +214,7 @@ def main(argv=None):
             rows.append((label, f"not reached in {epochs} epochs (final {result['final_accuracy']:.3f})", "-"))
         else:
             ratio = "" if name.startswith("bp") else f"GLR/BP time {result['seconds'] / bp['seconds']:.2f}"
-            rows.append((label, f"{result['epochs']} epochs, {result['seconds']:.1f} s (after {epochs}: {result['final_accuracy']:.3f})", ratio))
+            rows.append((label, f"{result['epochs']} epochs, {result['seconds']:.1f} s at learning rate {result['learning_rate']} (best after {epochs}: {result['final_accuracy']:.3f})", ratio))
         print(rows[-1], flush=True)
 
     for chunk in ("none", 64000):
