@@ -27,9 +27,7 @@ import dataclasses
 import json
 import os
 import platform
-import re
 import time
-import traceback
 
 import keras
 import numpy as np
@@ -161,10 +159,6 @@ def row_configs(settings):
     return out
 
 
-def group_of(label):
-    return re.sub(r"_seed\d+", "", label)
-
-
 class _Progress(keras.callbacks.Callback):
     """Advances one overall progress bar by one step per finished epoch."""
 
@@ -289,8 +283,6 @@ def _merge(per_model):
 
 def _evaluate_all(settings, out, trained, x, y, say):
     """{label: results or error string}, cached in out/evaluations/."""
-    import keras_glr  # noqa: F401  (registers the custom objects)
-
     cache_dir = os.path.join(out, "evaluations")
     samples_dir = os.path.join(out, "samples")
     os.makedirs(cache_dir, exist_ok=True)
@@ -326,27 +318,19 @@ def _evaluate_all(settings, out, trained, x, y, say):
         try:
             entry = evaluation.load_entry(run_dir)
             if noisy:
-                entry = evaluation.ModelEntry(label, group_of(label), evaluation.NoisyPrediction(entry.model, settings.noisy_passes), entry.config, run_dir)
+                entry = evaluation.ModelEntry(label, evaluation.group_of(label), evaluation.NoisyPrediction(entry.model, settings.noisy_passes), entry.config, run_dir)
             try:
                 evaluated[label] = _evaluate_one(entry, x, y, settings, surrogate, samples)
             finally:
                 if set(samples) - known:
                     report.save_samples(samples, x, y, samples_dir)
                     known = set(samples)
-            _write_json(path, {"key": key, "results": evaluated[label]})
+            runs.write_json(path, {"key": key, "results": evaluated[label]})
         except (ValueError, OSError, RuntimeError, tf.errors.OpError) as error:
             evaluated[label] = f"{type(error).__name__}: {error}"
             say(f"\nevaluating {label} failed: {error}")
-            traceback.print_exc()
         bar.add(1)
     return evaluated, samples, surrogate
-
-
-def _write_json(path, values):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(values, f, indent=2)
-    os.replace(tmp, path)
 
 
 def reproduce(settings, out="reproduction", command=None, say=print):
@@ -358,14 +342,13 @@ def reproduce(settings, out="reproduction", command=None, say=print):
     started = time.time()
     check_output_folder(out)
     x, y = _load_test_set(settings)  # fails early for an unknown dataset
-    _write_json(os.path.join(out, "settings.json"), settings.to_json())
+    runs.write_json(os.path.join(out, "settings.json"), settings.to_json())
     say(f"Training {len(row_configs(settings)) + 1} runs into {os.path.join(out, 'runs')} (finished runs are skipped)")
     trained = _train_all(settings, out, say)
     say(f"Evaluating on {len(x)} test examples (cached in {os.path.join(out, 'evaluations')})")
     evaluated, samples, surrogate = _evaluate_all(settings, out, trained, x, y, say)
     good = [results for results in evaluated.values() if isinstance(results, dict)]
     merged = _merge(good) if good else None
-    written = []
     configs = {}
     for label, (_, _, run_dir) in trained.items():
         if os.path.isdir(str(run_dir)) and os.path.exists(os.path.join(run_dir, "config.json")):
@@ -374,7 +357,7 @@ def reproduce(settings, out="reproduction", command=None, say=print):
     if merged is not None:
         merged["surrogate"] = surrogate.label
         merged["surrogate_clean"] = evaluation.accuracy(surrogate.model, x, y)
-        written = report.write(merged, samples, x, y, configs, os.path.join(out, "evaluation"),
+        report.write(merged, samples, x, y, configs, os.path.join(out, "evaluation"),
                                first_model_predict=lambda t: evaluation.predict_scores(surrogate.model, t))
     text = render_report(settings, trained, evaluated, merged, configs, len(x), time.time() - started, command)
     path = os.path.join(out, "REPORT.md")
@@ -425,7 +408,7 @@ def _labels_by_group(trained, suffix=""):
     for label, (row, twin_of, _) in trained.items():
         noise_trained = row is not None and (twin_of is not None or row.overrides.get("estimator") != "bp")
         if row is not None and (noise_trained or not suffix):
-            groups.setdefault(group_of(label) + suffix, []).append(label + suffix)
+            groups.setdefault(evaluation.group_of(label) + suffix, []).append(label + suffix)
     return groups
 
 
@@ -509,7 +492,7 @@ def render_report(settings, trained, evaluated, merged, configs, examples, secon
         if not twin_labels:
             continue
         estimator = twins.twin_estimator(row.overrides.get("activation"), row.overrides.get("loss", "ce"))
-        ours, theirs = [], []
+        ours = []
         for name in compare:
             a = _cells(evaluated, groups.get(row.key, []), columns[name])
             b = _cells(evaluated, twin_labels, columns[name])

@@ -206,10 +206,11 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         os.replace(model_path + ".tmp.keras", model_path)
         seconds = self.previous_seconds + time.time() - self.started
         state = {"epochs_done": epoch + 1, "wall_time_seconds": seconds, "noise_states": noise_states(self.model)}
-        _write_json(os.path.join(self.folder, "state.json"), state)
+        write_json(os.path.join(self.folder, "state.json"), state)
 
 
-def _write_json(path, values):
+def write_json(path, values):
+    """Writes `values` as JSON atomically (a reader never sees half a file)."""
     with open(path + ".tmp", "w") as f:
         json.dump(values, f, indent=2, default=str)
     os.replace(path + ".tmp", path)
@@ -302,7 +303,7 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
         summary = read_json(os.path.join(run_dir, "run.json"))
         if summary.get("status") == "finished":
             return RunResult(run_dir, summary["metrics"], summary["epochs"], True)
-    _write_json(os.path.join(run_dir, "config.json"), config.to_json())
+    write_json(os.path.join(run_dir, "config.json"), config.to_json())
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     splits = load_data(config)
@@ -385,5 +386,5 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, re
         "versions": _versions(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _write_json(os.path.join(run_dir, "run.json"), summary)
+    write_json(os.path.join(run_dir, "run.json"), summary)
     return RunResult(run_dir, metrics, first_epoch, True)

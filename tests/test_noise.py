@@ -59,3 +59,16 @@ def test_get_accepts_names_and_rejects_others():
     assert isinstance(noise.get("Laplace"), noise.Laplace)
     with pytest.raises(ValueError, match="Received: noise='cauchy'"):
         noise.get("cauchy")
+
+
+@pytest.mark.parametrize("distribution", [noise.Gaussian(0.7), noise.Laplace(1.3)], ids=repr)
+def test_weighted_scores_equal_the_plain_formula(distribution):
+    """The fused forms used by the estimator: w_n s(r_n), and its sum over each example's K copies."""
+    rng = np.random.default_rng(0)
+    batch, copies = 3, 5
+    r = rng.normal(size=(batch * copies, 4, 2)).astype("float32")
+    w = rng.normal(size=batch * copies).astype("float32")
+    terms = w[:, None, None] * np.asarray(distribution.score(r))
+    np.testing.assert_allclose(np.asarray(distribution.weighted_score(r, w)), terms, rtol=1e-5, atol=1e-6)
+    summed = terms.reshape(batch, copies, 4, 2).sum(axis=1)
+    np.testing.assert_allclose(np.asarray(distribution.summed_weighted_score(r, w, copies)), summed, rtol=1e-5, atol=1e-5)

@@ -33,6 +33,11 @@ class ModelEntry:
     path: str = ""
 
 
+def group_of(label):
+    """A run's label without its seed: runs that differ only in the seed share a row."""
+    return re.sub(r"_seed\d+", "", label)
+
+
 def load_entry(path):
     """Loads a run directory (saved_models/<run>) or a .keras file."""
     import keras_glr  # noqa: F401  (registers the custom objects)
@@ -55,7 +60,7 @@ def load_entry(path):
         raise FileNotFoundError(f"No such run directory or .keras file: {path}")
     model = keras.saving.load_model(model_path)
     check_classifier(model, label)
-    return ModelEntry(label, re.sub(r"_seed\d+", "", label), model, config, path)
+    return ModelEntry(label, group_of(label), model, config, path)
 
 
 class NoisyPrediction:

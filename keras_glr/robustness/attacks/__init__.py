@@ -10,7 +10,6 @@ no epsilon: they are marked `uses_eps=False` and run once per model.
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from keras_glr.robustness.attacks.lbfgs import lbfgs
 from keras_glr.robustness.attacks.spsa import margin as spsa_margin
