@@ -277,7 +277,7 @@ class GLRTrainer:
 
     def _copy_losses(self, x, y, y_pred, sample_weight, copies):
         """Per-copy losses times sample weights, shape (N,), and repeated y, w."""
-        validation.assert_labels(y, y_pred)
+        y = validation.assert_labels(y, y_pred)
         y = _repeat(y, copies)
         sample_weight = _repeat(sample_weight, copies)
         values = self._per_copy_loss(y, y_pred)

@@ -13,8 +13,8 @@ What runs (every training is an ordinary run directory, out/runs/<name>):
                 optimizer, epochs and seed (`keras_glr.twins`);
 each for `seeds` seeds. Measured on the same test inputs: clean accuracy;
 FGSM (an epsilon sweep), PGD and L-BFGS crafted once on the surrogate;
-SPSA (gradient-free, white-box) on each model; the paper's four corruptions
-at five severities. GLR rows and twins are measured with deterministic and
+white-box PGD (BPDA / EOT gradients) and SPSA (queries only) on each model;
+the paper's four corruptions at five severities. GLR rows and twins are measured with deterministic and
 with noisy prediction.
 
 A re-run skips finished trainings and resumes interrupted ones; evaluations

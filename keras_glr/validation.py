@@ -87,13 +87,18 @@ def assert_finite_inputs(x):
 
 
 def assert_labels(y, y_pred):
-    """In-graph check that sparse labels index one of y_pred's classes."""
+    """In-graph check that sparse labels index one of y_pred's classes.
+
+    Returns `y`, made to wait for the check, so that a loss computed from
+    the returned labels never runs before it (and fails with TensorFlow's
+    own message instead of this one).
+    """
     if y is None or isinstance(y, (dict, list, tuple)):
-        return
+        return y
     y = tf.convert_to_tensor(y)
     classes = y_pred.shape[-1]
     if classes is None or classes < 2 or y.dtype == tf.string:
-        return
+        return y
     kind = _label_kind(tuple(y.shape), tuple(y_pred.shape))
     if kind == "mismatch":
         raise ValueError(
@@ -101,10 +106,15 @@ def assert_labels(y, y_pred):
             f"shape {tuple(y_pred.shape)}: expected class indices of shape "
             f"(batch,) or one-hot labels of shape (batch, {classes})."
         )
-    if kind == "sparse":
-        message = _label_message(classes)
-        tf.debugging.assert_greater_equal(y, tf.cast(0, y.dtype), message=message)
-        tf.debugging.assert_less(y, tf.cast(classes, y.dtype), message=message)
+    if kind != "sparse":
+        return y
+    message = _label_message(classes)
+    checks = [
+        tf.debugging.assert_greater_equal(y, tf.cast(0, y.dtype), message=message),
+        tf.debugging.assert_less(y, tf.cast(classes, y.dtype), message=message),
+    ]
+    with tf.control_dependencies([c for c in checks if c is not None]):
+        return tf.identity(y)
 
 
 @contextlib.contextmanager
