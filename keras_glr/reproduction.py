@@ -170,18 +170,6 @@ class _Progress(keras.callbacks.Callback):
         self.bar.add(1)
 
 
-def check_output_folder(out):
-    """Creates `out` and checks it is writable; raises runs.RunError if not."""
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as error:
-        raise runs.RunError(f"Cannot write to the output folder {out}: {error.strerror}. Choose a writable --out.") from None
-
-
 def _load_test_set(settings):
     """The test inputs every model is measured on (flat 14x14 images), as numpy."""
     splits = data_module.load(settings.dataset, batch_size=256, image_size=14, flatten=True, data_dir=settings.data_dir)
@@ -340,7 +328,7 @@ def reproduce(settings, out="reproduction", command=None, say=print):
     DataUnavailableError (unknown or missing dataset) before any training.
     """
     started = time.time()
-    check_output_folder(out)
+    runs.ensure_writable(out, what="the output folder ", hint="Choose a writable --out.")
     x, y = _load_test_set(settings)  # fails early for an unknown dataset
     runs.write_json(os.path.join(out, "settings.json"), settings.to_json())
     say(f"Training {len(row_configs(settings)) + 1} runs into {os.path.join(out, 'runs')} (finished runs are skipped)")

@@ -261,15 +261,23 @@ def prepare_run_directory(root, name, resume=False, overwrite=False, config=None
                 f"A run named {name!r} already exists in {root}. Pass --resume to "
                 "continue it, --overwrite to replace it, or choose another --run-name."
             )
+    ensure_writable(run_dir, hint="Choose a writable --out directory.")
+    return run_dir
+
+
+def ensure_writable(folder, what="", hint=""):
+    """Creates `folder` and checks that a file can be written there.
+
+    Raises RunError "Cannot write to {what}{folder}: {reason}. {hint}".
+    """
     try:
-        os.makedirs(run_dir, exist_ok=True)
-        probe = os.path.join(run_dir, ".write_test")
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, ".write_test")
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)
     except OSError as error:
-        raise RunError(f"Cannot write to {run_dir}: {error.strerror}. Choose a writable --out directory.") from None
-    return run_dir
+        raise RunError(f"Cannot write to {what}{folder}: {error.strerror}. {hint}".strip()) from None
 
 
 @dataclasses.dataclass
