@@ -119,3 +119,14 @@ def test_settings_defaults_fit_the_time_budget():
     assert (quick.seeds, quick.copies, quick.epochs) == (1, 50, 3)
     assert full.seeds >= 2 and full.examples is None  # mean and spread over seeds; the whole test split
     assert os.path.basename(reproduction.surrogate_config(full).name()) == "surrogate_bp_50-50_relu"
+
+
+def test_rows_and_twins_select_the_runs():
+    chosen = reproduction.Settings(quick=True, rows=("glr_sigmoid_01", "bp_sigmoid"), seeds=2)
+    names = [c.run_name for _, _, c in reproduction.row_configs(chosen)]
+    assert names == ["bp_sigmoid_seed0", "bp_sigmoid_seed1", "glr_sigmoid_01_seed0", "glr_sigmoid_01_twin_seed0",
+                     "glr_sigmoid_01_seed1", "glr_sigmoid_01_twin_seed1"]
+    twin = next(c for _, t, c in reproduction.row_configs(chosen) if t is not None)
+    assert twin.estimator == "bp-ste" and twin.epochs == 2 * chosen.epochs  # 0-1 loss: twice the epochs, STE control
+    alone = reproduction.Settings(quick=True, rows=("glr_sigmoid_01",), twins=False)
+    assert [c.run_name for _, _, c in reproduction.row_configs(alone)] == ["glr_sigmoid_01_seed0"]
