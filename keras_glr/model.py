@@ -165,6 +165,8 @@ class GLRTrainer:
                 f"positive integer. Received: copies_per_chunk={copies_per_chunk!r}"
             )
         self._per_copy_loss = per_example_loss(loss)
+        # GLR needs the loss values only: a cheaper function where one exists.
+        self._per_copy_loss_values = per_example_loss(glr_losses.forward_only(loss) or loss)
         self._surrogate_loss = None  # what "bp-ste" differentiates for the 0-1 loss
         if isinstance(loss, glr_losses.ZeroOneLoss):
             self._surrogate_loss = glr_losses.cross_entropy_from_logits
@@ -275,12 +277,15 @@ class GLRTrainer:
             y_pred = self(x, training=True)
         return y_pred, record
 
-    def _copy_losses(self, x, y, y_pred, sample_weight, copies):
-        """Per-copy losses times sample weights, shape (N,), and repeated y, w."""
+    def _copy_losses(self, x, y, y_pred, sample_weight, copies, values_only=False):
+        """Per-copy losses times sample weights, shape (N,), and repeated y, w.
+
+        `values_only`: the losses will not be differentiated (GLR).
+        """
         y = validation.assert_labels(y, y_pred)
         y = _repeat(y, copies)
         sample_weight = _repeat(sample_weight, copies)
-        values = self._per_copy_loss(y, y_pred)
+        values = (self._per_copy_loss_values if values_only else self._per_copy_loss)(y, y_pred)
         if sample_weight is not None:
             values = values * tf.reshape(tf.cast(sample_weight, values.dtype), [-1])
         return values, y, sample_weight
@@ -341,7 +346,7 @@ class GLRTrainer:
             if penalty is not None:
                 penalty = penalty / self._replicas()
         validation.check_layers(self)  # after the forward pass has built every layer
-        losses, y_rep, w_rep = self._copy_losses(x, y, y_pred, sample_weight, copies)
+        losses, y_rep, w_rep = self._copy_losses(x, y, y_pred, sample_weight, copies, values_only=True)
         losses = tf.stop_gradient(losses)
         centred = estimators.centre_losses(losses, copies, config.baseline, config.antithetic)
         gradients = estimators.local_gradients(

@@ -47,3 +47,34 @@ def test_zero_one_loss_sparse_and_one_hot():
 def test_zero_one_loss_serializes():
     restored = keras.losses.deserialize(keras.losses.serialize(losses.ZeroOneLoss(name="01")))
     assert isinstance(restored, losses.ZeroOneLoss) and restored.name == "01"
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+@pytest.mark.parametrize("label_shape", ["flat", "column", "sequence"])
+def test_forward_only_cross_entropy_equals_keras(scale, label_shape):
+    rng = np.random.default_rng(0)
+    shape = (4, 6, 10) if label_shape == "sequence" else (64, 10)
+    logits = (scale * rng.normal(size=shape)).astype("float32")
+    labels = rng.integers(0, 10, size=shape[:-1])
+    if label_shape == "column":
+        labels = labels[:, None]
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    fast = losses.forward_only(keras_loss)
+    assert fast is losses.softmax_cross_entropy
+    expected = keras_loss.call(labels, logits).numpy()
+    got = fast(labels, logits).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        keras.losses.SparseCategoricalCrossentropy(),  # probabilities, not logits
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        keras.losses.CategoricalCrossentropy(from_logits=True),
+        losses.ZeroOneLoss(),
+    ],
+)
+def test_forward_only_keeps_other_losses(loss):
+    assert losses.forward_only(loss) is None
