@@ -67,7 +67,17 @@ def softmax_cross_entropy(labels, logits):
         float32 tensor of shape logits.shape[:-1].
     """
     logits = tf.cast(tf.convert_to_tensor(logits), "float32")
-    labels = tf.cast(tf.reshape(labels, tf.shape(logits)[:-1]), "int32")
+    labels = tf.convert_to_tensor(labels)
+    if len(labels.shape) == len(logits.shape) and labels.shape[-1] == 1:
+        labels = tf.squeeze(labels, axis=-1)
+    if len(labels.shape) != len(logits.shape) - 1:
+        raise ValueError(
+            "Sparse cross-entropy needs one integer label per example: labels of "
+            f"shape {tuple(logits.shape[:-1])} for logits of shape {tuple(logits.shape)}. "
+            f"Received labels of shape {tuple(labels.shape)}. For one-hot labels use "
+            "keras.losses.CategoricalCrossentropy."
+        )
+    labels = tf.cast(labels, "int32")
     shifted = logits - tf.stop_gradient(tf.reduce_max(logits, axis=-1, keepdims=True))
     picked = tf.gather(shifted, labels[..., None], batch_dims=len(logits.shape) - 1)[..., 0]
     return tf.math.log(tf.reduce_sum(tf.exp(shifted), axis=-1)) - picked

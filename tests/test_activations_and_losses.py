@@ -78,3 +78,9 @@ def test_forward_only_cross_entropy_equals_keras(scale, label_shape):
 )
 def test_forward_only_keeps_other_losses(loss):
     assert losses.forward_only(loss) is None
+
+
+def test_forward_only_cross_entropy_rejects_one_hot_labels():
+    logits = np.zeros((4, 10), "float32")
+    with pytest.raises(ValueError, match="one integer label per example.*CategoricalCrossentropy"):
+        losses.softmax_cross_entropy(np.eye(10, dtype="float32")[:4], logits)
