@@ -87,13 +87,13 @@ def forward_only(loss):
     """A per-example function with `loss`'s values that computes no gradient, or None.
 
     Recognises `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`
-    (no `ignore_class`, last axis), whose TensorFlow op also computes the
-    logits' gradient, and returns `softmax_cross_entropy` for it.
+    without `ignore_class`, whose TensorFlow op also computes the logits'
+    gradient, and returns `softmax_cross_entropy` for it.
     """
     if not isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
         return None
-    options = getattr(loss, "_fn_kwargs", {})
-    if options.get("from_logits") is True and options.get("ignore_class") is None and options.get("axis", -1) == -1:
+    config = loss.get_config()
+    if config.get("from_logits") is True and config.get("ignore_class") is None:
         return softmax_cross_entropy
     return None
 

@@ -166,7 +166,8 @@ class GLRTrainer:
             )
         self._per_copy_loss = per_example_loss(loss)
         # GLR needs the loss values only: a cheaper function where one exists.
-        self._per_copy_loss_values = per_example_loss(glr_losses.forward_only(loss) or loss)
+        values_only = glr_losses.forward_only(loss)
+        self._per_copy_loss_values = per_example_loss(values_only) if values_only else self._per_copy_loss
         self._surrogate_loss = None  # what "bp-ste" differentiates for the 0-1 loss
         if isinstance(loss, glr_losses.ZeroOneLoss):
             self._surrogate_loss = glr_losses.cross_entropy_from_logits
