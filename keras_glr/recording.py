@@ -143,22 +143,21 @@ class ForwardRecord:
 
 
     def _draw_stream(self, distribution, key, shape, unit_shape):
-        """Noise of `shape` for rows b*K + k, read from example b's block of the stream.
+        """Noise of `shape` for rows b*K + k, read from example b's row of the stream.
 
-        Example b (counted in the whole batch) owns a block of Q values, Q =
-        its K * units (K / 2 * units with antithetic pairs) rounded up to a
-        multiple of 4, starting at stream position b * Q.
+        Example b (counted in the whole batch) owns row b of the layer's
+        stream: its K * units values (K / 2 * units with antithetic pairs),
+        the row rounded up to a multiple of 8.
         """
         units = 1
         for d in unit_shape:
             units *= int(d)
         drawn = self.copies // 2 if self.antithetic else self.copies
-        block = -(-drawn * units // 4) * 4
+        length = -(-drawn * units // 8) * 8
         examples = shape[0] // self.copies
-        offset = tf.cast(self.first_example, tf.int64) * (block // 4)
-        r = distribution.sample_stream(examples * block, key, offset)
-        if block != drawn * units:
-            r = tf.reshape(r, [examples, block])[:, : drawn * units]
+        r = distribution.sample_rows(examples, length, key, self.first_example)
+        if length != drawn * units:
+            r = r[:, : drawn * units]
         r = tf.reshape(r, [examples, drawn, units])
         if self.antithetic:
             r = tf.reshape(tf.stack([r, -r], axis=2), [examples, self.copies, units])
