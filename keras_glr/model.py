@@ -86,11 +86,20 @@ def per_example_loss(loss):
 
 
 def _repeat(structure, copies):
+    """Repeats every row of every tensor `copies` times: row b -> rows b*K .. b*K + K - 1."""
     if copies == 1:
         return structure
-    return tf.nest.map_structure(
-        lambda t: None if t is None else tf.repeat(t, copies, axis=0), structure
-    )
+
+    def repeat(t):
+        if t is None:
+            return None
+        t = tf.convert_to_tensor(t)
+        tiled = tf.tile(tf.expand_dims(t, 1), [1, copies] + [1] * (t.shape.rank - 1))
+        if t.shape[1:].is_fully_defined():
+            return tf.reshape(tiled, [-1] + t.shape[1:].as_list())
+        return tf.reshape(tiled, tf.concat([[-1], tf.shape(t)[1:]], axis=0))
+
+    return tf.nest.map_structure(repeat, structure)
 
 
 class GLRTrainer:

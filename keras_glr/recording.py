@@ -165,10 +165,8 @@ class ForwardRecord:
 
 
 def stream_key(seed):
-    """A Philox key (uint64, shape (1,)) from a Keras seed (two int32 values)."""
-    parts = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), 0xFFFFFFFF)
-    key = tf.bitwise.bitwise_or(tf.bitwise.left_shift(parts[0], 32), parts[1])
-    return tf.reshape(tf.bitcast(key, tf.uint64), [1])
+    """A Philox key (uint64, shape (1,)) from a Keras seed (two 32-bit values)."""
+    return tf.reshape(tf.bitcast(tf.cast(seed, tf.uint32), tf.uint64), [1])
 
 
 def current():
