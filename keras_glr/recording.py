@@ -87,9 +87,10 @@ class ForwardRecord:
             `keras_glr.activations.straight_through`).
         keys: optional {layer name: stream key (uint64, shape (1,))}. With
             keys, a layer's noise for example b (of the whole batch) and copy
-            k is a fixed element of the stream, whatever part of the batch
-            this pass holds: chunked passes and replicas draw exactly the
-            noise of one pass over the whole batch.
+            k is a fixed element of row b of the layer's stream (see
+            `noise.uniform_rows`), whatever part of the batch this pass
+            holds: chunked passes and replicas draw the noise of one pass
+            over the whole batch.
         first_example: index, in the whole batch, of this pass's first example.
     """
 
