@@ -38,9 +38,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import keras_glr  # noqa: E402
+from keras_glr import architectures  # noqa: E402
 from keras_glr import data  # noqa: E402
-from keras_glr.layers import NoisyDense  # noqa: E402
 from keras_glr.noise import Gaussian  # noqa: E402
 from keras_glr.recording import stream_key  # noqa: E402
 
@@ -48,9 +47,8 @@ CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def network(activation="step", sigma=2.0):
-    return keras_glr.GLRSequential(
-        [keras.Input((196,)), NoisyDense(20, activation, noise=Gaussian(sigma)), NoisyDense(10, noise=Gaussian(sigma))]
-    )
+    """The paper's 196-20-10 network."""
+    return architectures.mlp((196,), 10, hidden=(20,), activation=activation, noise=Gaussian(sigma))
 
 
 def interleaved_times(functions, repeats, warmup=2):
@@ -99,7 +97,7 @@ def step_times(copies, batch, repeats):
     # The library's sampler, and TensorFlow's own Gaussian kernel for reference.
     functions["noise"] = floor(lambda length, key: distribution.sample_rows(batch, length, key, 0))
     functions["tf normal"] = floor(
-        lambda length, key: 2.0 * tf.random.stateless_normal([batch, length], seed=tf.bitcast(key, tf.int32)[0], alg="philox")
+        lambda length, key: distribution.stddev * tf.random.stateless_normal([batch, length], seed=tf.bitcast(key, tf.int32)[0], alg="philox")
     )
     bp = network("sigmoid")
     bp.compile(keras.optimizers.SGD(0.1), CE, copies=1, baseline="none", estimator="bp")
@@ -179,10 +177,10 @@ def time_to_accuracy(max_epochs, seeds):
 _MEMORY = r"""
 import os, sys, numpy as np
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import keras, keras_glr
-from keras_glr.layers import NoisyDense
+import keras
+from keras_glr import architectures
 chunk = None if sys.argv[1] == "none" else int(sys.argv[1])
-model = keras_glr.GLRSequential([keras.Input((196,)), NoisyDense(20, "step"), NoisyDense(10)])
+model = architectures.mlp((196,), 10)
 model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=10000, copies_per_chunk=chunk)
 x = np.random.default_rng(0).uniform(size=(128, 196)).astype("float32")
 y = (np.arange(128) % 10).astype("int32")
@@ -202,15 +200,15 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras, keras_glr
-from keras_glr.layers import NoisyDense
+import keras
+from keras_glr import architectures
 x = np.random.default_rng(0).uniform(size=(64 * 40, 196)).astype("float32")
 y = (np.arange(len(x)) % 10).astype("int32")
 dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
 models = []
 for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
     with tf.distribute.MirroredStrategy(devices).scope():
-        model = keras_glr.GLRSequential([keras.Input((196,)), NoisyDense(20, "step"), NoisyDense(10)])
+        model = architectures.mlp((196,), 10)
         model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=1000)
     model.fit(dataset.take(4), verbose=0)
     models.append(model)

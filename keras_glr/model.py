@@ -94,6 +94,8 @@ def _repeat(structure, copies):
         if t is None:
             return None
         t = tf.convert_to_tensor(t)
+        if t.shape.rank is None:
+            return tf.repeat(t, copies, axis=0)
         tiled = tf.tile(tf.expand_dims(t, 1), [1, copies] + [1] * (t.shape.rank - 1))
         if t.shape[1:].is_fully_defined():
             return tf.reshape(tiled, [-1] + t.shape[1:].as_list())
