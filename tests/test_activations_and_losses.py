@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_glr import activations
 from keras_glr import losses
@@ -65,6 +66,21 @@ def test_forward_only_cross_entropy_equals_keras(scale, label_shape):
     got = fast(labels, logits).numpy()
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("gap", [10.0, 200.0])
+def test_forward_only_cross_entropy_is_exact_when_a_logit_far_exceeds_the_label(gap):
+    # The label-shifted sum overflows once a logit exceeds the label's by more
+    # than ~88 (gap=200, one row of 64); the values must still be exact.
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(64, 10)).astype("float32")
+    labels = rng.integers(0, 10, size=64)
+    logits[5, (labels[5] + 1) % 10] += gap
+    expected = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(labels, logits).numpy()
+    for fn in (losses.softmax_cross_entropy, tf.function(losses.softmax_cross_entropy)):
+        got = fn(labels, logits).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert got[5] == pytest.approx(gap, abs=5.0)
 
 
 @pytest.mark.parametrize(
