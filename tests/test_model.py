@@ -48,6 +48,42 @@ def test_fit_behaves_like_keras(build, loss, tmp_path):
     assert all(np.isfinite(v) for v in history.history["loss"])
 
 
+class _RowsSeen(keras.metrics.Metric):
+    """Counts the rows of the predictions it is given."""
+
+    def __init__(self, name="rows_seen"):
+        super().__init__(name=name)
+        self.rows = self.add_variable(shape=(), initializer="zeros", name="rows")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.rows.assign_add(tf.cast(tf.shape(y_pred)[0], "float32"))
+
+    def result(self):
+        return self.rows
+
+
+@pytest.mark.parametrize("estimator, chunk", [("glr", None), ("glr", 12), ("bp-noise", None)])
+def test_training_metrics_see_one_copy_per_example(estimator, chunk):
+    model = _functional("sigmoid")
+    model.compile("sgd", SPARSE_CE, metrics=[_RowsSeen()], copies=4, estimator=estimator, copies_per_chunk=chunk)
+    x, y = _data(n=24)
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert history.history["rows_seen"] == [24.0]
+
+
+def test_training_accuracy_pairs_each_label_with_its_example():
+    # Negligible noise and no update: every copy predicts as the noiseless network.
+    inputs = keras.Input((6,))
+    hidden = NoisyDense(8, "sigmoid", noise=keras_glr.noise.Gaussian(1e-6))(inputs)
+    model = keras_glr.GLRModel(inputs, NoisyDense(3, noise=keras_glr.noise.Gaussian(1e-6))(hidden))
+    model.compile(keras.optimizers.SGD(0.0), SPARSE_CE, metrics=["accuracy"], copies=4)
+    x, y = _data(n=64)
+    expected = model.evaluate(x, y, verbose=0)[1]
+    assert 0.2 < expected < 0.8  # some right, some wrong: a misaligned label would show
+    history = model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert history.history["accuracy"][0] == pytest.approx(expected)
+
+
 def test_fit_moves_every_weight_and_predict_is_deterministic():
     model = _sequential()
     model.compile(keras.optimizers.SGD(0.5), "zero_one", copies=8)
