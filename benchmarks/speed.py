@@ -1,6 +1,6 @@
 """GLR speed and scale, measured side by side in one run; prints one table.
 
-    python benchmarks/speed.py            # everything (about 12 minutes on 2 cores)
+    python benchmarks/speed.py            # everything (about 10 minutes on 2 cores)
     python benchmarks/speed.py --quick    # fewer repeats, smaller time-to-accuracy
 
 1. Train-step time at the paper's configuration (196-20-10, K = 10000,
