@@ -86,6 +86,28 @@ def per_example_loss(loss):
     return per_example
 
 
+def _data_spec(x, y, sample_weight):
+    """(x, y, sample_weight) as objects with `shape` and `dtype`, or None.
+
+    From arrays and tensors as given, or from a tf.data.Dataset's
+    `element_spec`; None where the shapes are unknown without reading data
+    (generators, `PyDataset`s, nested inputs, no labels).
+    """
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+            return None
+        data = tuple(spec) + (None,) * (3 - len(spec))
+    else:
+        data = (x, y, sample_weight)
+    if data[1] is None:
+        return None
+    for item in data:
+        if item is not None and not (hasattr(item, "shape") and hasattr(item, "dtype")):
+            return None
+    return data
+
+
 def _first_copies(structure, copies):
     """Rows 0, K, 2K, ...: the first copy of each example, shape (B, ...).
 
@@ -229,11 +251,13 @@ class GLRTrainer:
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_ready(x, y)
+        self._build_state_before_tracing(x, y, kwargs.get("sample_weight"))
         with validation.translate_errors():
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         validation.check_arrays(self, x, y)
+        self._build_state_before_tracing(x, y, kwargs.get("sample_weight"))
         with validation.translate_errors():
             return super().evaluate(x, y, *args, **kwargs)
 
@@ -406,6 +430,26 @@ class GLRTrainer:
         return Estimate(gradients, tf.stop_gradient(loss), *_first_copies((y_rep, y_pred, w_rep), copies))
 
     # Helpers ------------------------------------------------------------------
+
+    def _build_state_before_tracing(self, x, y, sample_weight):
+        """Creates the optimizer's and the metrics' variables from the data's shapes.
+
+        A tf.function whose first trace creates variables is traced a second
+        time; Keras creates these variables inside the first trace unless it
+        runs under a distribution strategy. Building them first, from array
+        shapes or a dataset's `element_spec` (no data is read), makes the
+        first `fit` or `evaluate` trace its step once.
+        """
+        if not self.built or not hasattr(self, "_symbolic_build"):
+            return
+        spec = _data_spec(x, y, sample_weight)
+        if spec is None:
+            return
+        try:
+            with self.distribute_strategy.scope():
+                self._symbolic_build(data_batch=spec)
+        except Exception:  # noqa: BLE001 - an optimisation only: `fit` reports the data's problem itself
+            return
 
     def _regularization_penalty(self):
         """Sum of the weight regularizers' penalties, or None.

@@ -84,6 +84,42 @@ def test_training_accuracy_pairs_each_label_with_its_example():
     assert history.history["accuracy"][0] == pytest.approx(expected)
 
 
+def _count_traces(model, step):
+    """Wraps model.<step> (before fit makes its function) to count its traces."""
+    traces = []
+    original = getattr(model, step)
+
+    def counted(data):
+        traces.append(1)
+        return original(data)
+
+    setattr(model, step, counted)
+    return traces
+
+
+@pytest.mark.parametrize("estimator", ["glr", "bp"])
+@pytest.mark.parametrize("inputs", ["arrays", "dataset", "dataset with weights"])
+def test_first_fit_and_evaluate_trace_their_step_once(estimator, inputs):
+    # Adam's slots and the metrics' variables exist before the first trace,
+    # so tf.function does not trace the step again after creating them.
+    model = _functional("sigmoid")
+    options = {"copies": 4} if estimator == "glr" else {"copies": 1, "baseline": "none", "estimator": "bp"}
+    model.compile(keras.optimizers.Adam(0.01), SPARSE_CE, metrics=["accuracy"], **options)
+    x, y = _data(n=32)
+    if inputs == "arrays":
+        data = {"x": x, "y": y, "batch_size": 8}
+    elif inputs == "dataset":
+        data = {"x": tf.data.Dataset.from_tensor_slices((x, y)).batch(8)}
+    else:
+        data = {"x": tf.data.Dataset.from_tensor_slices((x, y, np.ones(32, "float32"))).batch(8)}
+    train_traces, test_traces = _count_traces(model, "train_step"), _count_traces(model, "test_step")
+    before = model.evaluate(**data, verbose=0)
+    model.fit(**data, epochs=2, shuffle=False, verbose=0)
+    assert (len(train_traces), len(test_traces)) == (1, 1)
+    assert model.optimizer.iterations.numpy() == 8
+    assert np.isfinite(before).all() and model.evaluate(**data, verbose=0)[1] >= 0
+
+
 def test_fit_moves_every_weight_and_predict_is_deterministic():
     model = _sequential()
     model.compile(keras.optimizers.SGD(0.5), "zero_one", copies=8)
