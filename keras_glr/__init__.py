@@ -6,11 +6,14 @@ copies. Activations and losses may be discontinuous.
 """
 
 from keras_glr import activations
+from keras_glr import backprop
+from keras_glr import copies
 from keras_glr import estimators
 from keras_glr import layers
 from keras_glr import losses
 from keras_glr import noise
 from keras_glr import recording
+from keras_glr import streams
 from keras_glr.model import GLRModel
 from keras_glr.model import GLRSequential
 
@@ -20,9 +23,12 @@ __all__ = [
     "GLRModel",
     "GLRSequential",
     "activations",
+    "backprop",
+    "copies",
     "estimators",
     "layers",
     "losses",
     "noise",
     "recording",
+    "streams",
 ]

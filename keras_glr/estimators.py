@@ -8,9 +8,27 @@ so the estimate for each layer is its own vector-Jacobian product of v with
 respect to its weights at the cotangent L * s(r), averaged over copies. Losses
 arrive as a flat vector of N = B * K per-copy values, copies of example b in
 rows b*K .. b*K + K - 1.
+
+Algorithm 1 of the paper, for one step (`GLRModel.train_step`):
+
+    1. copies:   each example's K noise copies (`copies.forward`)
+    2. forward:  one pass under the recorder; every noisy call draws its own
+                 stream and reports (v, s(r))
+    3. losses:   one loss per copy (values only, nothing is differentiated)
+    4. centre:   subtract a baseline that does not depend on the copy's noise
+    5. estimate: each call's own VJP at cotangent L * s(r), averaged over the
+                 B * K copies, plus the exact gradient of the weight penalty
+    6. apply:    the optimizer's update; then the metrics
+
+Steps 1-4 and 5's first half are `GLR.one_pass`; 5's second half is
+`penalty_gradients`.
 """
 
+import dataclasses
+
 import tensorflow as tf
+
+from keras_glr import copies as copies_module
 
 BASELINES = ("loo", "none")
 ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
@@ -130,3 +148,94 @@ def local_gradients(tape, entries, weights, variables, penalty=None):
         output_gradients=output_gradients,
         unconnected_gradients=tf.UnconnectedGradients.NONE,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """What every pass of one step shares.
+
+    Attributes:
+        copies: K, noise copies per example.
+        key: the step's Philox key (`streams.next_key`).
+        terms: B * K over the whole batch (all replicas): the estimate is a
+            mean over that many terms.
+    """
+
+    copies: int
+    key: object
+    terms: object
+
+
+@dataclasses.dataclass(frozen=True)
+class GLR:
+    """The GLR estimator: d E[L] / d theta = E[ L * (dv/dtheta)^T s(r) ].
+
+    Args:
+        loss: fn(y_true, y_pred) -> per-copy loss values, shape (N,); it is
+            never differentiated, so it may be discontinuous (0-1 loss).
+        baseline, antithetic: see `centre_losses`.
+    """
+
+    loss: object
+    baseline: str = "loo"
+    antithetic: bool = False
+
+    def copies(self, copies):
+        return copies
+
+    def one_pass(self, model, x, y, sample_weight, first_example, step):
+        """Algorithm 1, steps 1-5, on a part of the batch: its share of the estimate."""
+        with tf.GradientTape() as tape:
+            y_pred, record = copies_module.forward(
+                model, x, step.copies, local=True, antithetic=self.antithetic, key=step.key, first_example=first_example
+            )
+        losses, y, sample_weight = copies_module.copy_losses(self.loss, y, y_pred, sample_weight, step.copies)
+        losses = tf.stop_gradient(losses)
+        centred = centre_losses(losses, step.copies, self.baseline, self.antithetic)
+        gradients = local_gradients(tape, record.entries, centred / step.terms, model.trainable_variables)
+        missing = [v.path for v, g in zip(model.trainable_variables, gradients) if g is None]
+        if missing:
+            raise ValueError(
+                f"No GLR estimate for {missing}: the layers holding them were not "
+                "called with noise in the forward pass. Every trainable weight "
+                "must belong to a noisy layer that the model calls."
+            )
+        first = copies_module.first_copies((y, y_pred, sample_weight), step.copies)
+        return copies_module.Pass(gradients, tf.reduce_sum(losses), *first)
+
+
+def penalty_gradients(gradients, variables, replicas=1):
+    """Adds the exact gradient of the weight regularizers' penalty.
+
+    The penalty is read from the variables themselves (activity losses are
+    not included) and shared among `replicas`, whose gradients are summed.
+    """
+    with tf.GradientTape() as tape:
+        penalties = [
+            tf.cast(v.regularizer(v), "float32") for v in variables if getattr(v, "regularizer", None) is not None
+        ]
+        penalty = tf.add_n(penalties) / replicas if penalties else None
+    if penalty is None:
+        return gradients
+    extra = tape.gradient(penalty, variables, unconnected_gradients=tf.UnconnectedGradients.NONE)
+    return [g if e is None else e if g is None else g + e for g, e in zip(gradients, extra)]
+
+
+def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, ste_slope=None):
+    """The estimator called `name` (one of `ESTIMATORS`).
+
+    Args:
+        loss: fn(y_true, y_pred) -> per-copy losses, differentiable where
+            the loss is.
+        values_only: the same values, possibly cheaper, never differentiated.
+        surrogate: what "bp-ste" differentiates in place of `loss`, or None.
+    """
+    from keras_glr import backprop
+
+    if name == "glr":
+        return GLR(values_only, baseline, antithetic)
+    if name == "bp":
+        return backprop.Backprop(loss, noise=False)
+    straight_through = {"slope": ste_slope} if name == "bp-ste" else False
+    return backprop.Backprop(loss, noise=True, antithetic=antithetic, straight_through=straight_through,
+                             surrogate=surrogate if straight_through else None)

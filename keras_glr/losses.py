@@ -1,4 +1,4 @@
-"""Losses that backpropagation cannot train with, but GLR can."""
+"""Losses that backpropagation cannot train with, but GLR can, and per-example loss values."""
 
 import keras
 import tensorflow as tf
@@ -94,6 +94,40 @@ def _max_shifted(labels, logits):
     shifted = logits - tf.stop_gradient(tf.reduce_max(logits, axis=-1, keepdims=True))
     picked = tf.gather(shifted, labels[..., None], batch_dims=len(logits.shape) - 1)[..., 0]
     return tf.math.log(tf.reduce_sum(tf.exp(shifted), axis=-1)) - picked
+
+
+def per_example(loss):
+    """Returns fn(y_true, y_pred) -> per-example losses, float32, shape (N,).
+
+    Accepts a Keras loss name, a `keras.losses.Loss` (its reduction is
+    ignored) or any callable returning one value per example (extra trailing
+    axes are averaged, as Keras does).
+    """
+    if isinstance(loss, keras.losses.Loss):
+        fn = loss.call
+    elif isinstance(loss, str):
+        fn = keras.losses.get(loss)
+    elif callable(loss):
+        fn = loss
+    else:
+        raise ValueError(
+            "GLRModel needs one loss for its single output: a Keras loss name, "
+            f"a keras.losses.Loss or a callable. Received: loss={loss!r}"
+        )
+
+    def per_example_values(y_true, y_pred):
+        values = tf.convert_to_tensor(fn(y_true, y_pred))
+        if values.shape.rank == 0:
+            raise ValueError(
+                f"The loss {loss!r} returned a single number for the whole batch; "
+                "GLR needs one loss value per example (reduction 'none'). Pass a "
+                "keras.losses.Loss or a function returning shape (batch,)."
+            )
+        if values.shape.rank > 1:
+            values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+        return tf.cast(values, "float32")
+
+    return per_example_values
 
 
 def forward_only(loss):

@@ -11,40 +11,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-_PHILOX = tf.random.Algorithm.PHILOX.value
-
-
-def uniform_rows(rows, length, key, first_row, stream=0):
-    """Uniforms on the grid k / 2^23 in [0, 1), shape (rows, length).
-
-    Row i is block `first_row + i` (of `length` values, a multiple of 4) of
-    the Philox stream (`key`, `stream`): counter-based, so a row's values
-    depend only on its index, never on which rows are drawn with it.
-    """
-    if length % 4:
-        raise ValueError(f"Stream rows hold whole Philox blocks: `length` must be a multiple of 4. Received: length={length}")
-    counter = tf.stack([tf.cast(first_row, tf.uint64) * (length // 4), tf.constant(stream, tf.uint64)])
-    size = tf.reshape(tf.cast(rows, tf.int32) * length, [1])
-    u = tf.raw_ops.StatelessRandomUniformV2(shape=size, key=key, counter=counter, alg=_PHILOX)
-    return tf.reshape(u, [-1, length])
-
-
-def normal_rows(rows, length, key, first_row, stddev=1.0):
-    """N(0, stddev^2) values, shape (rows, length), row-wise as `uniform_rows`.
-
-    Box-Muller, vectorised: the first half of each row is R cos(T), the
-    second R sin(T), with R = stddev sqrt(-2 log(1 - u)), T = 2 pi u', from
-    two independent uniform streams. `length` must be a multiple of 8.
-    About 1.6 times faster on CPU than TensorFlow's scalar normal kernel,
-    and stddev costs nothing (it sits inside the square root).
-    """
-    if length % 8:
-        raise ValueError(f"Box-Muller rows need `length` a multiple of 8. Received: length={length}")
-    half = length // 2
-    u = uniform_rows(rows, half, key, first_row, stream=0)
-    angle = (2.0 * math.pi) * uniform_rows(rows, half, key, first_row, stream=1)
-    radius = tf.sqrt(tf.math.log(1.0 - u) * (-2.0 * stddev**2))
-    return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=1)
+from keras_glr.streams import normal_rows
+from keras_glr.streams import uniform_rows
 
 
 def _per_row(weights, r):
@@ -93,11 +61,12 @@ class NoiseDistribution:
         terms = self.weighted_score(r, weights)
         return tf.reduce_sum(tf.reshape(terms, tf.concat([[-1, copies], tf.shape(r)[1:]], axis=0)), axis=1)
 
-    def sample_rows(self, rows, length, key, first_row):
+    def sample_rows(self, rows, length, key, first_row, stream=0):
         """Draws noise of shape (rows, length) from a counter-based stream.
 
-        Used for training noise: row i is the same whichever rows are drawn
-        with it (see `uniform_rows`). `length` must be a multiple of 8.
+        Used for training and noisy-prediction noise: row i of stream
+        (`key`, `stream`) is the same whichever rows are drawn with it (see
+        `keras_glr.streams`). `length` must be a multiple of 8.
         """
         raise NotImplementedError
 
@@ -138,8 +107,8 @@ class Gaussian(NoiseDistribution):
         summed = tf.linalg.matmul(rows, units)
         return tf.reshape(summed, tf.concat([[-1], tf.shape(r)[1:]], axis=0))
 
-    def sample_rows(self, rows, length, key, first_row):
-        return normal_rows(rows, length, key, first_row, self.stddev)
+    def sample_rows(self, rows, length, key, first_row, stream=0):
+        return normal_rows(rows, length, key, first_row, self.stddev, stream)
 
     def get_config(self):
         return {"stddev": self.stddev}
@@ -160,21 +129,21 @@ class Laplace(NoiseDistribution):
         self.scale = _check_positive("scale", scale)
 
     def sample(self, shape, seed):
-        # |r| ~ Exponential(1 / b) drawn as -b log(u), u in (0, 1]; sign +-1.
-        u = 1.0 - keras.random.uniform(shape, seed=seed)
-        positive = keras.random.uniform(shape, seed=seed) < 0.5
-        magnitude = -self.scale * ops.log(u)
-        return ops.where(positive, magnitude, -magnitude)
+        return self._from_uniform(keras.random.uniform(shape, seed=seed))
 
     def score(self, r):
         return ops.sign(r) / self.scale
 
-    def sample_rows(self, rows, length, key, first_row):
-        # Inverse CDF: r = -b sign(u - 1/2) log(1 - 2 |u - 1/2|), with u on the
-        # symmetric grid (k + 1/2) / 2^23, never 0 or 1.
-        centred = uniform_rows(rows, length, key, first_row) + (2.0**-24 - 0.5)
-        magnitude = -self.scale * tf.math.log1p(-2.0 * tf.abs(centred))
-        return tf.where(centred < 0, -magnitude, magnitude)
+    def sample_rows(self, rows, length, key, first_row, stream=0):
+        return self._from_uniform(uniform_rows(rows, length, key, first_row, stream))
+
+    def _from_uniform(self, u):
+        """Inverse CDF: r = -b sign(c) log(1 - 2 |c|), c = u - 1/2 moved onto
+        the symmetric grid (k + 1/2) / 2^23, never 0 or 1. sign(c) and |c|
+        are independent, so are the sign and magnitude of r."""
+        centred = ops.cast(u, "float32") + (2.0**-24 - 0.5)
+        magnitude = -self.scale * ops.log1p(-2.0 * ops.abs(centred))
+        return ops.where(centred < 0, -magnitude, magnitude)
 
     def get_config(self):
         return {"scale": self.scale}

@@ -4,11 +4,12 @@ Like `tf.GradientTape`, a record is explicit and scoped:
 
     with recording(copies=100) as record:
         y_pred = model(x)
-    for entry in record.entries:          # one per noisy layer, in call order
+    for entry in record.entries:          # one per noisy call, in call order
         entry.layer, entry.pre_activation, entry.score
 
-Inside the `with` block every noisy layer adds noise to its pre-activation
-v = g(x; theta) + r and appends (layer, v, s(r)) to `record.entries`.
+Inside the `with` block every call of a noisy layer adds noise to its
+pre-activation, v = g(x; theta) + r, and appends (layer, v, s(r)) to
+`record.entries`: a layer called twice reports twice, with independent noise.
 Outside one, noisy layers are deterministic (unless `noisy_inference=True`).
 
 Copies. The K noise copies of example b occupy rows b*K .. b*K + K - 1. With
@@ -24,12 +25,14 @@ import threading
 import tensorflow as tf
 from keras import ops
 
+from keras_glr import streams
+
 _state = threading.local()
 
 
 @dataclasses.dataclass
 class Entry:
-    """What one noisy layer reported.
+    """What one call of a noisy layer reported.
 
     Attributes:
         layer: the reporting layer.
@@ -39,6 +42,7 @@ class Entry:
         copies: K.
         clean: g(x; theta) with one row per example, shape (B, ...), when the
             layer fanned the examples out into copies; else None.
+        stream: the id of the call's noise stream (`streams.stream_id`).
     """
 
     layer: object
@@ -47,6 +51,7 @@ class Entry:
     distribution: object
     copies: int = 1
     clean: object = None
+    stream: int = 0
 
     @property
     def score(self):
@@ -70,7 +75,7 @@ class Entry:
 
 
 class ForwardRecord:
-    """Collects the noisy layers' reports during one forward pass.
+    """Collects the noisy calls' reports during one forward pass.
 
     Args:
         copies: K, noise copies per example.
@@ -81,21 +86,24 @@ class ForwardRecord:
         antithetic: draw noise in pairs (r, -r): copies 2j and 2j+1 of an
             example are partners. Needs an even K.
         fan_out: True when the model's input has one row per example; the
-            first noisy layer then repeats its pre-activation K times.
+            first noisy call then broadcasts its pre-activation to K rows.
         straight_through: False, or a dict {"slope": None or float}: step
             and sign units then pass gradients straight through (see
             `keras_glr.activations.straight_through`).
-        keys: optional {layer name: stream key (uint64, shape (1,))}. With
-            keys, a layer's noise for example b (of the whole batch) and copy
-            k is a fixed element of row b of the layer's stream (see
-            `noise.uniform_rows`), whatever part of the batch this pass
-            holds: chunked passes and replicas draw the noise of one pass
+        key: the pass's Philox key (uint64, shape (1,)); None draws one from
+            TensorFlow's global generator. Every call of every noisy layer
+            reads its own stream under it (see `keras_glr.streams`).
+        first_example: index, in the whole batch, of this pass's first
+            example: chunked passes and replicas read the rows of one pass
             over the whole batch.
-        first_example: index, in the whole batch, of this pass's first example.
+        slots: the noisy layers in slot order (`streams.noisy_layers`);
+            layers not listed take the next slots in the order they are
+            first called.
+        purpose: `streams.TRAINING` or `streams.PREDICTION`.
     """
 
     def __init__(self, copies=1, noise=True, local=True, antithetic=False, fan_out=False, straight_through=False,
-                 keys=None, first_example=0):
+                 key=None, first_example=0, slots=(), purpose=streams.TRAINING):
         if antithetic and copies % 2:
             raise ValueError(f"Antithetic noise needs an even number of copies. Received: copies={copies}")
         self.copies = copies
@@ -104,70 +112,51 @@ class ForwardRecord:
         self.antithetic = antithetic
         self.fanned_out = not fan_out
         self.straight_through = straight_through
-        self.keys = keys
+        self.key = streams.fresh_key() if key is None and noise else key
         self.first_example = first_example
+        self.purpose = purpose
+        self._slots = {id(layer): index for index, layer in enumerate(slots)}
+        self._calls = {}
         self.entries = []
 
     def perturb(self, layer, v):
         """Returns v + r for `layer`'s noiseless pre-activation `v`; records it.
 
-        At the first noisy layer of a fanned-out pass, v has one row per
-        example and v + r one row per copy: the rows are broadcast, not
-        repeated first.
+        r is this call's own stream. At the first noisy call of a fanned-out
+        pass, v has one row per example and v + r one row per copy: the rows
+        are broadcast, not repeated first.
         """
         fan_out = not self.fanned_out
         self.fanned_out = True
         if not self.noise:
             return ops.repeat(v, self.copies, axis=0) if fan_out else v
-        shape = tf.shape(v)
-        if fan_out:
-            shape = tf.concat([[shape[0] * self.copies], shape[1:]], axis=0)
-        if self.keys is not None and layer.name in self.keys:
-            r = self._draw_stream(layer.noise, self.keys[layer.name], shape, v.shape[1:])
-        else:
-            r = self._draw(layer.noise, layer.seed_generator, shape)
+        stream = self._next_stream(layer)
+        rows = tf.shape(v)[0]
+        examples = rows if fan_out else rows // self.copies
+        units = 1
+        for d in v.shape[1:]:
+            units *= int(d)
+        r = streams.call_noise(
+            layer.noise, self.key, stream, examples, self.first_example, self.copies, units, self.antithetic
+        )
+        shape = tf.concat([[examples * self.copies], tf.shape(v)[1:]], axis=0)
+        r = tf.reshape(tf.cast(r, v.dtype), shape)
         clean = v
         if fan_out:
-            per_example = tf.concat([[-1, self.copies], shape[1:]], axis=0)
+            per_example = tf.concat([[-1, self.copies], tf.shape(v)[1:]], axis=0)
             v = tf.reshape(tf.reshape(r, per_example) + tf.expand_dims(v, 1), shape)
         else:
             v = v + r
-        self.entries.append(Entry(layer, v, r, layer.noise, self.copies, clean if fan_out else None))
+        self.entries.append(Entry(layer, v, r, layer.noise, self.copies, clean if fan_out else None, stream))
         return v
 
-    def _draw(self, distribution, seed, shape):
-        if not self.antithetic:
-            return distribution.sample(shape, seed=seed)
-        half_shape = tf.concat([[shape[0] // 2, 1], shape[1:]], axis=0)
-        half = distribution.sample(half_shape, seed=seed)
-        return tf.reshape(tf.concat([half, -half], axis=1), shape)
-
-
-    def _draw_stream(self, distribution, key, shape, unit_shape):
-        """Noise of `shape` for rows b*K + k, read from example b's row of the stream.
-
-        Example b (counted in the whole batch) owns row b of the layer's
-        stream: its K * units values (K / 2 * units with antithetic pairs),
-        the row rounded up to a multiple of 8.
-        """
-        units = 1
-        for d in unit_shape:
-            units *= int(d)
-        drawn = self.copies // 2 if self.antithetic else self.copies
-        length = -(-drawn * units // 8) * 8
-        examples = shape[0] // self.copies
-        r = distribution.sample_rows(examples, length, key, self.first_example)
-        if length != drawn * units:
-            r = r[:, : drawn * units]
-        r = tf.reshape(r, [examples, drawn, units])
-        if self.antithetic:
-            r = tf.reshape(tf.stack([r, -r], axis=2), [examples, self.copies, units])
-        return tf.reshape(r, shape)
-
-
-def stream_key(seed):
-    """A Philox key (uint64, shape (1,)) from a Keras seed (two 32-bit values)."""
-    return tf.reshape(tf.bitcast(tf.cast(seed, tf.uint32), tf.uint64), [1])
+    def _next_stream(self, layer):
+        """This call's stream: the layer's slot and the call's index within the pass."""
+        if id(layer) not in self._slots:
+            self._slots[id(layer)] = len(self._slots)
+        call = self._calls.get(id(layer), 0)
+        self._calls[id(layer)] = call + 1
+        return streams.stream_id(self._slots[id(layer)], call, self.purpose)
 
 
 def current():

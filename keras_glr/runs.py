@@ -31,8 +31,8 @@ from keras_glr import data as data_module
 from keras_glr import estimators
 from keras_glr import noise as noise_module
 from keras_glr.activations import get as get_activation
-from keras_glr.layers.noisy_layer import noise_states
-from keras_glr.layers.noisy_layer import restore_noise_states
+from keras_glr.streams import noise_states
+from keras_glr.streams import restore_noise_states
 
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")

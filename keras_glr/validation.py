@@ -1,12 +1,16 @@
-"""Clear errors for bad training data and unsupported layers.
+"""Clear errors for bad training data and unsupported layers, at the edge.
 
-Arrays are checked in Python before any work. Batches from a `tf.data`
-pipeline are checked inside the compiled step; the failed check is turned
-back into a ValueError by `translate_errors`, so the user reads our message
-rather than a TensorFlow stack trace.
+Data is checked before it reaches the compiled step, never inside it (XLA,
+`jit_compile=True`, removes in-graph assertions): arrays in Python before
+any work; batches of a `tf.data` pipeline by a map in the pipeline itself;
+batches of a Python generator or a `keras.utils.PyDataset` in Python as they
+are read. A failed pipeline check is turned back into a ValueError by
+`translate_errors`, so the user reads our message rather than a TensorFlow
+stack trace.
 """
 
 import contextlib
+import inspect
 
 import keras
 import numpy as np
@@ -58,63 +62,152 @@ def check_arrays(model, x, y):
     if y is None or not model.built or not getattr(model, "outputs", None) or len(model.outputs) != 1:
         return
     if isinstance(y, (np.ndarray, tf.Tensor)):
-        y = np.asarray(y)
-        output_shape = tuple(model.outputs[0].shape)
-        kind = _label_kind(y.shape, output_shape)
-        classes = output_shape[-1]
-        if kind == "mismatch":
-            raise ValueError(
-                f"Labels of shape {y.shape} do not fit the model's output shape "
-                f"{output_shape}: expected class indices of shape (batch,) or "
-                f"one-hot labels of shape (batch, {classes})."
-            )
-        if kind == "sparse" and classes > 1 and y.size:
-            if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
-                raise ValueError("The labels contain NaN or infinite values.")
-            bad = (y < 0) | (y >= classes)
-            if np.any(bad):
-                raise ValueError(
-                    _label_message(classes)[len(_TAG):]
-                    + f" Received labels between {y.min()} and {y.max()}."
-                )
+        _check_labels(np.asarray(y), tuple(model.outputs[0].shape))
 
 
-def assert_finite_inputs(x):
-    """In-graph check that every floating input is finite."""
-    for tensor in tf.nest.flatten(x):
-        if tensor is not None and tensor.dtype.is_floating:
-            tf.debugging.assert_all_finite(tensor, _nan_message())
-
-
-def assert_labels(y, y_pred):
-    """In-graph check that sparse labels index one of y_pred's classes.
-
-    Returns `y`, made to wait for the check, so that a loss computed from
-    the returned labels never runs before it (and fails with TensorFlow's
-    own message instead of this one).
-    """
-    if y is None or isinstance(y, (dict, list, tuple)):
-        return y
-    y = tf.convert_to_tensor(y)
-    classes = y_pred.shape[-1]
-    if classes is None or classes < 2 or y.dtype == tf.string:
-        return y
-    kind = _label_kind(tuple(y.shape), tuple(y_pred.shape))
+def _check_labels(y, output_shape):
+    """Raises ValueError for labels that do not fit `output_shape` or lie out of range."""
+    kind = _label_kind(y.shape, output_shape)
+    classes = output_shape[-1]
     if kind == "mismatch":
         raise ValueError(
-            f"Labels of shape {tuple(y.shape)} do not fit the model's output "
-            f"shape {tuple(y_pred.shape)}: expected class indices of shape "
-            f"(batch,) or one-hot labels of shape (batch, {classes})."
+            f"Labels of shape {y.shape} do not fit the model's output shape "
+            f"{output_shape}: expected class indices of shape (batch,) or "
+            f"one-hot labels of shape (batch, {classes})."
         )
-    if kind != "sparse":
-        return y
-    message = _label_message(classes)
-    checks = [
-        tf.debugging.assert_greater_equal(y, tf.cast(0, y.dtype), message=message),
-        tf.debugging.assert_less(y, tf.cast(classes, y.dtype), message=message),
-    ]
-    with tf.control_dependencies([c for c in checks if c is not None]):
-        return tf.identity(y)
+    if kind == "sparse" and classes and classes > 1 and y.size:
+        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+            raise ValueError("The labels contain NaN or infinite values.")
+        bad = (y < 0) | (y >= classes)
+        if np.any(bad):
+            raise ValueError(
+                _label_message(classes)[len(_TAG):]
+                + f" Received labels between {y.min()} and {y.max()}."
+            )
+
+
+def check_label_shape(y, y_pred):
+    """Raises ValueError when the labels' static shape cannot match the outputs."""
+    if y is None or isinstance(y, (dict, list, tuple)) or y_pred.shape.rank is None:
+        return
+    if _label_kind(tuple(y.shape), tuple(y_pred.shape)) == "mismatch":
+        raise ValueError(
+            f"Labels of shape {tuple(y.shape)} do not fit the model's output "
+            f"shape (batch, {', '.join(map(str, y_pred.shape[1:]))}): expected class indices "
+            f"of shape (batch,) or one-hot labels of shape (batch, {y_pred.shape[-1]})."
+        )
+
+
+def build_from_data(model, x):
+    """Builds a Sequential model that has no `Input` from the shape of `x`, so the edge checks know its classes."""
+    if model.built or not isinstance(model, keras.Sequential):
+        return
+    spec = x.element_spec if isinstance(x, tf.data.Dataset) else x
+    spec = spec[0] if isinstance(spec, tuple) else spec
+    shape = getattr(spec, "shape", None)
+    if shape is not None and len(shape) >= 1:
+        model.build((None,) + tuple(shape[1:]))
+
+
+def at_the_edge(model, x, y):
+    """Checks the data before it meets the compiled step; returns `x`, wrapped where it is read lazily.
+
+    Arrays are checked now (`check_arrays`); a `tf.data.Dataset` gets a map
+    that checks every batch in the pipeline; a Python generator or a
+    `keras.utils.PyDataset` is wrapped to check every batch as it is read.
+    """
+    classes = _classes(model)
+    if isinstance(x, tf.data.Dataset):
+        return x.map(_dataset_check(classes))
+    if inspect.isgenerator(x):
+        return _checked_generator(x, classes)
+    if isinstance(x, keras.utils.PyDataset):
+        return _CheckedPyDataset(x, classes)
+    check_arrays(model, x, y)
+    return x
+
+
+def _classes(model):
+    outputs = getattr(model, "outputs", None) if model.built else None
+    if not outputs or len(outputs) != 1:
+        return None
+    return tuple(outputs[0].shape)
+
+
+def _dataset_check(output_shape):
+    """A `Dataset.map` function that asserts finite inputs and labels in range."""
+
+    def check(*element):
+        x = element[0]
+        y = element[1] if len(element) > 1 else None
+        checks = [
+            tf.debugging.assert_equal(tf.reduce_all(tf.math.is_finite(t)), True, message=_nan_message())
+            for t in tf.nest.flatten(x)
+            if t.dtype.is_floating
+        ]
+        if y is not None and not isinstance(y, (dict, list, tuple)) and output_shape and y.shape.rank is not None:
+            classes = output_shape[-1]
+            if classes and classes > 1 and y.dtype != tf.string:
+                if _label_kind(tuple(y.shape), output_shape) == "sparse":
+                    low = tf.reduce_all(y >= tf.cast(0, y.dtype))
+                    high = tf.reduce_all(y < tf.cast(classes, y.dtype))
+                    checks.append(tf.debugging.assert_equal(low & high, True, message=_label_message(classes)))
+        with tf.control_dependencies(checks):
+            checked = tuple(tf.nest.map_structure(tf.identity, e) for e in element)
+        return checked if len(checked) > 1 else checked[0]
+
+    return check
+
+
+def _check_batch(batch, output_shape):
+    """Checks one batch of arrays read from a generator or a PyDataset.
+
+    The message is tagged: Keras may read the batch inside a tf.data
+    pipeline, and `translate_errors` finds the tag in TensorFlow's error.
+    """
+    try:
+        _check_batch_arrays(batch, output_shape)
+    except ValueError as error:
+        raise ValueError(_TAG + str(error)) from None
+
+
+def _check_batch_arrays(batch, output_shape):
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+    for t in tf.nest.flatten(x):
+        t = np.asarray(t)
+        if t.dtype.kind == "f" and not np.all(np.isfinite(t)):
+            raise ValueError(_nan_message()[len(_TAG):] + f" Found {np.sum(~np.isfinite(t))} such values.")
+    if y is not None and output_shape is not None and not isinstance(y, (dict, list, tuple)):
+        _check_labels(np.asarray(y), output_shape)
+
+
+def _checked_generator(generator, output_shape):
+    for batch in generator:
+        _check_batch(batch, output_shape)
+        yield batch
+
+
+class _CheckedPyDataset(keras.utils.PyDataset):
+    """A `PyDataset` whose batches are checked as they are read."""
+
+    def __init__(self, dataset, output_shape):
+        super().__init__(
+            workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing,
+            max_queue_size=dataset.max_queue_size,
+        )
+        self.dataset = dataset
+        self.output_shape = output_shape
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        batch = self.dataset[index]
+        _check_batch(batch, self.output_shape)
+        return batch
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
 
 
 @contextlib.contextmanager
@@ -122,6 +215,10 @@ def translate_errors():
     """Re-raises a failed in-graph data check as a plain ValueError."""
     try:
         yield
+    except ValueError as error:
+        if not str(error).startswith(_TAG):
+            raise
+        raise ValueError(str(error)[len(_TAG):]) from None
     except tf.errors.InvalidArgumentError as error:
         text = error.message
         if _TAG not in text:

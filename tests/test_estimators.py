@@ -118,13 +118,11 @@ def test_fan_out_gives_the_same_estimate_as_repeating_the_input(monkeypatch, ant
     model.compile("sgd", "zero_one", copies=8, antithetic=antithetic)
     x = np.random.default_rng(0).uniform(size=(3, 4, 4)).astype("float32")
     y = np.array([0, 1, 2])
-    generators = [layer.seed_generator for layer in model.layers if hasattr(layer, "seed_generator")]
-    states = [np.asarray(g.state) for g in generators]
+    states = keras_glr.streams.noise_states(model)
     estimates = []
     for fan_out in (True, False):
-        monkeypatch.setattr(type(model), "_can_fan_out", lambda self, f=fan_out: f)
-        for generator, state in zip(generators, states):
-            generator.state.assign(state)
+        monkeypatch.setattr(keras_glr.copies, "can_fan_out", lambda model, f=fan_out: f)
+        keras_glr.streams.restore_noise_states(model, states)
         model.compile("sgd", "zero_one", copies=8, antithetic=antithetic)
         estimates.append(model.estimate_gradients(x, y))
     assert any(np.any(g != 0) for g in estimates[0])

@@ -144,11 +144,10 @@ def test_sample_weight_scales_the_estimate():
     model = _functional()
     model.compile("sgd", SPARSE_CE, copies=4, baseline="none")
     x, y = _data(n=4)
-    states = [np.asarray(layer.seed_generator.state) for layer in model.layers[1:]]
+    states = keras_glr.streams.noise_states(model)
     estimates = []
     for weight in (1.0, 3.0):
-        for layer, state in zip(model.layers[1:], states):
-            layer.seed_generator.state.assign(state)
+        keras_glr.streams.restore_noise_states(model, states)
         estimates.append(model.estimate_gradients(x, y, sample_weight=np.full(4, weight, "float32")))
     for one, three in zip(*estimates):
         np.testing.assert_allclose(three, 3 * np.asarray(one), rtol=1e-5, atol=1e-7)
@@ -341,3 +340,55 @@ def test_compile_takes_arguments_in_keras_order():
     model.compile("sgd", SPARSE_CE, None, ["accuracy"], copies=2)
     history = model.fit(*_data(), verbose=0)
     assert "accuracy" in history.history
+
+
+# Constructor keywords, the model's seed, noisy prediction on its own streams ------
+
+
+def test_glr_options_in_the_constructor_are_refused_with_the_fix():
+    inputs = keras.Input((6,))
+    outputs = NoisyDense(3)(inputs)
+    with pytest.raises(ValueError, match=r"\['copies'\].*belong to `compile`.*model.compile\(optimizer, loss, copies=1000\)"):
+        keras_glr.GLRModel(inputs, outputs, copies=1000)
+    with pytest.raises(ValueError, match=r"Unrecognized keyword arguments passed to GLRModel: \{'banana': 3\}"):
+        keras_glr.GLRModel(inputs, outputs, banana=3)
+    with pytest.raises(ValueError, match=r"baseline"):
+        keras_glr.GLRSequential([keras.Input((6,)), NoisyDense(3)], baseline="none")
+    with pytest.raises(ValueError, match=r"Received: seed='1'"):
+        keras_glr.GLRModel(inputs, outputs, seed="1")
+
+
+@pytest.mark.parametrize("build", [_sequential, _functional], ids=["sequential", "functional"])
+def test_the_seed_survives_save_and_load(build, tmp_path):
+    model = build()
+    seeded = type(model).from_config(model.get_config() | {"seed": 7})
+    seeded.compile("sgd", "zero_one", copies=2)
+    seeded.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.seed == 7
+    np.testing.assert_array_equal(np.asarray(loaded.training_noise.state), np.asarray(keras.random.SeedGenerator(7).state))
+
+
+class _NoisyPredictionEachBatch(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        self.model.noisy_forward(np.ones((4, 6), "float32"), 3)
+        self.model.predict(np.ones((4, 6), "float32"), verbose=0)
+
+
+@pytest.mark.parametrize("noisy_inference", [False, True])
+def test_noisy_prediction_during_training_does_not_change_training(noisy_inference):
+    def train(callbacks):
+        keras.utils.set_random_seed(5)
+        inputs = keras.Input((6,))
+        hidden = NoisyDense(8, "sigmoid", noisy_inference=noisy_inference)(inputs)
+        model = keras_glr.GLRModel(inputs, NoisyDense(3)(hidden))
+        model.compile(keras.optimizers.SGD(0.5), SPARSE_CE, copies=4)
+        x, y = _data(n=32)
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, callbacks=callbacks,
+                  validation_data=(x, y), verbose=0)
+        return model.get_weights()
+
+    plain = train([])
+    with_prediction = train([_NoisyPredictionEachBatch()])
+    for a, b in zip(plain, with_prediction):
+        np.testing.assert_array_equal(a, b)

@@ -111,3 +111,16 @@ def test_training_stream_rows_do_not_depend_on_their_neighbours(distribution):
 def test_training_stream_rejects_rows_of_partial_blocks(distribution):
     with pytest.raises(ValueError, match="Received: length=6"):
         distribution.sample_rows(2, 6, _KEY, 0)
+
+
+def test_laplace_with_an_integer_seed_has_independent_sign_and_magnitude():
+    """With one integer seed the sign and the magnitude must not be tied to one uniform draw."""
+    r = np.asarray(noise.Laplace(1.5).sample((200_000,), seed=7))
+    se_mean = np.sqrt(2 * 1.5**2 / r.size)
+    assert abs(r.mean()) < 4 * se_mean
+    assert r.var() == pytest.approx(2 * 1.5**2, rel=0.03)
+    assert abs(np.mean(r > 0) - 0.5) < 4 * 0.5 / np.sqrt(r.size)
+    positive, negative = np.abs(r[r > 0]), np.abs(r[r < 0])
+    se = 1.5 * np.sqrt(1 / positive.size + 1 / negative.size)
+    assert abs(positive.mean() - negative.mean()) < 4 * se
+    assert stats.kstest(r, lambda t: stats.laplace.cdf(t, scale=1.5)).pvalue > 1e-4

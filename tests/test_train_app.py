@@ -14,7 +14,7 @@ from apps import export as export_app
 from apps import train as train_app
 from keras_glr import runs
 
-FAST = ["--epochs", "1", "--copies", "8", "--hidden", "8", "--batch-size", "100", "--noisy-passes", "4", "--quiet"]
+FAST = ["--epochs", "1", "--copies", "8", "--hidden", "8", "--batch-size", "100", "--lr", "0.03", "--noisy-passes", "4", "--quiet"]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,9 @@ class NoisyConv2D(NoisyLayer, keras.layers.Conv2D):
         activation: as in `NoisyDense`.
         noise: a `keras_glr.noise` distribution; `Gaussian(1.0)` if None.
         noisy_inference: bool, keep the noise on outside training.
-        seed: int or None, seed of the layer's noise generator.
+        seed: int or None, seed of the layer's own generator, which draws
+            the `noisy_inference` noise. Training noise and the model's noisy
+            prediction come from the model's streams (`keras_glr.streams`).
         **kwargs: the other `keras.layers.Conv2D` arguments (`strides`,
             `padding`, `data_format`, initializers, ...).
 

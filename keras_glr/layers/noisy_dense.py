@@ -21,7 +21,9 @@ class NoisyDense(NoisyLayer, keras.layers.Dense):
             `keras_glr.activations.NAMES` ("step", "abs", "sign", ...).
         noise: a `keras_glr.noise` distribution; `Gaussian(1.0)` if None.
         noisy_inference: bool, keep the noise on outside training.
-        seed: int or None, seed of the layer's noise generator.
+        seed: int or None, seed of the layer's own generator, which draws
+            the `noisy_inference` noise. Training noise and the model's noisy
+            prediction come from the model's streams (`keras_glr.streams`).
         **kwargs: the other `keras.layers.Dense` arguments (`use_bias`,
             initializers, regularizers, constraints, `name`, ...).
 

@@ -58,30 +58,3 @@ class NoisyLayer:
             "noisy_inference": self.noisy_inference,
             "seed": self.seed,
         }
-
-
-def noise_states(model):
-    """The noise generators' states of `model`'s noisy layers, by layer name.
-
-    Keras does not save random-generator states in `.keras` files; a resumed
-    run restores these to continue the noise sequence exactly.
-    """
-    return {
-        layer.name: [int(v) for v in layer.seed_generator.state.numpy()]
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, NoisyLayer)
-    }
-
-
-def restore_noise_states(model, states):
-    """Sets the states saved by `noise_states`; unknown layers are an error."""
-    layers = {
-        layer.name: layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, NoisyLayer)
-    }
-    missing = sorted(set(states) - set(layers))
-    if missing:
-        raise ValueError(f"No noisy layers named {missing} in the model; found {sorted(layers)}.")
-    for path, state in states.items():
-        layers[path].seed_generator.state.assign(state)

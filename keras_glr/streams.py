@@ -1,0 +1,137 @@
+"""Counter-based noise streams: where every noisy call's noise comes from.
+
+A GLR model owns two generators, `training_noise` and `prediction_noise`
+(`keras.random.SeedGenerator`s). A training step draws one Philox key from
+the first; a noisy prediction draws one from the second, so noisy prediction
+never moves the training noise.
+
+Within a step, the noise of one *call* of a noisy layer is its own stream,
+named by `stream_id(slot, call, purpose)`: the layer's slot in the model,
+the index of the call within the step (a layer applied twice gets two
+independent streams), and whether it trains or predicts. Names and layer
+seeds play no part, so equal names in nested models and equal seeds do not
+share noise. Example b of the whole batch owns row b of its call's stream, so
+chunked, fanned-out and multi-replica passes read the noise of one pass.
+"""
+
+import math
+
+import tensorflow as tf
+
+_PHILOX = tf.random.Algorithm.PHILOX.value
+
+TRAINING = 0
+PREDICTION = 1
+
+
+def stream_id(slot, call, purpose=TRAINING):
+    """The Philox counter word that names one call's stream.
+
+    Bits: purpose (1) | slot (31) | call (24) | part (8, left 0 for the
+    distribution: Box-Muller reads parts 0 and 1).
+    """
+    if not 0 <= slot < 2**31 or not 0 <= call < 2**24:
+        raise ValueError(f"Noise stream out of range: slot={slot}, call={call}.")
+    return (purpose << 63) | (slot << 32) | (call << 8)
+
+
+def stream_key(seed):
+    """A Philox key (uint64, shape (1,)) from a Keras seed (two 32-bit values)."""
+    return tf.reshape(tf.bitcast(tf.cast(seed, tf.uint32), tf.uint64), [1])
+
+
+def next_key(generator):
+    """One step's key: advances the `keras.random.SeedGenerator` once."""
+    return stream_key(generator.next())
+
+
+def fresh_key():
+    """A key from TensorFlow's global generator, for records made outside a model."""
+    return stream_key(tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32))
+
+
+def uniform_rows(rows, length, key, first_row, stream=0):
+    """Uniforms on the grid k / 2^23 in [0, 1), shape (rows, length).
+
+    Row i is block `first_row + i` (of `length` values, a multiple of 4) of
+    the Philox stream (`key`, `stream`): counter-based, so a row's values
+    depend only on its index, never on which rows are drawn with it.
+    """
+    if length % 4:
+        raise ValueError(f"Stream rows hold whole Philox blocks: `length` must be a multiple of 4. Received: length={length}")
+    counter = tf.stack([tf.cast(first_row, tf.uint64) * (length // 4), tf.constant(stream, tf.uint64)])
+    size = tf.reshape(tf.cast(rows, tf.int32) * length, [1])
+    u = tf.raw_ops.StatelessRandomUniformV2(shape=size, key=key, counter=counter, alg=_PHILOX)
+    return tf.reshape(u, [-1, length])
+
+
+def normal_rows(rows, length, key, first_row, stddev=1.0, stream=0):
+    """N(0, stddev^2) values, shape (rows, length), row-wise as `uniform_rows`.
+
+    Box-Muller, vectorised: the first half of each row is R cos(T), the
+    second R sin(T), with R = stddev sqrt(-2 log(1 - u)), T = 2 pi u', from
+    parts 0 and 1 of `stream`. `length` must be a multiple of 8. About 1.6
+    times faster on CPU than TensorFlow's scalar normal kernel, and stddev
+    costs nothing (it sits inside the square root).
+    """
+    if length % 8:
+        raise ValueError(f"Box-Muller rows need `length` a multiple of 8. Received: length={length}")
+    half = length // 2
+    u = uniform_rows(rows, half, key, first_row, stream=stream)
+    angle = (2.0 * math.pi) * uniform_rows(rows, half, key, first_row, stream=stream + 1)
+    radius = tf.sqrt(tf.math.log(1.0 - u) * (-2.0 * stddev**2))
+    return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=1)
+
+
+def call_noise(distribution, key, stream, examples, first_example, copies, units, antithetic=False):
+    """One call's noise for `examples` examples x `copies` copies, shape (examples * copies, units).
+
+    Example b (`first_example + b` in the whole batch) reads row b of the
+    stream: its K * units values (K / 2 * units with antithetic pairs, the
+    pair's second copy being -r), the row rounded up to a multiple of 8.
+    Copies of example b sit in rows b*K .. b*K + K - 1.
+    """
+    drawn = copies // 2 if antithetic else copies
+    length = -(-drawn * units // 8) * 8
+    r = distribution.sample_rows(examples, length, key, first_example, stream)
+    if length != drawn * units:
+        r = r[:, : drawn * units]
+    r = tf.reshape(r, [examples, drawn, units])
+    if antithetic:
+        r = tf.reshape(tf.stack([r, -r], axis=2), [examples, copies, units])
+    return tf.reshape(r, [examples * copies, units])
+
+
+def noisy_layers(model):
+    """The model's noisy layers, nested models included, in a fixed order: their slots."""
+    from keras_glr.layers import NoisyLayer
+
+    return [l for l in model._flatten_layers(include_self=False, recursive=True) if isinstance(l, NoisyLayer)]
+
+
+def noise_states(model):
+    """The states of every noise generator of `model`, as JSON-ready lists.
+
+    Keras does not save random-generator states in `.keras` files; a resumed
+    run restores these to continue every noise sequence exactly.
+    """
+    state = lambda generator: [int(v) for v in generator.state.numpy()]  # noqa: E731
+    return {
+        "training": state(model.training_noise),
+        "prediction": state(model.prediction_noise),
+        "layers": [state(layer.seed_generator) for layer in noisy_layers(model)],
+    }
+
+
+def restore_noise_states(model, states):
+    """Sets the states saved by `noise_states`. Raises ValueError if they do not fit."""
+    layers = noisy_layers(model)
+    if not isinstance(states, dict) or "training" not in states or len(states.get("layers", ())) != len(layers):
+        raise ValueError(
+            f"These noise states do not belong to this model (it has {len(layers)} noisy layers), or were "
+            "written by an older keras_glr. Start the run again (glr-train ... --overwrite)."
+        )
+    model.training_noise.state.assign(states["training"])
+    model.prediction_noise.state.assign(states["prediction"])
+    for layer, state in zip(layers, states["layers"]):
+        layer.seed_generator.state.assign(state)

@@ -1,0 +1,95 @@
+"""Copies: fan-out decided from the graph, chunks, first copies."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_glr
+from keras_glr import copies
+from keras_glr import streams
+from keras_glr.layers import NoisyDense
+
+_CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _residual_block(width, name):
+    """x + NoisyDense(x): a pre-noise tensor meets a post-noise one inside the block."""
+    inputs = keras.Input((width,))
+    return keras.Model(inputs, keras.layers.Add()([inputs, NoisyDense(width, "sigmoid")(inputs)]), name=name)
+
+
+def _chain():
+    return keras_glr.GLRSequential([keras.Input((4,)), keras.layers.Dense(4, trainable=False), NoisyDense(4), NoisyDense(3)])
+
+
+def _block_first():
+    return keras_glr.GLRSequential([keras.Input((4,)), _residual_block(4, "block"), NoisyDense(3)])
+
+
+def _block_after_noise():
+    return keras_glr.GLRSequential([keras.Input((4,)), NoisyDense(4, "sigmoid"), _residual_block(4, "block"), NoisyDense(3)])
+
+
+def _siamese():
+    inputs = keras.Input((4,))
+    left, right = NoisyDense(4, "sigmoid")(inputs), NoisyDense(4, "sigmoid")(inputs)
+    return keras_glr.GLRModel(inputs, NoisyDense(3)(keras.layers.Concatenate()([left, right])))
+
+
+def _shared_twice():
+    inputs = keras.Input((4,))
+    shared = NoisyDense(4, "sigmoid")
+    return keras_glr.GLRModel(inputs, NoisyDense(3)(shared(shared(inputs))))
+
+
+@pytest.mark.parametrize(
+    "build, expected",
+    [(_chain, True), (_block_first, False), (_block_after_noise, True), (_siamese, False), (_shared_twice, True)],
+    ids=["chain", "residual_block_first", "residual_block_after_noise", "two_noisy_branches", "shared_twice"],
+)
+def test_fan_out_is_decided_from_the_graph(build, expected):
+    assert copies.can_fan_out(build()) is expected
+
+
+@pytest.mark.parametrize("build", [_block_first, _block_after_noise, _siamese, _shared_twice],
+                         ids=["residual_block_first", "residual_block_after_noise", "two_noisy_branches", "shared_twice"])
+def test_every_graph_trains_and_matches_the_tiled_forward(build, monkeypatch):
+    model = build()
+    model.compile(keras.optimizers.SGD(0.1), _CE, metrics=["accuracy"], copies=6)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(5, 4)).astype("float32"), np.arange(5) % 3
+    states = streams.noise_states(model)
+    decided = model.estimate_gradients(x, y)
+    streams.restore_noise_states(model, states)
+    monkeypatch.setattr(copies, "can_fan_out", lambda model: False)
+    model.compile(keras.optimizers.SGD(0.1), _CE, metrics=["accuracy"], copies=6)
+    tiled = model.estimate_gradients(x, y)
+    assert any(np.any(g != 0) for g in decided)
+    for a, b in zip(decided, tiled):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    monkeypatch.undo()
+    history = model.fit(np.tile(x, (4, 1)), np.tile(y, 4), batch_size=5, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_first_copies_and_repeat_are_inverse():
+    x = np.arange(12, dtype="float32").reshape(3, 4)
+    repeated = np.asarray(copies.repeat(x, 5))
+    assert repeated.shape == (15, 4)
+    np.testing.assert_array_equal(repeated[5:10], np.tile(x[1], (5, 1)))
+    np.testing.assert_array_equal(np.asarray(copies.first_copies(repeated, 5)), x)
+
+
+@pytest.mark.parametrize("estimator", ["glr", "bp-noise", "bp-ste"])
+def test_every_estimator_chunks_to_the_unchunked_estimate(estimator):
+    model = keras_glr.GLRSequential([keras.Input((4,)), NoisyDense(5, "sigmoid"), NoisyDense(3)])
+    x, y = np.random.default_rng(1).uniform(size=(7, 4)).astype("float32"), np.arange(7) % 3
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    estimates = []
+    states = streams.noise_states(model)
+    for chunk in (None, 12):
+        streams.restore_noise_states(model, states)
+        model.compile("sgd", loss, copies=6, estimator=estimator, copies_per_chunk=chunk)
+        estimates.append(model.estimate_gradients(x, y))
+    for a, b in zip(*estimates):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,94 @@
+"""Noise streams: one per call, counter-based rows, one home for the generators."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_glr
+from keras_glr import streams
+from keras_glr.layers import NoisyDense
+from keras_glr.noise import Gaussian
+from keras_glr.noise import Laplace
+from keras_glr.recording import recording
+
+_KEY = np.array([20261124], dtype=np.uint64)
+
+
+def test_stream_ids_are_distinct_for_slot_call_and_purpose():
+    ids = {
+        streams.stream_id(slot, call, purpose)
+        for slot in range(4) for call in range(3) for purpose in (streams.TRAINING, streams.PREDICTION)
+    }
+    assert len(ids) == 4 * 3 * 2
+    assert all(i % 256 == 0 for i in ids)  # parts 0..255 are left to the distribution
+    with pytest.raises(ValueError, match="call=16777216"):
+        streams.stream_id(0, 2**24)
+
+
+@pytest.mark.parametrize("distribution", [Gaussian(1.0), Laplace(1.0)], ids=repr)
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_call_noise_rows_belong_to_examples(distribution, antithetic):
+    """Examples 2..3 drawn alone equal examples 2..3 of a draw of 0..4; copies sit in rows b*K + k."""
+    copies, units = 4, 3
+    whole = np.asarray(streams.call_noise(distribution, _KEY, 0, 5, 0, copies, units, antithetic))
+    part = np.asarray(streams.call_noise(distribution, _KEY, 0, 2, 2, copies, units, antithetic))
+    assert whole.shape == (5 * copies, units)
+    np.testing.assert_allclose(part, whole[2 * copies : 4 * copies], rtol=1e-6, atol=1e-7)
+    if antithetic:
+        np.testing.assert_array_equal(whole[0::2], -whole[1::2])
+    other = np.asarray(streams.call_noise(distribution, _KEY, streams.stream_id(0, 1), 5, 0, copies, units, antithetic))
+    assert not np.any(other == whole)
+
+
+def test_a_layer_called_twice_draws_independent_noise():
+    layer = NoisyDense(4, "sigmoid")
+    x = np.ones((3, 4), "float32")
+    with recording(copies=2, key=_KEY) as record:
+        layer(layer(np.repeat(x, 2, axis=0)))
+    first, second = record.entries
+    assert first.layer is second.layer and first.stream != second.stream
+    r1, r2 = np.asarray(first.noise).ravel(), np.asarray(second.noise).ravel()
+    assert not np.any(r1 == r2)
+
+
+def test_equal_names_and_seeds_do_not_share_streams():
+    inner_inputs = keras.Input((4,))
+    inner = keras.Model(inner_inputs, NoisyDense(4, seed=1, name="noisy")(inner_inputs))
+    inputs = keras.Input((4,))
+    model = keras_glr.GLRModel(inputs, NoisyDense(4, seed=1, name="noisy")(inner(inputs)))
+    with recording(copies=2, key=_KEY, slots=streams.noisy_layers(model)) as record:
+        model(np.ones((2, 4), "float32"))
+    first, second = record.entries
+    assert first.stream != second.stream
+    assert not np.any(np.asarray(first.noise) == np.asarray(second.noise))
+
+
+def test_noise_states_round_trip_and_refuse_another_model():
+    model = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2), NoisyDense(2)], seed=3)
+    states = streams.noise_states(model)
+    first = np.asarray(streams.next_key(model.training_noise))
+    streams.restore_noise_states(model, states)
+    np.testing.assert_array_equal(np.asarray(streams.next_key(model.training_noise)), first)
+    other = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2)])
+    with pytest.raises(ValueError, match="do not belong to this model"):
+        streams.restore_noise_states(other, states)
+
+
+def test_the_model_seed_alone_fixes_the_training_noise():
+    """Models built under different global seeds, with equal weights and `seed`, estimate alike."""
+    x, y = np.ones((2, 3), "float32"), np.array([0, 1])
+
+    def estimate(global_seed, seed, weights=None):
+        keras.utils.set_random_seed(global_seed)
+        model = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2, "sigmoid"), NoisyDense(2)], seed=seed)
+        if weights is not None:
+            model.set_weights(weights)
+        model.compile("sgd", "zero_one", copies=4, baseline="none")
+        return model.get_weights(), [np.asarray(g) for g in model.estimate_gradients(x, y)]
+
+    weights, first = estimate(0, seed=9)
+    _, same = estimate(1, seed=9, weights=weights)
+    _, other = estimate(1, seed=10, weights=weights)
+    for a, b in zip(first, same):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other))

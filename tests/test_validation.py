@@ -1,0 +1,96 @@
+"""Bad data gets a clear error at the edge, whether or not the step is compiled with XLA."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_glr
+from keras_glr import validation
+from keras_glr.layers import NoisyDense
+
+SPARSE_CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _model(jit_compile):
+    model = keras_glr.GLRSequential([keras.Input((6,)), NoisyDense(5, "step"), NoisyDense(3)])
+    model.compile("sgd", SPARSE_CE, copies=4, jit_compile=jit_compile)
+    return model
+
+
+def _data(problem):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(40, 6)).astype("float32")
+    y = (np.arange(40) % 3).astype("int32")
+    if problem == "label":
+        y[37] = 3
+    else:
+        x[37, 1] = np.nan
+    return x, y
+
+
+def _as(kind, x, y):
+    if kind == "arrays":
+        return {"x": x, "y": y, "batch_size": 8}
+    if kind == "dataset":
+        return {"x": tf.data.Dataset.from_tensor_slices((x, y)).batch(8)}
+    if kind == "generator":
+        return {"x": ((x[i : i + 8], y[i : i + 8]) for i in range(0, 40, 8)), "steps_per_epoch": 5}
+    return {"x": _Batches(x, y)}
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, index):
+        return self.x[8 * index : 8 * index + 8], self.y[8 * index : 8 * index + 8]
+
+
+MESSAGES = {"label": r"labels must be class indices in \[0, 3\)", "nan": "NaN or infinite"}
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager_graph", "xla"])
+@pytest.mark.parametrize("kind", ["arrays", "dataset", "generator", "py_dataset"])
+@pytest.mark.parametrize("problem", ["label", "nan"])
+def test_bad_data_is_a_clear_error(jit_compile, kind, problem):
+    model = _model(jit_compile)
+    before = model.get_weights()
+    x, y = _data(problem)
+    with pytest.raises(ValueError, match=MESSAGES[problem]):
+        model.fit(**_as(kind, x, y), epochs=1, verbose=0)
+    if kind == "arrays":  # checked before any step
+        for a, b in zip(before, model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager_graph", "xla"])
+def test_bad_validation_and_evaluation_data(jit_compile):
+    model = _model(jit_compile)
+    good, bad = _data("label")[0], _data("nan")[0]
+    y = (np.arange(40) % 3).astype("int32")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.fit(good, y, validation_data=tf.data.Dataset.from_tensor_slices((bad, y)).batch(8), verbose=0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.evaluate(tf.data.Dataset.from_tensor_slices((bad, y)).batch(8), verbose=0)
+
+
+def test_good_data_passes_through_the_checks_unchanged():
+    x, y = _data("label")
+    y[37] = 2
+    dataset = tf.data.Dataset.from_tensor_slices((x, y, np.ones(40, "float32"))).batch(8)
+    checked = validation.at_the_edge(_model(False), dataset, None)
+    for (a, b, c), (d, e, f) in zip(dataset, checked):
+        np.testing.assert_array_equal(a, d)
+        np.testing.assert_array_equal(b, e)
+        np.testing.assert_array_equal(c, f)
+
+
+def test_labels_of_the_wrong_shape_name_both_shapes():
+    x, _ = _data("label")
+    with pytest.raises(ValueError, match=r"Labels of shape \(40, 5\) do not fit the model's output shape"):
+        _model(False).fit(x, np.zeros((40, 5), "float32"), verbose=0)
