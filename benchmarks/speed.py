@@ -41,7 +41,7 @@ import tensorflow as tf  # noqa: E402
 from keras_glr import architectures  # noqa: E402
 from keras_glr import data  # noqa: E402
 from keras_glr.noise import Gaussian  # noqa: E402
-from keras_glr.recording import stream_key  # noqa: E402
+from keras_glr.streams import stream_key  # noqa: E402
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

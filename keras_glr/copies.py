@@ -28,6 +28,7 @@ class Pass:
         loss: the sum of the pass's per-copy losses (times sample weights).
         y, y_pred, sample_weight: the first copy of each example, one row
             per example (see `first_copies`).
+        copies: K, the copies per example behind `loss`.
     """
 
     gradients: list
@@ -35,6 +36,7 @@ class Pass:
     y: object
     y_pred: object
     sample_weight: object
+    copies: int = 1
 
 
 def repeat(structure, copies):
@@ -209,11 +211,13 @@ def in_chunks(one_pass, x, y, sample_weight, first_example, examples_per_chunk, 
     batch = tf.shape(tf.nest.flatten(x)[0])[0]
     firsts = {"y": y, "y_pred": output_spec, "sample_weight": sample_weight}
     present = [name for name, spec in firsts.items() if spec is not None]
+    copies = set()  # K, as the passes report it when traced
 
     def body(start, loss, gradients, arrays):
         end = tf.minimum(start + examples_per_chunk, batch)
         xs, ys, ws = (None if s is None else tf.nest.map_structure(lambda t: t[start:end], s) for s in (x, y, sample_weight))
         piece = one_pass(xs, ys, ws, first_example + start)
+        copies.add(piece.copies)
         gradients = [a if g is None else a + g for a, g in zip(gradients, piece.gradients)]
         index = start // examples_per_chunk
         arrays = [a.write(index, tf.cast(getattr(piece, name), a.dtype)) for a, name in zip(arrays, present)]
@@ -224,8 +228,8 @@ def in_chunks(one_pass, x, y, sample_weight, first_example, examples_per_chunk, 
     _, loss, gradients, arrays = tf.while_loop(
         lambda start, *_: start < batch, body, (tf.constant(0), tf.constant(0.0), zeros, arrays)
     )
-    concatenated = dict(zip(present, (a.concat() for a in arrays)))
-    return Pass(gradients, loss, concatenated.get("y"), concatenated.get("y_pred"), concatenated.get("sample_weight"))
+    firsts = dict(zip(present, (a.concat() for a in arrays)))
+    return Pass(gradients, loss, firsts.get("y"), firsts.get("y_pred"), firsts.get("sample_weight"), max(copies, default=1))
 
 
 def _rows_array(spec):

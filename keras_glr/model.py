@@ -214,16 +214,14 @@ class GLRTrainer:
         first_example, global_batch = copies_module.replica_share(x)
         copies = estimator.copies(copies)
         step = estimators.Step(copies, streams.next_key(self.training_noise), tf.cast(global_batch * copies, "float32"))
-        one_pass = functools.partial(estimator.one_pass, self, step=step)
         chunk = self.glr_config.copies_per_chunk
         estimate = copies_module.in_chunks(
-            lambda *part: one_pass(*part), x, y, sample_weight, first_example,
+            functools.partial(estimator.one_pass, self, step=step), x, y, sample_weight, first_example,
             None if chunk is None else max(1, chunk // copies), self.trainable_variables,
             None if chunk is None else self.outputs[0],
         )
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         estimate.gradients = estimators.penalty_gradients(estimate.gradients, self.trainable_variables, replicas)
-        estimate.copies = copies
         return estimate
 
     def _update_metrics(self, x, estimate):
