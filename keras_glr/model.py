@@ -197,8 +197,14 @@ class GLRTrainer:
     # One training step: Algorithm 1 ---------------------------------------------
 
     def train_step(self, data):
-        """unpack -> copies -> forward under the recorder -> per-copy losses ->
-        centre -> local estimates -> optimizer.apply -> metrics."""
+        """One step of Algorithm 1.
+
+        unpack -> [copies -> forward under the recorder -> per-copy losses ->
+        centre -> local estimates] -> optimizer.apply -> metrics. The bracket
+        is `estimator.one_pass` (`estimators.GLR.one_pass`), run by
+        `_estimate` over the batch (or its chunks) with the step's noise key,
+        plus the weight penalty's exact gradient.
+        """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         estimate = self._estimate(x, y, sample_weight, self._estimator, self.glr_config.copies)
         self.optimizer.apply(estimate.gradients, self.trainable_variables)
