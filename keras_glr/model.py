@@ -199,13 +199,14 @@ class GLRTrainer:
     def train_step(self, data):
         """One step of Algorithm 1.
 
-        unpack -> [copies -> forward under the recorder -> per-copy losses ->
-        centre -> local estimates] -> optimizer.apply -> metrics. The bracket
-        is `estimator.one_pass` (`estimators.GLR.one_pass`), run by
-        `_estimate` over the batch (or its chunks) with the step's noise key,
-        plus the weight penalty's exact gradient.
+        unpack (and check) -> [copies -> forward under the recorder ->
+        per-copy losses -> centre -> local estimates] -> optimizer.apply ->
+        metrics. The bracket is `estimator.one_pass` (`estimators.GLR.one_pass`),
+        run by `_estimate` over the batch (or its chunks) with the step's
+        noise key, plus the weight penalty's exact gradient.
         """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y = validation.check_batch(self, x, y)
         estimate = self._estimate(x, y, sample_weight, self._estimator, self.glr_config.copies)
         self.optimizer.apply(estimate.gradients, self.trainable_variables)
         return self._update_metrics(x, estimate)
@@ -238,6 +239,11 @@ class GLRTrainer:
         return self.compute_metrics(x, estimate.y, estimate.y_pred, estimate.sample_weight)
 
     # Training, evaluation and prediction -------------------------------------
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y = validation.check_batch(self, x, y)
+        return super().test_step(keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_ready(x, y)

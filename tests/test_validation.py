@@ -79,11 +79,13 @@ def test_bad_validation_and_evaluation_data(jit_compile):
         model.evaluate(tf.data.Dataset.from_tensor_slices((bad, y)).batch(8), verbose=0)
 
 
-def test_good_data_passes_through_the_checks_unchanged():
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager_graph", "xla"])
+def test_good_data_passes_through_the_checks_unchanged(jit_compile):
     x, y = _data("label")
     y[37] = 2
     dataset = tf.data.Dataset.from_tensor_slices((x, y, np.ones(40, "float32"))).batch(8)
-    checked = validation.at_the_edge(_model(False), dataset, None)
+    checked = validation.at_the_edge(_model(jit_compile), dataset, None)
+    assert (checked is dataset) == (not jit_compile)  # the step checks its batch unless XLA compiles it
     for (a, b, c), (d, e, f) in zip(dataset, checked):
         np.testing.assert_array_equal(a, d)
         np.testing.assert_array_equal(b, e)
