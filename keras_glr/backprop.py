@@ -62,4 +62,4 @@ class Backprop:
                 "estimator='bp-ste' for step and sign units."
             )
         first = copies_module.first_copies((y_copies, y_pred, w_copies), step.copies)
-        return copies_module.Pass(gradients, tf.reduce_sum(tf.stop_gradient(losses)), *first, copies=step.copies)
+        return copies_module.Pass(gradients, tf.reduce_sum(tf.stop_gradient(losses)), *first)

@@ -28,7 +28,8 @@ class Pass:
         loss: the sum of the pass's per-copy losses (times sample weights).
         y, y_pred, sample_weight: the first copy of each example, one row
             per example (see `first_copies`).
-        copies: K, the copies per example behind `loss`.
+        copies: K, the copies per example behind `loss` (the model sets it
+            on the step's estimate).
     """
 
     gradients: list
@@ -211,13 +212,11 @@ def in_chunks(one_pass, x, y, sample_weight, first_example, examples_per_chunk, 
     batch = tf.shape(tf.nest.flatten(x)[0])[0]
     firsts = {"y": y, "y_pred": output_spec, "sample_weight": sample_weight}
     present = [name for name, spec in firsts.items() if spec is not None]
-    copies = set()  # K, as the passes report it when traced
 
     def body(start, loss, gradients, arrays):
         end = tf.minimum(start + examples_per_chunk, batch)
         xs, ys, ws = (None if s is None else tf.nest.map_structure(lambda t: t[start:end], s) for s in (x, y, sample_weight))
         piece = one_pass(xs, ys, ws, first_example + start)
-        copies.add(piece.copies)
         gradients = [a if g is None else a + g for a, g in zip(gradients, piece.gradients)]
         index = start // examples_per_chunk
         arrays = [a.write(index, tf.cast(getattr(piece, name), a.dtype)) for a, name in zip(arrays, present)]
@@ -229,7 +228,7 @@ def in_chunks(one_pass, x, y, sample_weight, first_example, examples_per_chunk, 
         lambda start, *_: start < batch, body, (tf.constant(0), tf.constant(0.0), zeros, arrays)
     )
     firsts = dict(zip(present, (a.concat() for a in arrays)))
-    return Pass(gradients, loss, firsts.get("y"), firsts.get("y_pred"), firsts.get("sample_weight"), max(copies, default=1))
+    return Pass(gradients, loss, firsts.get("y"), firsts.get("y_pred"), firsts.get("sample_weight"))
 
 
 def _rows_array(spec):

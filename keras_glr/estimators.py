@@ -201,7 +201,7 @@ class GLR:
                 "must belong to a noisy layer that the model calls."
             )
         first = copies_module.first_copies((y, y_pred, sample_weight), step.copies)
-        return copies_module.Pass(gradients, tf.reduce_sum(losses), *first, copies=step.copies)
+        return copies_module.Pass(gradients, tf.reduce_sum(losses), *first)
 
 
 def penalty_gradients(gradients, variables, replicas=1):

@@ -171,15 +171,16 @@ class GLRTrainer:
                 f"positive integer. Received: copies_per_chunk={copies_per_chunk!r}"
             )
         self.glr_config = GLRConfig(copies, baseline, antithetic, estimator, ste_slope, copies_per_chunk)
-        self._make_estimator = functools.partial(self._estimator_for, loss)
-        self._estimator = self._make_estimator(estimator)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        self._estimator = self._estimator_for(estimator)
         self._compile_config.config.update(dataclasses.asdict(self.glr_config))
         self._estimate_functions = {}
         if self.built and estimator == "glr":
             validation.check_layers(self)
 
-    def _estimator_for(self, loss, name):
+    def _estimator_for(self, name):
+        """The compiled loss and options as the estimator called `name`."""
+        loss = self.loss
         values_only = glr_losses.forward_only(loss)
         surrogate = glr_losses.cross_entropy_from_logits if isinstance(loss, glr_losses.ZeroOneLoss) else None
         config = self.glr_config
@@ -228,8 +229,8 @@ class GLRTrainer:
             None if chunk is None else self.outputs[0],
         )
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        estimate.gradients = estimators.penalty_gradients(estimate.gradients, self.trainable_variables, replicas)
-        return estimate
+        gradients = estimators.penalty_gradients(estimate.gradients, self.trainable_variables, replicas)
+        return dataclasses.replace(estimate, gradients=gradients, copies=copies)
 
     def _update_metrics(self, x, estimate):
         """The loss (mean over all copies) and the compiled metrics (first copies): one place."""
@@ -286,7 +287,7 @@ class GLRTrainer:
         estimators.check_options(copies, self.glr_config.baseline, self.glr_config.antithetic, name, self.glr_config.ste_slope)
         self._check_ready(x, y)
         if (copies, name) not in self._estimate_functions:
-            chosen = self._make_estimator(name)
+            chosen = self._estimator_for(name)
             self._estimate_functions[(copies, name)] = tf.function(
                 lambda x, y, w: self._estimate(x, y, w, chosen, copies).gradients,
                 autograph=False,

@@ -50,8 +50,7 @@ def check_arrays(model, x, y):
     """Checks in-memory inputs and labels before training. Raises ValueError."""
     if isinstance(x, (np.ndarray, tf.Tensor)) or np.isscalar(x):
         x = np.asarray(x)
-        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-            raise ValueError(_nan_message()[len(_TAG):] + f" Found {np.sum(~np.isfinite(x))} such values.")
+        _check_finite(x)
         if model.built and getattr(model, "inputs", None) and len(model.inputs) == 1:
             expected = tuple(model.inputs[0].shape[1:])
             if len(expected) != x.ndim - 1 or any(e is not None and e != r for e, r in zip(expected, x.shape[1:])):
@@ -61,10 +60,23 @@ def check_arrays(model, x, y):
                     "inputs (flatten images for a dense network), or build the "
                     "model for this input shape."
                 )
-    if y is None or not model.built or not getattr(model, "outputs", None) or len(model.outputs) != 1:
-        return
-    if isinstance(y, (np.ndarray, tf.Tensor)):
-        _check_labels(np.asarray(y), tuple(model.outputs[0].shape))
+    output_shape = _output_shape(model)
+    if output_shape is not None and isinstance(y, (np.ndarray, tf.Tensor)):
+        _check_labels(np.asarray(y), output_shape)
+
+
+def _check_finite(x):
+    """Raises ValueError if a floating array holds NaN or infinite values."""
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise ValueError(_nan_message()[len(_TAG):] + f" Found {np.sum(~np.isfinite(x))} such values.")
+
+
+def _mismatch_message(y_shape, output_shape):
+    return (
+        f"Labels of shape {tuple(y_shape)} do not fit the model's output shape "
+        f"{tuple(output_shape)}: expected class indices of shape (batch,) or "
+        f"one-hot labels of shape (batch, {output_shape[-1]})."
+    )
 
 
 def _check_labels(y, output_shape):
@@ -72,11 +84,7 @@ def _check_labels(y, output_shape):
     kind = _label_kind(y.shape, output_shape)
     classes = output_shape[-1]
     if kind == "mismatch":
-        raise ValueError(
-            f"Labels of shape {y.shape} do not fit the model's output shape "
-            f"{output_shape}: expected class indices of shape (batch,) or "
-            f"one-hot labels of shape (batch, {classes})."
-        )
+        raise ValueError(_mismatch_message(y.shape, output_shape))
     if kind == "sparse" and classes and classes > 1 and y.size:
         if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
             raise ValueError("The labels contain NaN or infinite values.")
@@ -93,11 +101,7 @@ def check_label_shape(y, y_pred):
     if y is None or isinstance(y, (dict, list, tuple)) or y_pred.shape.rank is None:
         return
     if _label_kind(tuple(y.shape), tuple(y_pred.shape)) == "mismatch":
-        raise ValueError(
-            f"Labels of shape {tuple(y.shape)} do not fit the model's output "
-            f"shape (batch, {', '.join(map(str, y_pred.shape[1:]))}): expected class indices "
-            f"of shape (batch,) or one-hot labels of shape (batch, {y_pred.shape[-1]})."
-        )
+        raise ValueError(_mismatch_message(y.shape, y_pred.shape))
 
 
 def build_from_data(model, x):
@@ -186,9 +190,7 @@ def _check_batch(batch, output_shape):
 def _check_batch_arrays(batch, output_shape):
     x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
     for t in tf.nest.flatten(x):
-        t = np.asarray(t)
-        if t.dtype.kind == "f" and not np.all(np.isfinite(t)):
-            raise ValueError(_nan_message()[len(_TAG):] + f" Found {np.sum(~np.isfinite(t))} such values.")
+        _check_finite(np.asarray(t))
     if y is not None and output_shape is not None and not isinstance(y, (dict, list, tuple)):
         _check_labels(np.asarray(y), output_shape)
 
