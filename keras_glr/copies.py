@@ -143,7 +143,7 @@ def _walk(layer, states):
         return states, points
     if hasattr(layer, "_nodes_by_depth") and getattr(layer, "inputs", None):
         return _walk_graph(layer, states)
-    if any(isinstance(l, NoisyLayer) for l in getattr(layer, "_flatten_layers", lambda **_: [])(include_self=False)):
+    if hasattr(layer, "_flatten_layers") and streams.noisy_layers(layer):
         raise _NoFanOut  # noisy layers inside a graph we cannot see
     if len(set(states)) > 1:
         raise _NoFanOut
