@@ -1,11 +1,71 @@
-"""What the apps share: quiet TensorFlow logs, and one way to fail."""
+"""What the apps share: a quiet start, one way to fail, one way to stop."""
 
+import argparse
+import importlib.util
 import os
+import re
+import signal
 import sys
 
+#: Errors that mean "the user asked for something impossible": bad options,
+#: missing data (DataUnavailableError is a RuntimeError), unusable folders.
+USER_ERRORS = (ValueError, RuntimeError, OSError)
 
-def quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default once: not where the help already says it, not for None or a flag."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def run_config():
+    """The module `keras_glr.run_config`, loaded without the rest of keras_glr.
+
+    `import keras_glr` loads TensorFlow, which takes seconds; run_config needs
+    only the standard library, so `--help` and option errors answer at once.
+    The module is registered under its own name: keras_glr reuses it later.
+    """
+    name = "keras_glr.run_config"
+    if name not in sys.modules:
+        package = importlib.util.find_spec("keras_glr")
+        path = os.path.join(package.submodule_search_locations[0], "run_config.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def start(program, verbose=False, interrupted="interrupted."):
+    """Prepares a command-line program and loads TensorFlow.
+
+    TensorFlow's start-up logs are silenced unless `verbose`: some are written
+    to stderr before its log level is read, so stderr is closed while it
+    loads. Ctrl-C at any moment (loading, tracing, training, writing) prints
+    one line and exits with 130; every file a run writes is written
+    atomically, so stopping anywhere leaves the last finished state whole.
+    """
+    terminal = os.dup(2)
+
+    def stop(signum, frame):
+        os.write(terminal, f"\n{program}: {interrupted}\n".encode())
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, stop)
+    if verbose:
+        import tensorflow  # noqa: F401
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(terminal, 2)
 
 
 def fail(program, message, code=2):
@@ -14,6 +74,20 @@ def fail(program, message, code=2):
     return code
 
 
-#: Errors that mean "the user asked for something impossible": bad options,
-#: missing data (DataUnavailableError is a RuntimeError), unusable folders.
-USER_ERRORS = (ValueError, RuntimeError, OSError)
+def flag(name):
+    """The command-line flag of a library argument: learning_rate -> --learning-rate."""
+    return "--" + name.replace("_", "-")
+
+
+def in_flags(message, names):
+    """`message` with the library's argument names written as command-line flags.
+
+    "`copies`" becomes "--copies", "copies=3" becomes "--copies 3",
+    "antithetic=False" becomes "no --antithetic".
+    """
+    for name in sorted(names, key=len, reverse=True):
+        message = re.sub(rf"\b{name}=(True)\b", flag(name), message)
+        message = re.sub(rf"\b{name}=(False)\b", "no " + flag(name), message)
+        message = re.sub(rf"\b{name}=('[^']*'|\S+?)(?=[,;:)]?(\s|$)|\.(\s|$))", lambda m: f"{flag(name)} {m.group(1)}", message)
+        message = message.replace(f"`{name}`", flag(name))
+    return message

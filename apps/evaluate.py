@@ -9,11 +9,11 @@ import argparse
 import os
 import sys
 
-from apps import common
+from . import common
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="glr-evaluate", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="glr-evaluate", description=__doc__, formatter_class=common.HelpFormatter)
     p.add_argument("models", nargs="+", help="run directories (saved_models/<run>) or .keras files")
     p.add_argument("--surrogate", default=None, help="model to craft transfer attacks on (the paper: a BP MLP with two hidden layers)")
     p.add_argument("--attacks", default="fgsm,lbfgs", help="comma-separated: fgsm, pgd, pgd-l2, bim, mim, cw, spsa, lbfgs, or all / none")
@@ -23,33 +23,30 @@ def build_parser():
     p.add_argument("--examples", type=int, default=1000, help="test examples to use")
     p.add_argument("--dataset", default=None, help="dataset for .keras files without a run directory (default mnist5k)")
     p.add_argument("--image-size", type=int, default=None, help="image size for .keras files without a run directory (default 14)")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="prepared TFDS data directory (default: the run's)")
     p.add_argument("--save-samples", default=None, metavar="DIR", help="save the adversarial and corrupted inputs here")
     p.add_argument("--samples-from", default=None, metavar="DIR", help="reuse inputs saved with --save-samples")
     p.add_argument("--out", default="evaluation", help="folder for the table, CSV, JSON and plots")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the attacks' and corruptions' randomness")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return p
 
 
 def test_data(entry, args):
     """The first `args.examples` test examples, as numpy arrays in the model's input shape."""
-    import numpy as np
-
     from keras_glr import data
     from keras_glr.robustness import evaluation
 
     config = entry.config or {}
     shape = evaluation.input_shape(entry.model)
-    splits = data.load(
+    x, y = data.test_arrays(
         args.dataset or config.get("dataset", "mnist5k"),
-        batch_size=max(1, args.examples),
         image_size=args.image_size or config.get("image_size", 14),
         flatten=len(shape) == 1,
+        examples=args.examples,
         data_dir=args.data_dir or config.get("data_dir"),
     )
-    x, y = next(iter(splits.test.unbatch().batch(args.examples)))
-    x, y = np.asarray(x), np.asarray(y)
     if x.shape[1:] != shape:
         raise ValueError(f"The test data has inputs of shape {x.shape[1:]} but {entry.label} expects {shape}; set --dataset / --image-size.")
     return x, y
@@ -57,7 +54,7 @@ def test_data(entry, args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    common.quiet_tensorflow()
+    common.start("glr-evaluate", args.verbose, "interrupted; results already in --out are from an earlier run.")
     try:
         from keras_glr.robustness import attacks
         from keras_glr.robustness import corruptions

@@ -1,59 +1,71 @@
-"""glr-export: re-export a trained model as a TF SavedModel and print its signatures."""
+"""glr-export: export a trained model as a TF SavedModel laid out for TF Serving.
+
+Writes OUT/VERSION/saved_model.pb (TF Serving serves the highest VERSION under
+OUT) and prints the signatures: serving_default and serve_noisy.
+"""
 
 import argparse
 import os
-import shutil
 import sys
 
-from apps import common
+from . import common
+
+PROGRAM = "glr-export"
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text}")
+    return value
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="glr-export", description=__doc__)
+    p = argparse.ArgumentParser(prog=PROGRAM, description=__doc__, formatter_class=common.HelpFormatter)
     p.add_argument("model", help="a run directory (saved_models/<run>) or a .keras file")
-    p.add_argument("--out", default=None, help="SavedModel folder (default: <run>/saved_model, or next to the .keras file)")
-    p.add_argument("--noisy-passes", type=int, default=32, help="M, noisy passes averaged by serve_noisy")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing SavedModel at --out")
+    p.add_argument("--out", default=None, help="base folder of the versions (if omitted: <run>/saved_model, or <name>_saved_model next to a .keras file)")
+    p.add_argument("--version", type=_positive, default=None, help="version folder to write (if omitted: one more than the highest under --out, or 1)")
+    p.add_argument("--noisy-passes", type=_positive, default=32, help="M, noisy passes averaged by serve_noisy")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --version")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return p
 
 
-def resolve_model_path(path):
-    """Returns the .keras file for a run directory or a .keras path."""
-    if os.path.isdir(path):
-        candidate = os.path.join(path, "model.keras")
-        if not os.path.exists(candidate):
-            raise FileNotFoundError(f"{path} holds no model.keras; is it a finished glr-train run directory?")
-        return candidate
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No such run directory or .keras file: {path}")
-    if not path.endswith(".keras"):
-        raise ValueError(f"Expected a run directory or a .keras file; received {path}.")
-    return path
+def default_base(model):
+    """Where versions go when --out is not given."""
+    if os.path.isdir(model):
+        return os.path.join(model, "saved_model")
+    return model[: -len(".keras")] + "_saved_model"
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    common.quiet_tensorflow()
+    common.start(PROGRAM, args.verbose, "interrupted; the version being written may be incomplete.")
     try:
-        model_path = resolve_model_path(args.model)
-        out = args.out or (os.path.join(args.model, "saved_model") if os.path.isdir(args.model) else model_path[: -len(".keras")] + "_saved_model")
-        if os.path.exists(out) and os.listdir(out) if os.path.isdir(out) else os.path.exists(out):
-            if not args.overwrite:
-                raise ValueError(f"{out} already exists. Pass --overwrite to replace it, or choose another --out.")
-            shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
+        from keras_glr import export
+        from keras_glr import runs
+
+        model_path = runs.model_file(args.model)
+        base = args.out or default_base(args.model)
+        if os.path.exists(base) and not os.path.isdir(base):
+            raise ValueError(f"--out {base} is a file; expected a folder to hold version folders.")
+        version = args.version or export.next_version(base)
+        out = os.path.join(base, str(version))
+        if os.path.exists(out) and not args.overwrite:
+            raise ValueError(f"Version {version} already exists in {base}. Pass --overwrite to replace it, or another --version.")
         import keras
 
         import keras_glr  # noqa: F401  (registers the custom objects)
-        from keras_glr import export
 
         model = keras.saving.load_model(model_path)
-        export.export_saved_model(model, out, args.noisy_passes)
+        export.export_version(model, base, version, args.noisy_passes, replace=args.overwrite)
         signatures = export.describe_signatures(out)
     except common.USER_ERRORS as error:
-        return common.fail("glr-export", str(error))
+        return common.fail(PROGRAM, str(error))
     print(f"SavedModel written to {out}")
     for name, (inputs, outputs) in sorted(signatures.items()):
         print(f"  {name}: inputs {inputs} -> outputs {outputs}")
+    print(f"Serve it with TF Serving: --model_base_path={os.path.abspath(base)}")
     return 0
 
 

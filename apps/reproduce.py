@@ -10,30 +10,29 @@ JSON and plots. Re-running skips what is finished and resumes the rest.
 import argparse
 import sys
 
-from apps import common
+from . import common
 
 
 def build_parser():
-    from keras_glr import reproduction
-
-    p = argparse.ArgumentParser(prog="glr-reproduce", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="glr-reproduce", description=__doc__, formatter_class=common.HelpFormatter)
     p.add_argument("--quick", action="store_true", help="one seed, K=50, 3 epochs, 300 test examples: about 2 minutes on 2 cores")
     p.add_argument("--dataset", default="mnist5k", help="mnist5k (offline) or a prepared TFDS image dataset such as mnist")
     p.add_argument("--data-dir", default=None, help="prepared TFDS data directory")
     p.add_argument("--seeds", type=int, default=None, help="seeds per row (default 3; 1 with --quick)")
-    p.add_argument("--rows", default="all", help="comma-separated rows: " + ", ".join(reproduction.ROW_KEYS))
+    p.add_argument("--rows", default="all", help="comma-separated row keys (glr_sigmoid, glr_threshold, ...; an unknown key is an error that lists them all)")
     p.add_argument("--no-twins", action="store_true", help="skip the BP twins of the GLR rows")
     p.add_argument("--copies", type=int, default=None, help="K (default 300; 50 with --quick)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per row, doubled for the 0-1 loss (default 12; 3 with --quick)")
     p.add_argument("--examples", type=int, default=None, help="test examples measured (default all; 300 with --quick)")
     p.add_argument("--whitebox-examples", type=int, default=None, help="examples the white-box attacks (PGD with BPDA/EOT, SPSA) craft per model (default 100; 20 with --quick)")
     p.add_argument("--out", default="reproduction", help="folder for the runs, the evaluations and REPORT.md")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    common.quiet_tensorflow()
+    common.start("glr-reproduce", args.verbose, "interrupted. Finished epochs and evaluations are kept: run the same command again to continue.")
     try:
         from keras_glr import reproduction
 

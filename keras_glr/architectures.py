@@ -7,20 +7,6 @@ from keras_glr.layers import NoisyDense
 from keras_glr.model import GLRSequential
 
 
-def parse_hidden(text):
-    """Parses "20" or "50,50" into a tuple of layer widths. Raises ValueError."""
-    try:
-        widths = tuple(int(part) for part in str(text).split(",") if part.strip() != "")
-    except ValueError:
-        widths = ()
-    if not widths or any(w < 1 for w in widths):
-        raise ValueError(
-            f"Invalid hidden layer widths: {text!r}. Expected positive integers "
-            "separated by commas, e.g. '20' or '50,50'."
-        )
-    return widths
-
-
 def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, name="glr_mlp"):
     """The paper's network: input -> hidden noisy dense layers -> logits.
 

@@ -5,10 +5,50 @@ Signatures:
     serve_noisy: class probabilities averaged over M noisy forward passes
         (the paper's noisy prediction), shape (B, C).
 Both take one float32 input named "inputs" of shape (B, ...).
+
+TF Serving loads `<base>/<version>/saved_model.pb` and serves the highest
+numeric version, so exports are written into numbered folders under a base.
 """
+
+import os
+import shutil
 
 import keras
 import tensorflow as tf
+
+
+def versions(base):
+    """The numeric version folders under `base`, sorted (empty if none)."""
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(name) for name in os.listdir(base) if name.isdigit() and os.path.isdir(os.path.join(base, name)))
+
+
+def next_version(base):
+    """One more than the highest version under `base`, or 1."""
+    return (versions(base) or [0])[-1] + 1
+
+
+def export_version(model, base, version, noisy_passes=32, replace=False):
+    """Writes `model` to `base/<version>/` and returns that path.
+
+    The SavedModel is written beside it under a name TF Serving ignores and
+    renamed into place, so a server watching `base` never loads half of it.
+    An existing version is an error, or with `replace` is swapped for the new
+    one once that is written.
+    """
+    path = os.path.join(str(base), str(version))
+    if os.path.exists(path) and not replace:
+        raise ValueError(f"Version {version} already exists in {base}. Replace it, or choose another version.")
+    staging = os.path.join(str(base), f".{version}.partial")
+    if os.path.exists(staging):
+        shutil.rmtree(staging)
+    os.makedirs(base, exist_ok=True)
+    export_saved_model(model, staging, noisy_passes)
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    os.rename(staging, path)
+    return path
 
 
 def export_saved_model(model, path, noisy_passes=32, outputs_are_logits=True):

@@ -30,9 +30,9 @@ import platform
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from keras_glr import checkpoints
 from keras_glr import data as data_module
 from keras_glr import runs
 from keras_glr import seed_statistics
@@ -172,12 +172,7 @@ class _Progress(keras.callbacks.Callback):
 
 def _load_test_set(settings):
     """The test inputs every model is measured on (flat 14x14 images), as numpy."""
-    splits = data_module.load(settings.dataset, batch_size=256, image_size=14, flatten=True, data_dir=settings.data_dir)
-    x, y = zip(*((np.asarray(a), np.asarray(b)) for a, b in splits.test))
-    x, y = np.concatenate(x), np.concatenate(y)
-    if settings.examples is not None:
-        x, y = x[: settings.examples], y[: settings.examples]
-    return x, y
+    return data_module.test_arrays(settings.dataset, image_size=14, flatten=True, examples=settings.examples, data_dir=settings.data_dir)
 
 
 def _train_all(settings, out, say):
@@ -190,25 +185,20 @@ def _train_all(settings, out, say):
     for row, twin_of, config in todo:
         label = config.name()
         summary_path = os.path.join(root, label, "run.json")
-        finished = os.path.exists(summary_path) and runs.read_json(summary_path).get("status") == "finished"
+        finished = os.path.exists(summary_path) and checkpoints.read_json(summary_path).get("status") == "finished"
         try:
             if finished:
                 bar.add(config.epochs)
             else:
-                done = _epochs_done(os.path.join(root, label))
-                bar.add(done)
-                runs.train(config, root=root, resume=True, verbose=0, callbacks=[_Progress(bar)])
+                bar.add(checkpoints.epochs_done(os.path.join(root, label)))
+                started = os.path.exists(os.path.join(root, label, "config.json"))
+                runs.train(config, root=root, resume=started, verbose=0, callbacks=[_Progress(bar)])
             trained[label] = (row, twin_of, os.path.join(root, label))
         except (ValueError, OSError, data_module.DataUnavailableError, tf.errors.OpError) as error:
             trained[label] = (row, twin_of, f"{type(error).__name__}: {error}")
-            bar.add(max(0, config.epochs - _epochs_done(os.path.join(root, label))))
+            bar.add(max(0, config.epochs - checkpoints.epochs_done(os.path.join(root, label))))
             say(f"\ntraining {label} failed: {error}")
     return trained
-
-
-def _epochs_done(run_dir):
-    state = os.path.join(run_dir, "checkpoint", "state.json")
-    return runs.read_json(state)["epochs_done"] if os.path.exists(state) else 0
 
 
 def _plans(settings):
@@ -221,7 +211,7 @@ PLAN_VERSION = "transfer fgsm,pgd,lbfgs + corruptions; white-box pgd (BPDA/EOT),
 
 
 def _cache_key(settings, run_dir, noisy):
-    summary = runs.read_json(os.path.join(run_dir, "run.json"))
+    summary = checkpoints.read_json(os.path.join(run_dir, "run.json"))
     return {
         "finished_at": summary.get("finished_at"),
         "examples": settings.examples,
@@ -298,7 +288,7 @@ def _evaluate_all(settings, out, trained, x, y, say):
         path = os.path.join(cache_dir, label + ".json")
         key = _cache_key(settings, run_dir, noisy)
         if os.path.exists(path):
-            cached = runs.read_json(path)
+            cached = checkpoints.read_json(path)
             if cached.get("key") == key:
                 evaluated[label] = cached["results"]
                 bar.add(1)
@@ -313,7 +303,7 @@ def _evaluate_all(settings, out, trained, x, y, say):
                 if set(samples) - known:
                     report.save_samples(samples, x, y, samples_dir)
                     known = set(samples)
-            runs.write_json(path, {"key": key, "results": evaluated[label]})
+            checkpoints.write_json(path, {"key": key, "results": evaluated[label]})
         except (ValueError, OSError, RuntimeError, tf.errors.OpError) as error:
             evaluated[label] = f"{type(error).__name__}: {error}"
             say(f"\nevaluating {label} failed: {error}")
@@ -330,7 +320,7 @@ def reproduce(settings, out="reproduction", command=None, say=print):
     started = time.time()
     runs.ensure_writable(out, what="the output folder ", hint="Choose a writable --out.")
     x, y = _load_test_set(settings)  # fails early for an unknown dataset
-    runs.write_json(os.path.join(out, "settings.json"), settings.to_json())
+    checkpoints.write_json(os.path.join(out, "settings.json"), settings.to_json())
     say(f"Training {len(row_configs(settings)) + 1} runs into {os.path.join(out, 'runs')} (finished runs are skipped)")
     trained = _train_all(settings, out, say)
     say(f"Evaluating on {len(x)} test examples (cached in {os.path.join(out, 'evaluations')})")
@@ -340,7 +330,7 @@ def reproduce(settings, out="reproduction", command=None, say=print):
     configs = {}
     for label, (_, _, run_dir) in trained.items():
         if os.path.isdir(str(run_dir)) and os.path.exists(os.path.join(run_dir, "config.json")):
-            configs[label] = runs.read_json(os.path.join(run_dir, "config.json"))
+            configs[label] = checkpoints.read_json(os.path.join(run_dir, "config.json"))
             configs[label + "_noisy"] = configs[label]
     if merged is not None:
         merged["surrogate"] = surrogate.label

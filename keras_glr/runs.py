@@ -1,22 +1,23 @@
 """Training runs: one configuration in, one run directory out.
 
     saved_models/<run-name>/
+        config.json          the configuration (written once the run can start)
         model.keras          the trained Keras model (optimizer included)
-        saved_model/         TF SavedModel: serving_default, serve_noisy
+        saved_model/1/       TF SavedModel laid out for TF Serving: serving_default, serve_noisy
         run.json             configuration, final metrics, versions, seed, time
         training_log.csv     one row per epoch
         training_curves.png  loss and accuracy against epoch
         tensorboard/         TensorBoard logs
         checkpoint/          last finished epoch, for `resume=True`
 
-A run is resumable: after an interruption `train(config, resume=True)`
-continues from the last finished epoch with the optimizer state, the noise
-generators' state and the data order of an uninterrupted run.
+A run exists once an epoch has finished. A start that fails (bad options,
+missing data, an error in the first epoch) leaves nothing that blocks the
+corrected command. `resume=True` continues the last finished epoch with the
+optimizer state, the noise generators' state and the data order of an
+uninterrupted run; with more `epochs` it continues a finished run.
 """
 
 import dataclasses
-import json
-import math
 import os
 import platform
 import shutil
@@ -26,243 +27,100 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_glr import architectures
+from keras_glr import checkpoints
 from keras_glr import data as data_module
-from keras_glr import estimators
-from keras_glr import noise as noise_module
-from keras_glr.activations import get as get_activation
-from keras_glr.streams import noise_states
-from keras_glr.streams import restore_noise_states
+from keras_glr.checkpoints import read_json
+from keras_glr.checkpoints import write_json
+from keras_glr.run_config import ARCHITECTURES  # noqa: F401  (the names users choose from)
+from keras_glr.run_config import LOSSES  # noqa: F401
+from keras_glr.run_config import NOISES  # noqa: F401
+from keras_glr.run_config import OPTIMIZERS  # noqa: F401
+from keras_glr.run_config import SCHEDULES  # noqa: F401
+from keras_glr.run_config import RunConfig
+from keras_glr.run_config import build_model
+from keras_glr.run_config import describe_gradient
 
-LOSSES = ("ce", "zero-one")
-NOISES = ("gaussian", "laplace")
-ARCHITECTURES = ("mlp", "cnn")
-OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
-SCHEDULES = ("constant", "cosine", "step")
+#: The SavedModel version a run exports (TF Serving serves the highest).
+EXPORT_VERSION = 1
 
 
 class RunError(ValueError):
-    """A run cannot start as asked (name taken, directory unwritable, ...)."""
+    """A run cannot start as asked (name taken, nothing to resume, folder unwritable, ...)."""
 
 
 @dataclasses.dataclass
-class RunConfig:
-    """Everything that defines a training run. Defaults: the paper's network.
-
-    196-20-10 threshold (step) network trained by GLR with cross-entropy on
-    mnist5k at 14x14. `sigma` is the noise's standard deviation for both
-    Gaussian and Laplace noise (Laplace scale b = sigma / sqrt(2)).
-    """
-
-    dataset: str = "mnist5k"
-    data_dir: str = None
-    image_size: int = 14
-    arch: str = "mlp"
-    hidden: tuple = (20,)
-    activation: str = "step"
-    loss: str = "ce"
-    noise: str = "gaussian"
-    sigma: float = 1.0
-    copies: int = 100
-    baseline: str = "loo"
-    antithetic: bool = False
-    estimator: str = "glr"
-    ste_slope: float = None
-    optimizer: str = "adam"
-    learning_rate: float = 0.01
-    schedule: str = "constant"
-    epochs: int = 12
-    batch_size: int = 32
-    seed: int = 0
-    validation_fraction: float = 0.1
-    noisy_passes: int = 32
-    run_name: str = None
-
-    def __post_init__(self):
-        self.hidden = tuple(self.hidden)
-
-    def name(self):
-        """The run name: `run_name`, or one made from the main options."""
-        if self.run_name:
-            return self.run_name
-        hidden = "-".join(map(str, self.hidden)) if self.arch == "mlp" else "cnn"
-        return f"{self.dataset}_{hidden}_{self.activation}_{self.loss}_{self.estimator}_seed{self.seed}"
-
-    def to_json(self):
-        return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
-
-    @classmethod
-    def from_json(cls, values):
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    def validate(self):
-        """Raises ValueError naming the first bad option."""
-
-        def choice(name, options):
-            value = getattr(self, name)
-            if value not in options:
-                raise ValueError(f"Invalid {name}: {value!r}. Expected one of {list(options)}.")
-
-        def positive(name, kind=float):
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-            if not ok or (kind is int and int(value) != value):
-                raise ValueError(f"Invalid {name}: {value!r}. Expected a positive {'integer' if kind is int else 'number'}.")
-
-        choice("arch", ARCHITECTURES)
-        choice("loss", LOSSES)
-        choice("noise", NOISES)
-        choice("optimizer", OPTIMIZERS)
-        choice("schedule", SCHEDULES)
-        for name in ("sigma", "learning_rate"):
-            positive(name)
-        for name in ("epochs", "batch_size", "noisy_passes"):
-            positive(name, int)
-        if self.image_size is not None:
-            positive("image_size", int)
-        if not self.hidden or any(not isinstance(w, int) or w < 1 for w in self.hidden):
-            raise ValueError(f"Invalid hidden: {self.hidden!r}. Expected positive layer widths such as (20,) or (50, 50).")
-        get_activation(self.activation)
-        estimators.check_options(self.copies, self.baseline, self.antithetic, self.estimator, self.ste_slope)
-        if self.run_name is not None and (not self.run_name or os.sep in self.run_name or self.run_name in (".", "..")):
-            raise ValueError(f"Invalid run name: {self.run_name!r}. Use a plain folder name without '{os.sep}'.")
+class RunResult:
+    run_dir: str
+    metrics: dict
+    resumed_from_epoch: int
+    finished: bool
 
 
-def make_noise(config):
-    if config.noise == "gaussian":
-        return noise_module.Gaussian(config.sigma)
-    return noise_module.Laplace(config.sigma / math.sqrt(2.0))
-
-
-def make_loss(config):
-    if config.loss == "zero-one":
-        return "zero_one"
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def make_optimizer(config, steps_per_epoch):
-    rate = config.learning_rate
-    total = steps_per_epoch * config.epochs
-    if config.schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total)
-    elif config.schedule == "step":
-        boundaries = [int(total * 0.5), int(total * 0.75)]
-        rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, [rate, rate * 0.1, rate * 0.01])
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(rate)
-    if config.optimizer == "momentum":
-        return keras.optimizers.SGD(rate, momentum=0.9)
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(rate)
-    return keras.optimizers.RMSprop(rate)
-
-
-def load_data(config):
-    return data_module.load(
-        config.dataset,
-        batch_size=config.batch_size,
-        image_size=config.image_size,
-        flatten=config.arch == "mlp",
-        seed=config.seed,
-        validation_fraction=config.validation_fraction,
-        data_dir=config.data_dir,
-    )
-
-
-def build_model(config, info, steps_per_epoch):
-    """The compiled model that `config` describes, for data described by `info`."""
-    noise = make_noise(config)
-    if config.arch == "mlp":
-        model = architectures.mlp(info.input_shape, info.num_classes, config.hidden, config.activation, noise)
-    else:
-        model = architectures.small_cnn(info.input_shape, info.num_classes, activation=config.activation, noise=noise)
-    model.compile(
-        make_optimizer(config, steps_per_epoch),
-        make_loss(config),
-        metrics=["accuracy"],
-        copies=config.copies,
-        baseline=config.baseline,
-        antithetic=config.antithetic,
-        estimator=config.estimator,
-        ste_slope=config.ste_slope,
-    )
-    return model
-
-
-class _EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the model and the finished epoch count atomically after each epoch."""
-
-    def __init__(self, folder, previous_seconds=0.0):
-        super().__init__()
-        self.folder = folder
-        self.previous_seconds = previous_seconds
-        self.started = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        os.makedirs(self.folder, exist_ok=True)
-        model_path = os.path.join(self.folder, "model.keras")
-        self.model.save(model_path + ".tmp.keras")
-        os.replace(model_path + ".tmp.keras", model_path)
-        seconds = self.previous_seconds + time.time() - self.started
-        state = {"epochs_done": epoch + 1, "wall_time_seconds": seconds, "noise_states": noise_states(self.model)}
-        write_json(os.path.join(self.folder, "state.json"), state)
-
-
-def write_json(path, values):
-    """Writes `values` as JSON atomically (a reader never sees half a file)."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(values, f, indent=2, default=str)
-    os.replace(path + ".tmp", path)
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def _versions():
-    import keras_glr
-
-    return {
-        "keras_glr": keras_glr.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def prepare_run_directory(root, name, resume=False, overwrite=False, config=None):
-    """Returns the run directory, checking it may be used as asked.
-
-    A taken name is an error unless `resume` (same configuration) or
-    `overwrite` (the old run is deleted). Raises RunError.
-    """
+def exists(root, name):
+    """True when `root/name` holds a run: a finished epoch or a finished run."""
     run_dir = os.path.join(root, name)
+    return checkpoints.epochs_done(run_dir) > 0 or os.path.exists(os.path.join(run_dir, "run.json"))
+
+
+def model_file(path):
+    """The .keras file of a run directory, or `path` itself if it is a .keras file."""
+    if os.path.isdir(path):
+        candidate = os.path.join(path, "model.keras")
+        if not os.path.exists(candidate):
+            raise FileNotFoundError(f"{path} holds no model.keras; is it a finished glr-train run directory?")
+        return candidate
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such run directory or .keras file: {path}")
+    if not str(path).endswith(".keras"):
+        raise ValueError(f"Expected a run directory or a .keras file; received {path}.")
+    return path
+
+
+def _summary(run_dir):
+    path = os.path.join(run_dir, "run.json")
+    return read_json(path) if os.path.exists(path) else None
+
+
+def check_start(config, root, resume=False, overwrite=False):
+    """Checks that `config` may start (or resume) in `root`; returns the epochs to skip.
+
+    Raises RunError when the name is taken (without `resume` / `overwrite`),
+    when `resume` finds nothing to continue, or when the configuration differs
+    from the run's in anything but a larger `epochs`.
+    """
+    name, run_dir = config.name(), os.path.join(root, config.name())
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise RunError(f"{run_dir} exists and is not a directory; choose another --run-name or --out.")
-    if os.path.isdir(run_dir) and os.listdir(run_dir):
-        if overwrite:
-            shutil.rmtree(run_dir)
-        elif resume:
-            previous = os.path.join(run_dir, "config.json")
-            if config is not None and os.path.exists(previous):
-                old = RunConfig.from_json(read_json(previous)).to_json()
-                new = config.to_json()
-                changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k != "data_dir")
-                if changed:
-                    raise RunError(
-                        f"Cannot resume {run_dir}: its configuration differs in {changed}. "
-                        "Resume with the same options, or choose a new --run-name."
-                    )
-        else:
-            raise RunError(
-                f"A run named {name!r} already exists in {root}. Pass --resume to "
-                "continue it, --overwrite to replace it, or choose another --run-name."
-            )
-    ensure_writable(run_dir, hint="Choose a writable --out directory.")
-    return run_dir
+    if resume and overwrite:
+        raise RunError("resume and overwrite contradict each other; pass one of them.")
+    started = os.path.exists(os.path.join(run_dir, "config.json"))
+    if resume and not started:
+        raise RunError(f"There is no run named {name!r} in {root} to resume. Start it without --resume.")
+    if not exists(root, name) and not resume:
+        return 0  # nothing there, or what an interrupted start left before its first epoch
+    if overwrite:
+        return 0
+    if not resume:
+        raise RunError(
+            f"A run named {name!r} already exists in {root}. Pass --resume to "
+            "continue it, --overwrite to replace it, or choose another --run-name."
+        )
+    previous = RunConfig.from_json(read_json(os.path.join(run_dir, "config.json")))
+    changed = [k for k in config.differences(previous) if k != "epochs"]
+    if changed:
+        raise RunError(
+            f"Cannot resume {run_dir}: its configuration differs in {changed}. "
+            "Resume with the same options (only --epochs may grow), or choose a new --run-name."
+        )
+    done = max(checkpoints.epochs_done(run_dir), (_summary(run_dir) or {}).get("epochs", 0))
+    if config.epochs < done:
+        raise RunError(f"Cannot resume {run_dir} with --epochs {config.epochs}: it has already trained {done} epochs.")
+    if config.epochs != previous.epochs and config.schedule != "constant":
+        raise RunError(
+            f"Cannot change the epochs of {run_dir}: its {config.schedule} learning-rate schedule "
+            f"decays over the {previous.epochs} epochs it was started with. Start a new run instead."
+        )
+    return done
 
 
 def ensure_writable(folder, what="", hint=""):
@@ -280,12 +138,16 @@ def ensure_writable(folder, what="", hint=""):
         raise RunError(f"Cannot write to {what}{folder}: {error.strerror}. {hint}".strip()) from None
 
 
-@dataclasses.dataclass
-class RunResult:
-    run_dir: str
-    metrics: dict
-    resumed_from_epoch: int
-    finished: bool
+def load_data(config):
+    return data_module.load(
+        config.dataset,
+        batch_size=config.batch_size,
+        image_size=config.image_size,
+        flatten=config.arch == "mlp",
+        seed=config.seed,
+        validation_fraction=config.validation_fraction,
+        data_dir=config.data_dir,
+    )
 
 
 def train(config, root="saved_models", resume=False, overwrite=False, verbose="auto", callbacks=(), record=None):
@@ -294,8 +156,11 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
     Args:
         config: a `RunConfig`.
         root: folder that holds run directories.
-        resume: continue an interrupted run with this name (or start it).
-        overwrite: delete an existing run with this name first.
+        resume: continue the run with this name from its last finished epoch
+            (an error when there is none). A finished run continues when
+            `config.epochs` is larger; otherwise it is returned as it is.
+        overwrite: replace an existing run with this name (deleted only once
+            the new one has its data and model).
         verbose: Keras progress display (1 = progress bar, 2 = a line per
             epoch, 0 = silent, "auto").
         callbacks: extra Keras callbacks, run after the checkpoint.
@@ -306,32 +171,32 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
         DataUnavailableError: the dataset is not on this machine.
     """
     config.validate()
-    run_dir = prepare_run_directory(root, config.name(), resume, overwrite, config)
-    if resume and os.path.exists(os.path.join(run_dir, "run.json")):
-        summary = read_json(os.path.join(run_dir, "run.json"))
-        if summary.get("status") == "finished":
-            return RunResult(run_dir, summary["metrics"], summary["epochs"], True)
-    write_json(os.path.join(run_dir, "config.json"), config.to_json())
+    run_dir = os.path.join(root, config.name())
+    first_epoch = check_start(config, root, resume, overwrite)
+    summary = _summary(run_dir) if resume else None
+    if summary and summary.get("status") == "finished" and summary["epochs"] == config.epochs:
+        return RunResult(run_dir, summary["metrics"], summary["epochs"], True)
+    ensure_writable(root, hint="Choose a writable --out directory.")
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     splits = load_data(config)
-    checkpoint = os.path.join(run_dir, "checkpoint")
-    state_path = os.path.join(checkpoint, "state.json")
-    first_epoch = read_json(state_path)["epochs_done"] if resume and os.path.exists(state_path) else 0
     if first_epoch:
-        model = keras.saving.load_model(os.path.join(checkpoint, "model.keras"))
-        restore_noise_states(model, read_json(state_path)["noise_states"])
+        model = checkpoints.restore(run_dir)
+        previous_time = checkpoints.state(run_dir)["wall_time_seconds"]
     else:
-        model = build_model(config, splits.info, splits.steps_per_epoch)
-    previous_time = read_json(state_path)["wall_time_seconds"] if first_epoch else 0.0
+        model, previous_time = build_model(config, splits.info, splits.steps_per_epoch), 0.0
+        if os.path.isdir(run_dir):  # leftovers of a start that never finished an epoch, or --overwrite
+            shutil.rmtree(run_dir)
+    ensure_writable(run_dir, hint="Choose a writable --out directory.")
+    write_json(os.path.join(run_dir, "config.json"), config.to_json())
     log_path = os.path.join(run_dir, "training_log.csv")
     all_callbacks = [
-        _EpochCheckpoint(checkpoint, previous_time),
+        checkpoints.EpochCheckpoint(run_dir, previous_time),
         keras.callbacks.CSVLogger(log_path, append=first_epoch > 0),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")),
         *callbacks,
     ]
-    if first_epoch < config.epochs:
+    try:
         model.fit(
             splits.train_epochs(first_epoch),
             steps_per_epoch=splits.steps_per_epoch,
@@ -342,23 +207,24 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
             shuffle=False,  # the stream is already shuffled from the seed
             verbose=verbose,
         )
+    except Exception:
+        if not exists(root, config.name()):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     elapsed = previous_time + time.time() - started
     return _finish(config, model, splits, run_dir, log_path, elapsed, first_epoch, record or {})
 
 
-def describe_gradient(config):
-    """One line for run.json: what the estimator differentiates."""
-    if config.estimator == "glr":
-        return "GLR: per-layer likelihood-ratio estimate from the loss value and the noise score"
-    if config.estimator == "bp":
-        return "backprop through the noiseless network"
-    if config.estimator == "bp-noise":
-        return "backprop through the noisy network (reparameterised)"
-    surrogate = "identity" if config.ste_slope is None else f"derivative of sigmoid({config.ste_slope} x)"
-    note = f"backprop through the noisy network; step/sign units pass the gradient straight through ({surrogate})"
-    if config.loss == "zero-one":
-        note += "; the 0-1 loss is replaced by softmax cross-entropy for the gradient only"
-    return note
+def _versions():
+    import keras_glr
+
+    return {
+        "keras_glr": keras_glr.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, record):
@@ -377,7 +243,7 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, re
     saved_model = os.path.join(run_dir, "saved_model")
     if os.path.exists(saved_model):
         shutil.rmtree(saved_model)
-    export.export_saved_model(model, saved_model, config.noisy_passes)
+    served = export.export_version(model, saved_model, EXPORT_VERSION, config.noisy_passes)
     plots.plot_training_curves(history, os.path.join(run_dir, "training_curves.png"), title=config.name())
     summary = {
         "status": "finished",
@@ -389,6 +255,7 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, re
         "seed": config.seed,
         "gradient": describe_gradient(config),
         **record,
+        "saved_model": os.path.relpath(served, run_dir),
         "wall_time_seconds": round(wall_time, 2),
         "data": dataclasses.asdict(splits.info),
         "versions": _versions(),

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_glr
-from apps import train as train_app
+from keras_glr_apps import train as train_app
 from keras_glr import activations
 from keras_glr import seed_statistics
 from keras_glr import twins

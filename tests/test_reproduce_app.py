@@ -7,7 +7,7 @@ import re
 import keras
 import pytest
 
-from apps import reproduce as reproduce_app
+from keras_glr_apps import reproduce as reproduce_app
 from keras_glr import reproduction
 from keras_glr import runs
 

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from apps import export as export_app
-from apps import train as train_app
+from keras_glr_apps import export as export_app
+from keras_glr_apps import train as train_app
 from keras_glr import runs
 
 FAST = ["--epochs", "1", "--copies", "8", "--hidden", "8", "--batch-size", "100", "--lr", "0.03", "--noisy-passes", "4", "--quiet"]
@@ -25,7 +25,7 @@ def finished_run(tmp_path_factory):
 
 
 def test_one_epoch_leaves_a_complete_run_directory(finished_run):
-    for name in ("model.keras", "run.json", "training_log.csv", "training_curves.png", "saved_model/saved_model.pb", "checkpoint/model.keras"):
+    for name in ("model.keras", "run.json", "training_log.csv", "training_curves.png", "saved_model/1/saved_model.pb", "checkpoint/model.keras"):
         assert (finished_run / name).exists(), name
     assert any((finished_run / "tensorboard").rglob("*tfevents*"))
     summary = json.loads((finished_run / "run.json").read_text())
@@ -33,6 +33,7 @@ def test_one_epoch_leaves_a_complete_run_directory(finished_run):
     assert summary["config"]["hidden"] == [8] and summary["config"]["copies"] == 8
     assert 0.3 < summary["metrics"]["test_accuracy"] <= 1.0
     assert {"tensorflow", "keras", "keras_glr"} <= set(summary["versions"]) and summary["wall_time_seconds"] > 0
+    assert summary["saved_model"] == os.path.join("saved_model", "1")
 
 
 def test_saved_model_serves_in_a_fresh_process_without_keras_glr(finished_run, tmp_path):
@@ -40,7 +41,7 @@ def test_saved_model_serves_in_a_fresh_process_without_keras_glr(finished_run, t
     np.save(tmp_path / "x.npy", x)
     script = (
         "import sys, numpy as np, tensorflow as tf\n"
-        f"m = tf.saved_model.load({str(finished_run / 'saved_model')!r})\n"
+        f"m = tf.saved_model.load({str(finished_run / 'saved_model' / '1')!r})\n"
         f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
         "p = m.signatures['serving_default'](inputs=x)['output_0'].numpy()\n"
         "q = m.signatures['serve_noisy'](inputs=x)['output_0'].numpy()\n"
@@ -73,20 +74,37 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
     assert not (tmp_path / "cut/run.json").exists()
     result = runs.train(runs.RunConfig(run_name="cut", **config), str(tmp_path), resume=True, verbose=0)
     assert result.resumed_from_epoch == 2
+    # A finished run given more epochs continues as if it had been started with them.
+    runs.train(runs.RunConfig(run_name="short", **dict(config, epochs=2)), str(tmp_path), verbose=0)
+    longer = runs.train(runs.RunConfig(run_name="short", **config), str(tmp_path), resume=True, verbose=0)
+    assert longer.resumed_from_epoch == 2
+    assert json.loads((tmp_path / "short/run.json").read_text())["epochs"] == 3
+    assert json.loads((tmp_path / "short/config.json").read_text())["epochs"] == 3
     whole = keras.saving.load_model(tmp_path / "whole/model.keras")
-    cut = keras.saving.load_model(tmp_path / "cut/model.keras")
-    for a, b in zip(whole.weights, cut.weights):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7, err_msg=a.path)
-    assert len((tmp_path / "cut/training_log.csv").read_text().strip().splitlines()) == 4
+    for name in ("cut", "short"):
+        other = keras.saving.load_model(tmp_path / name / "model.keras")
+        for a, b in zip(whole.weights, other.weights):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7, err_msg=f"{name}: {a.path}")
+        assert len((tmp_path / name / "training_log.csv").read_text().strip().splitlines()) == 4
 
 
-def test_glr_export_re_exports_and_prints_signatures(finished_run, tmp_path, capsys):
-    out = tmp_path / "exported"
-    assert export_app.main([str(finished_run), "--out", str(out)]) == 0
+def test_glr_export_writes_numbered_versions_for_tf_serving(finished_run, tmp_path, capsys):
+    base = tmp_path / "served"
+    assert export_app.main([str(finished_run), "--out", str(base)]) == 0
     printed = capsys.readouterr().out
-    assert "serving_default" in printed and "serve_noisy" in printed and (out / "saved_model.pb").exists()
-    assert export_app.main([str(finished_run / "model.keras"), "--out", str(out)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "serving_default" in printed and "serve_noisy" in printed and (base / "1" / "saved_model.pb").exists()
+    assert f"--model_base_path={base}" in printed
+    assert export_app.main([str(finished_run / "model.keras"), "--out", str(base)]) == 0  # the next version
+    assert export_app.main([str(finished_run), "--out", str(base), "--version", "7"]) == 0
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2", "7"]
+    before = os.path.getmtime(base / "7" / "saved_model.pb")
+    assert export_app.main([str(finished_run), "--out", str(base), "--version", "7"]) == 2
+    assert "Version 7 already exists" in capsys.readouterr().err and os.path.getmtime(base / "7" / "saved_model.pb") == before
+    assert export_app.main([str(finished_run), "--out", str(base), "--version", "7", "--overwrite"]) == 0
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2", "7"]
+    with pytest.raises(SystemExit):
+        export_app.main([str(finished_run), "--version", "0"])
+    assert "expected a positive integer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -94,21 +112,38 @@ def test_glr_export_re_exports_and_prints_signatures(finished_run, tmp_path, cap
     [
         (["--dataset", "no_such_data"], "no dataset named 'no_such_data'"),
         (["--dataset", "fashion_mnist", "--data-dir", "{tmp}/empty"], "not prepared.*does not download"),
-        (["--hidden", "20,x"], "Invalid hidden layer widths: '20,x'"),
-        (["--sigma", "-1"], "Invalid sigma: -1.0"),
-        (["--copies", "1"], "at least two copies"),
+        (["--validation-fraction", "1.5"], r"Invalid --validation-fraction: 1\.5"),
+        (["--sigma", "-1"], r"Invalid --sigma: -1\.0"),
+        (["--copies", "1"], "at least two copies.*Received: --copies 1"),
+        (["--copies", "5", "--antithetic"], "--copies must be even. Received: --copies 5. Use --copies 6, or no --antithetic"),
+        (["--resume"], "no run named .* to resume. Start it without --resume"),
         (["--out", "/proc/forbidden"], "Cannot write to /proc/forbidden"),
     ],
 )
-def test_bad_input_is_a_clear_error_and_non_zero_exit(argv, message, tmp_path, capsys):
+def test_bad_input_is_a_clear_error_that_leaves_nothing_behind(argv, message, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "runs")]
-    assert train_app.main(FAST + argv) == 2
+    assert train_app.main(FAST + argv + ["--run-name", "fix"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("glr-train: error: ") and "Traceback" not in err
     assert re.search(message, err), err
-    assert not os.path.exists(tmp_path / "runs" / "mnist5k_8_step_ce_glr_seed0" / "model.keras")
+    assert "copies=" not in err and "`" not in err
+    assert not os.path.exists(tmp_path / "runs" / "fix")
+
+
+def test_a_failed_start_does_not_block_the_corrected_command(tmp_path, capsys):
+    argv = FAST + ["--out", str(tmp_path), "--run-name", "fix"]
+    assert train_app.main(argv + ["--dataset", "no_such_data"]) == 2
+    assert train_app.main(argv) == 0
+    assert json.loads((tmp_path / "fix" / "run.json").read_text())["status"] == "finished"
+
+
+def test_argument_errors_come_from_argparse_with_the_flag(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        train_app.main(["--hidden", "20,x"])
+    assert stopped.value.code == 2
+    assert "argument --hidden: Invalid hidden layer widths: '20,x'" in capsys.readouterr().err
 
 
 def test_existing_run_is_never_overwritten_silently(finished_run, capsys):
@@ -122,5 +157,7 @@ def test_existing_run_is_never_overwritten_silently(finished_run, capsys):
     assert os.path.getmtime(finished_run / "model.keras") == model_time
     assert train_app.main(argv + ["--resume"]) == 0  # finished: nothing to do, nothing changed
     assert (finished_run / "run.json").read_text() == before
-    assert train_app.main(argv[:1] + ["2"] + argv[2:] + ["--resume"]) == 2
-    assert "configuration differs in ['epochs']" in capsys.readouterr().err
+    assert train_app.main(argv + ["--resume", "--copies", "10"]) == 2
+    assert "configuration differs in ['copies']" in capsys.readouterr().err
+    assert train_app.main(argv + ["--resume", "--epochs", "0"]) == 2
+    assert (finished_run / "run.json").read_text() == before

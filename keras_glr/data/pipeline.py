@@ -162,3 +162,22 @@ def load(name="mnist5k", *, batch_size=32, image_size=None, flatten=False, seed=
 def available_names():
     """Local names plus TFDS image-classification names known to TFDS."""
     return LOCAL_NAMES + ("mnist", "fashion_mnist", "kmnist", "emnist", "cifar10", "cifar100", "svhn_cropped")
+
+
+def test_arrays(name="mnist5k", *, image_size=None, flatten=False, examples=None, data_dir=None):
+    """The first `examples` test examples (all if None) as numpy arrays.
+
+    Returns (x float32 of shape (N, *input_shape), y int32 of shape (N,)):
+    the inputs every robustness measurement is made on, in the same order
+    for every model.
+    """
+    if examples is not None and (isinstance(examples, bool) or not isinstance(examples, int) or examples < 1):
+        raise ValueError(f"Invalid value received for argument `examples`. Expected a positive integer or None. Received: examples={examples!r}")
+    test = load(name, batch_size=256, image_size=image_size, flatten=flatten, data_dir=data_dir).test
+    if examples is not None:
+        test = test.unbatch().take(examples).batch(256)
+    batches = [(np.asarray(x), np.asarray(y)) for x, y in test]
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+
+
+test_arrays.__test__ = False  # a data loader, not a pytest test

@@ -43,21 +43,10 @@ def load_entry(path):
     import keras_glr  # noqa: F401  (registers the custom objects)
     from keras_glr import runs
 
-    config = None
-    if os.path.isdir(path):
-        model_path = os.path.join(path, "model.keras")
-        if not os.path.exists(model_path):
-            raise FileNotFoundError(f"{path} holds no model.keras; is it a finished glr-train run directory?")
-        config_path = os.path.join(path, "config.json")
-        if os.path.exists(config_path):
-            config = runs.read_json(config_path)
-        label = os.path.basename(os.path.normpath(path))
-    elif os.path.exists(path):
-        if not path.endswith(".keras"):
-            raise ValueError(f"Expected a run directory or a .keras file; received {path}.")
-        model_path, label = path, os.path.basename(path)[: -len(".keras")]
-    else:
-        raise FileNotFoundError(f"No such run directory or .keras file: {path}")
+    model_path = runs.model_file(path)
+    config_path = os.path.join(path, "config.json")
+    config = runs.read_json(config_path) if os.path.isdir(path) and os.path.exists(config_path) else None
+    label = os.path.basename(os.path.normpath(path)) if os.path.isdir(path) else os.path.basename(path)[: -len(".keras")]
     model = keras.saving.load_model(model_path)
     check_classifier(model, label)
     return ModelEntry(label, group_of(label), model, config, path)

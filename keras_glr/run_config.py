@@ -1,0 +1,212 @@
+"""A training run's configuration: its fields, their checks, its name, its parts.
+
+`RunConfig` is the single list of what defines a run. Each field carries its
+command-line help and group in `metadata`, so `glr-train` builds its options
+from this list. The module needs only the standard library at import time:
+the command line reads it without loading TensorFlow, and the factories at
+the bottom import Keras when they are called.
+"""
+
+import dataclasses
+import math
+import os
+
+LOSSES = ("ce", "zero-one")
+NOISES = ("gaussian", "laplace")
+ARCHITECTURES = ("mlp", "cnn")
+OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
+SCHEDULES = ("constant", "cosine", "step")
+#: The same names as `keras_glr.estimators.ESTIMATORS` / `BASELINES` (a test pins it).
+ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
+BASELINES = ("loo", "none")
+
+
+def parse_hidden(text):
+    """Parses "20" or "50,50" into a tuple of layer widths. Raises ValueError."""
+    try:
+        widths = tuple(int(part) for part in str(text).split(",") if part.strip() != "")
+    except ValueError:
+        widths = ()
+    if not widths or any(w < 1 for w in widths):
+        raise ValueError(
+            f"Invalid hidden layer widths: {text!r}. Expected positive integers "
+            "separated by commas, e.g. '20' or '50,50'."
+        )
+    return widths
+
+
+def _option(default, group, help, **command_line):
+    """A field with its command-line help; `command_line` may hold choices, parse, flag, alias."""
+    return dataclasses.field(default=default, metadata={"group": group, "help": help, **command_line})
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything that defines a training run. Defaults: the paper's network.
+
+    196-20-10 threshold (step) network trained by GLR with cross-entropy on
+    mnist5k at 14x14. `sigma` is the noise's standard deviation for both
+    Gaussian and Laplace noise (Laplace scale b = sigma / sqrt(2)).
+    """
+
+    dataset: str = _option("mnist5k", "data", "mnist5k (offline), tiny_imagenet, or a TFDS name such as mnist, fashion_mnist")
+    data_dir: str = _option(None, "data", "prepared TFDS data directory, or the tiny-imagenet-200 folder")
+    image_size: int = _option(14, "data", "resize images to N x N (0 keeps their size)")
+    validation_fraction: float = _option(0.1, "data", "share of the training examples held out for validation")
+    arch: str = _option("mlp", "network", "mlp (the paper's network) or cnn", choices=ARCHITECTURES)
+    hidden: tuple = _option((20,), "network", "hidden layer widths of the MLP, e.g. 20 or 50,50", parse=parse_hidden)
+    activation: str = _option("step", "network", "step (threshold), sigmoid, abs, sign, relu, ...")
+    noise: str = _option("gaussian", "network", "distribution of the neuronal noise", choices=NOISES)
+    sigma: float = _option(1.0, "network", "standard deviation of the neuronal noise")
+    loss: str = _option("ce", "estimator", "ce (cross-entropy) or zero-one", choices=LOSSES)
+    estimator: str = _option(
+        "glr", "estimator",
+        "bp-ste: backprop with straight-through step/sign units, the fair control of a step network",
+        choices=ESTIMATORS,
+    )
+    ste_slope: float = _option(None, "estimator", "bp-ste surrogate: derivative of sigmoid(slope x) instead of the identity")
+    copies: int = _option(100, "estimator", "K, noise copies per example")
+    baseline: str = _option("loo", "estimator", "loo (leave-one-out mean of the other copies' losses) or none", choices=BASELINES)
+    antithetic: bool = _option(False, "estimator", "noise in pairs (r, -r)")
+    optimizer: str = _option("adam", "optimisation", "update rule", choices=OPTIMIZERS)
+    learning_rate: float = _option(0.01, "optimisation", "step size of the optimizer", alias="--lr")
+    schedule: str = _option("constant", "optimisation", "learning-rate schedule", choices=SCHEDULES)
+    epochs: int = _option(12, "optimisation", "passes over the training examples")
+    batch_size: int = _option(32, "optimisation", "examples per step")
+    seed: int = _option(0, "optimisation", "seed of the weights, the data order and the noise")
+    noisy_passes: int = _option(32, "output", "M, noisy passes averaged by the serve_noisy signature")
+    run_name: str = _option(None, "output", "folder name under --out (made from the options if omitted)")
+
+    def __post_init__(self):
+        self.hidden = tuple(self.hidden)
+
+    def name(self):
+        """The run name: `run_name`, or one made from the main options."""
+        if self.run_name:
+            return self.run_name
+        hidden = "-".join(map(str, self.hidden)) if self.arch == "mlp" else "cnn"
+        return f"{self.dataset}_{hidden}_{self.activation}_{self.loss}_{self.estimator}_seed{self.seed}"
+
+    def to_json(self):
+        return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
+
+    @classmethod
+    def from_json(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def differences(self, other, ignore=("data_dir",)):
+        """Sorted names of the fields whose values differ from `other`'s."""
+        mine, theirs = self.to_json(), other.to_json()
+        return sorted(k for k in mine if mine[k] != theirs.get(k) and k not in ignore)
+
+    def validate(self):
+        """Raises ValueError naming the first bad field, as `name`."""
+        from keras_glr import estimators
+        from keras_glr.activations import get as get_activation
+
+        def choice(name, options):
+            value = getattr(self, name)
+            if value not in options:
+                raise ValueError(f"Invalid `{name}`: {value!r}. Expected one of {list(options)}.")
+
+        def positive(name, kind=float):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+            if not ok or (kind is int and int(value) != value):
+                raise ValueError(f"Invalid `{name}`: {value!r}. Expected a positive {'integer' if kind is int else 'number'}.")
+
+        choice("arch", ARCHITECTURES)
+        choice("loss", LOSSES)
+        choice("noise", NOISES)
+        choice("optimizer", OPTIMIZERS)
+        choice("schedule", SCHEDULES)
+        for name in ("sigma", "learning_rate"):
+            positive(name)
+        for name in ("epochs", "batch_size", "noisy_passes"):
+            positive(name, int)
+        if self.image_size is not None:
+            positive("image_size", int)
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(
+                f"Invalid `validation_fraction`: {self.validation_fraction!r}. Expected a number in [0, 1), "
+                "the share of the training examples held out."
+            )
+        if not self.hidden or any(not isinstance(w, int) or w < 1 for w in self.hidden):
+            raise ValueError(f"Invalid `hidden`: {self.hidden!r}. Expected positive layer widths such as (20,) or (50, 50).")
+        get_activation(self.activation)
+        estimators.check_options(self.copies, self.baseline, self.antithetic, self.estimator, self.ste_slope)
+        if self.run_name is not None and (not self.run_name or os.sep in self.run_name or self.run_name in (".", "..")):
+            raise ValueError(f"Invalid `run_name`: {self.run_name!r}. Use a plain folder name without '{os.sep}'.")
+
+
+def make_noise(config):
+    from keras_glr import noise
+
+    if config.noise == "gaussian":
+        return noise.Gaussian(config.sigma)
+    return noise.Laplace(config.sigma / math.sqrt(2.0))
+
+
+def make_loss(config):
+    import keras
+
+    if config.loss == "zero-one":
+        return "zero_one"
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def make_optimizer(config, steps_per_epoch):
+    import keras
+
+    rate = config.learning_rate
+    total = steps_per_epoch * config.epochs
+    if config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total)
+    elif config.schedule == "step":
+        boundaries = [int(total * 0.5), int(total * 0.75)]
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, [rate, rate * 0.1, rate * 0.01])
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(rate)
+    if config.optimizer == "momentum":
+        return keras.optimizers.SGD(rate, momentum=0.9)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(rate)
+    return keras.optimizers.RMSprop(rate)
+
+
+def build_model(config, info, steps_per_epoch):
+    """The compiled model that `config` describes, for data described by `info`."""
+    from keras_glr import architectures
+
+    noise = make_noise(config)
+    if config.arch == "mlp":
+        model = architectures.mlp(info.input_shape, info.num_classes, config.hidden, config.activation, noise)
+    else:
+        model = architectures.small_cnn(info.input_shape, info.num_classes, activation=config.activation, noise=noise)
+    model.compile(
+        make_optimizer(config, steps_per_epoch),
+        make_loss(config),
+        metrics=["accuracy"],
+        copies=config.copies,
+        baseline=config.baseline,
+        antithetic=config.antithetic,
+        estimator=config.estimator,
+        ste_slope=config.ste_slope,
+    )
+    return model
+
+
+def describe_gradient(config):
+    """One line for run.json: what the estimator differentiates."""
+    if config.estimator == "glr":
+        return "GLR: per-layer likelihood-ratio estimate from the loss value and the noise score"
+    if config.estimator == "bp":
+        return "backprop through the noiseless network"
+    if config.estimator == "bp-noise":
+        return "backprop through the noisy network (reparameterised)"
+    surrogate = "identity" if config.ste_slope is None else f"derivative of sigmoid({config.ste_slope} x)"
+    note = f"backprop through the noisy network; step/sign units pass the gradient straight through ({surrogate})"
+    if config.loss == "zero-one":
+        note += "; the 0-1 loss is replaced by softmax cross-entropy for the gradient only"
+    return note

@@ -1,0 +1,65 @@
+"""RunConfig: the single list of a run's options, its checks and its flags."""
+
+import dataclasses
+
+import pytest
+
+from keras_glr import estimators
+from keras_glr.run_config import RunConfig
+from keras_glr.run_config import parse_hidden
+from keras_glr import run_config
+from keras_glr_apps import common
+
+
+def test_the_choices_are_the_estimators_own():
+    assert run_config.ESTIMATORS == estimators.ESTIMATORS
+    assert run_config.BASELINES == estimators.BASELINES
+
+
+def test_every_field_says_where_it_goes_on_the_command_line():
+    for field in dataclasses.fields(RunConfig):
+        assert field.metadata["group"] in ("data", "network", "estimator", "optimisation", "output"), field.name
+        assert field.metadata["help"], field.name
+
+
+def test_differences_name_the_changed_fields():
+    assert RunConfig().differences(RunConfig()) == []
+    assert RunConfig(copies=8, epochs=3).differences(RunConfig()) == ["copies", "epochs"]
+    assert RunConfig(data_dir="/elsewhere").differences(RunConfig()) == []
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (dict(sigma=0), "Invalid `sigma`: 0"),
+        (dict(epochs=2.5), "Invalid `epochs`: 2.5"),
+        (dict(validation_fraction=1.0), "Invalid `validation_fraction`: 1.0"),
+        (dict(optimizer="lion"), "Invalid `optimizer`: 'lion'"),
+        (dict(run_name="a/b"), "Invalid `run_name`: 'a/b'"),
+        (dict(copies=3, antithetic=True), "copies=3"),
+    ],
+)
+def test_validate_names_the_field(values, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        RunConfig(**values).validate()
+
+
+def test_parse_hidden():
+    assert parse_hidden("50,50") == (50, 50) and parse_hidden("20") == (20,)
+    for bad in ("", "0", "20,x", "-3"):
+        with pytest.raises(ValueError, match="Invalid hidden layer widths"):
+            parse_hidden(bad)
+
+
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        ("Invalid `learning_rate`: -1.", "Invalid --learning-rate: -1."),
+        ("Received: copies=3. Use copies=4, or antithetic=False.", "Received: --copies 3. Use --copies 4, or no --antithetic."),
+        ("Received: ste_slope=-2.5", "Received: --ste-slope -2.5"),
+        ("with antithetic=True the copies", "with --antithetic the copies"),
+        ("two copies per example", "two copies per example"),
+    ],
+)
+def test_library_arguments_are_written_as_flags(message, expected):
+    assert common.in_flags(message, [f.name for f in dataclasses.fields(RunConfig)]) == expected
