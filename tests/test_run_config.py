@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 
 from keras_glr import estimators
+from keras_glr import run_config
 from keras_glr.run_config import RunConfig
 from keras_glr.run_config import parse_hidden
-from keras_glr import run_config
 from keras_glr_apps import common
 
 

@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
+from keras_glr import runs
 from keras_glr_apps import export as export_app
 from keras_glr_apps import train as train_app
-from keras_glr import runs
 
 FAST = ["--epochs", "1", "--copies", "8", "--hidden", "8", "--batch-size", "100", "--lr", "0.03", "--noisy-passes", "4", "--quiet"]
 

@@ -38,8 +38,8 @@ def test_step_network_reaches_85_percent_on_held_out_digits():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_glr_train_defaults_reach_the_readme_accuracy(seed, tmp_path):
     """`glr-train --seed N` (the README's main job) reaches about 0.90 test accuracy."""
-    from keras_glr_apps import train as train_app
     from keras_glr import runs
+    from keras_glr_apps import train as train_app
 
     assert train_app.main(["--out", str(tmp_path), "--run-name", "main", "--seed", str(seed), "--quiet"]) == 0
     accuracy = runs.read_json(str(tmp_path / "main" / "run.json"))["metrics"]["test_accuracy"]

@@ -5,8 +5,8 @@ import json
 import keras
 import pytest
 
-from keras_glr_apps import evaluate as evaluate_app
 from keras_glr import runs
+from keras_glr_apps import evaluate as evaluate_app
 
 QUICK = ["--examples", "40", "--attacks", "fgsm,lbfgs", "--eps", "0.05,0.1", "--corruptions", "gaussian_noise,contrast"]
 
