@@ -12,8 +12,8 @@ import os
 
 import numpy as np
 
-from keras_glr import plots
 from keras_glr import seed_statistics
+from keras_glr.robustness import figures
 
 
 def columns(results):
@@ -103,14 +103,14 @@ def write(results, samples, x, y, configs, out, first_model_predict=None):
             writer.writerow([label, results["groups"][label]] + [f"{values[label]:.4f}" for _, values in cols])
     written = ["results.md", "results.csv", "results.json"]
     if any(eps != "min" for by_eps in results["attacks"].values() for eps in by_eps):
-        plots.plot_accuracy_vs_eps(results, os.path.join(out, "accuracy_vs_eps.png"))
+        figures.plot_accuracy_vs_eps(results, os.path.join(out, "accuracy_vs_eps.png"))
         written.append("accuracy_vs_eps.png")
     adversarial = {k: v for k, v in samples.items() if "@" in k and k.split("@")[0] in results["attacks"]}
     if adversarial:
-        plots.plot_adversarial_grid(x, adversarial, os.path.join(out, "adversarial_examples.png"), predict=first_model_predict)
+        figures.plot_adversarial_grid(x, adversarial, os.path.join(out, "adversarial_examples.png"), predict=first_model_predict)
         written.append("adversarial_examples.png")
     if results["corruptions"]:
-        plots.plot_corruption_grid(x[0], list(results["corruptions"]), os.path.join(out, "corruptions.png"), seed=results["seed"])
+        figures.plot_corruption_grid(x[0], list(results["corruptions"]), os.path.join(out, "corruptions.png"), seed=results["seed"])
         written.append("corruptions.png")
     return written
 
