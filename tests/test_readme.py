@@ -2,8 +2,11 @@
 
 import pathlib
 import re
+from concurrent import futures
 
+import grpc
 import numpy as np
+import pytest
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
@@ -13,7 +16,7 @@ def _python_blocks():
 
 
 def test_the_python_example_trains_to_a_useful_accuracy(tmp_path, monkeypatch):
-    (block,) = _python_blocks()
+    block = _python_blocks()[0]
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - the README's own example
@@ -22,3 +25,46 @@ def test_the_python_example_trains_to_a_useful_accuracy(tmp_path, monkeypatch):
     assert held_out > 0.8, f"the README example reaches only {held_out:.3f} on its validation digits"
     grads = namespace["grads"]
     assert len(grads) == len(model.trainable_variables) and all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_the_grpc_example_gets_probabilities_from_a_prediction_service(tmp_path):
+    """The README's gRPC client, run as written against a PredictionService on
+    127.0.0.1 that answers from the exported SavedModel (signature and tensor
+    names exactly as TF Serving maps them)."""
+    pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+    import keras
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    import keras_glr
+    from keras_glr import export
+    from keras_glr.layers import NoisyDense
+
+    (block,) = [b for b in _python_blocks() if "prediction_service_pb2_grpc" in b]
+    model = keras_glr.GLRSequential([keras.Input((196,)), NoisyDense(8, "step"), NoisyDense(10)], seed=0)
+    loaded = tf.saved_model.load(export.export_version(model, tmp_path / "glr", 1, noisy_passes=4))
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            assert request.model_spec.name == "glr"
+            function = loaded.signatures[request.model_spec.signature_name]
+            outputs = function(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+            response = predict_pb2.PredictResponse()
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        namespace = {}
+        exec(compile(block.replace("localhost:8500", f"127.0.0.1:{port}"), str(README), "exec"), namespace)  # noqa: S102
+    finally:
+        server.stop(grace=None)
+    probabilities = namespace["probabilities"]
+    assert probabilities.shape == (1, 10)
+    np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(model.predict(np.zeros((1, 196), np.float32), verbose=0)), rtol=1e-5, atol=1e-6)
