@@ -81,9 +81,13 @@ def copy_losses(loss, y, y_pred, sample_weight, copies):
     from keras_glr import validation
 
     validation.check_label_shape(y, y_pred)
+    try:
+        values = loss(repeat(y, copies), y_pred)
+    except ValueError:
+        loss(y, first_copies(y_pred, copies))  # the same complaint, in the user's shapes
+        raise
     y = repeat(y, copies)
     sample_weight = repeat(sample_weight, copies)
-    values = loss(y, y_pred)
     if sample_weight is not None:
         values = values * tf.reshape(tf.cast(sample_weight, values.dtype), [-1])
     return values, y, sample_weight

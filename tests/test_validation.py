@@ -1,5 +1,7 @@
 """Bad data gets a clear error at the edge, whether or not the step is compiled with XLA."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -96,3 +98,15 @@ def test_labels_of_the_wrong_shape_name_both_shapes():
     x, _ = _data("label")
     with pytest.raises(ValueError, match=r"Labels of shape \(40, 5\) do not fit the model's output shape"):
         _model(False).fit(x, np.zeros((40, 5), "float32"), verbose=0)
+
+
+@pytest.mark.parametrize("kind", ["arrays", "dataset"])
+def test_one_hot_labels_with_a_sparse_loss_speak_of_the_users_shapes(kind):
+    """With K = 4 copies of 8 examples the step sees 32 rows; the message must not."""
+    x, y = _data("label")
+    one_hot = np.eye(3, dtype="float32")[np.arange(40) % 3]
+    with pytest.raises(ValueError) as raised:
+        _model(jit_compile=False).fit(**_as(kind, x, one_hot), epochs=1, verbose=0)
+    message = str(raised.value)
+    assert re.search(r"labels of shape \((None|8|40), 3\)", message, flags=re.I), message
+    assert "32" not in message and "CategoricalCrossentropy" in message
