@@ -21,22 +21,28 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def run_config():
-    """The module `keras_glr.run_config`, loaded without the rest of keras_glr.
+def library_module(name):
+    """The module `keras_glr.<name>`, loaded without the rest of keras_glr.
 
-    `import keras_glr` loads TensorFlow, which takes seconds; run_config needs
-    only the standard library, so `--help` and option errors answer at once.
-    The module is registered under its own name: keras_glr reuses it later.
+    `import keras_glr` loads TensorFlow, which takes seconds; `run_config` and
+    `distribution` need only the standard library to load, so `--help` and
+    option errors answer at once. The module is registered under its own
+    name: keras_glr reuses it later.
     """
-    name = "keras_glr.run_config"
-    if name not in sys.modules:
+    qualified = f"keras_glr.{name}"
+    if qualified not in sys.modules:
         package = importlib.util.find_spec("keras_glr")
-        path = os.path.join(package.submodule_search_locations[0], "run_config.py")
-        spec = importlib.util.spec_from_file_location(name, path)
+        path = os.path.join(package.submodule_search_locations[0], f"{name}.py")
+        spec = importlib.util.spec_from_file_location(qualified, path)
         module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
+        sys.modules[qualified] = module
         spec.loader.exec_module(module)
-    return sys.modules[name]
+    return sys.modules[qualified]
+
+
+def run_config():
+    """`keras_glr.run_config`, without TensorFlow (see `library_module`)."""
+    return library_module("run_config")
 
 
 def start(program, verbose=False, interrupted="interrupted."):

@@ -49,6 +49,10 @@ def build_parser():
         default = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
         group.add_argument(*flags, type=kind, default=default, choices=meta.get("choices"), help=meta["help"],
                            metavar=None if "choices" in meta else field.name.upper())
+    several = p.add_argument_group("several devices or machines")
+    several.add_argument("--strategy", choices=common.library_module("distribution").STRATEGIES, default="none",
+                         help="mirrored: every local device; multi-worker: the workers in TF_CONFIG, each running this command "
+                              "(--batch-size is the global batch; the chief writes the run)")
     out = groups["output"]
     out.add_argument("--out", default="saved_models", help="folder that holds run directories")
     out.add_argument("--resume", action="store_true", help="continue the run with this name (more --epochs continue a finished one)")
@@ -87,12 +91,14 @@ def main(argv=None):
     common.start(PROGRAM, args.verbose, "interrupted. Finished epochs are saved: add --resume to the same command to continue.")
     names = [f.name for f in dataclasses.fields(common.run_config().RunConfig)]
     try:
+        from keras_glr import distribution
         from keras_glr import runs
 
+        strategy = distribution.make_strategy(args.strategy)
         config, record = config_from_args(args), {}
         if args.twin_of:
             config, record = twin_from_run(args.twin_of, args.run_name), {"twin_of": os.path.abspath(args.twin_of)}
-        result = runs.train(config, args.out, args.resume, args.overwrite, verbose=2 if args.quiet else "auto", record=record)
+        result = runs.train(config, args.out, args.resume, args.overwrite, verbose=2 if args.quiet else "auto", record=record, strategy=strategy)
     except common.USER_ERRORS as error:
         return common.fail(PROGRAM, common.in_flags(str(error), names))
     print(f"\nRun directory: {result.run_dir}")

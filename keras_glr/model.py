@@ -175,6 +175,7 @@ class GLRTrainer:
         self._estimator = self._estimator_for(estimator)
         self._compile_config.config.update(dataclasses.asdict(self.glr_config))
         self._estimate_functions = {}
+        self._built_from_spec = False
         if self.built and estimator == "glr":
             validation.check_layers(self)
 
@@ -210,7 +211,7 @@ class GLRTrainer:
         x, y = validation.check_batch(self, x, y)
         estimate = self._estimate(x, y, sample_weight, self._estimator, self.glr_config.copies)
         self.optimizer.apply(estimate.gradients, self.trainable_variables)
-        return self._update_metrics(x, estimate)
+        return _logs_for_the_strategy(self._update_metrics(x, estimate))
 
     def _estimate(self, x, y, sample_weight, estimator, copies):
         """The step's gradient estimate, from one pass or chunks of the batch (a `copies.Pass`).
@@ -244,7 +245,7 @@ class GLRTrainer:
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, y = validation.check_batch(self, x, y)
-        return super().test_step(keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
+        return _logs_for_the_strategy(super().test_step(keras.utils.pack_x_y_sample_weight(x, y, sample_weight)))
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_ready(x, y)
@@ -331,13 +332,20 @@ class GLRTrainer:
                 self._symbolic_build(data_batch=spec)
         except Exception:  # noqa: BLE001 - an optimisation only: `fit` reports the data's problem itself
             return
+        self._built_from_spec = True
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """As Keras's, but builds from the first replica's shard of the first batch.
 
         Keras averages the replicas' shards, which fails when a batch does
         not divide evenly among the replicas; only the shapes matter here.
+        Nothing is read when the state was already built from the data's
+        spec: reading a batch would start an extra pass over a dataset that
+        reshuffles on every pass, and the run would see other batches than
+        it does without a strategy.
         """
+        if getattr(self, "_built_from_spec", False):
+            return
         if self._distribute_strategy is None or iterator is None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         for _, _, batches in iterator:
@@ -397,3 +405,18 @@ class GLRSequential(GLRTrainer, keras.Sequential):
             for generator in (model.training_noise, model.prediction_noise):
                 generator.state.assign(keras.random.SeedGenerator(seed).state.value)
         return model
+
+
+def _logs_for_the_strategy(logs):
+    """The step's logs, shaped for the strategy that reduces them.
+
+    Under MultiWorkerMirroredStrategy Keras reduces each log with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar. The
+    metrics' results are the same on every replica (their variables are
+    synchronised), so each gets an axis of length one, which that mean removes.
+    """
+    strategy = tf.distribute.get_strategy()
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+    if not multi_worker:
+        return logs
+    return {name: tf.reshape(value, [1]) if value.shape.rank == 0 else value for name, value in logs.items()}

@@ -21,6 +21,7 @@ import dataclasses
 import os
 import platform
 import shutil
+import tempfile
 import time
 
 import keras
@@ -29,6 +30,7 @@ import tensorflow as tf
 
 from keras_glr import checkpoints
 from keras_glr import data as data_module
+from keras_glr import distribution
 from keras_glr.checkpoints import read_json
 from keras_glr.checkpoints import write_json
 from keras_glr.run_config import ARCHITECTURES  # noqa: F401  (the names users choose from)
@@ -150,7 +152,7 @@ def load_data(config):
     )
 
 
-def train(config, root="saved_models", resume=False, overwrite=False, verbose="auto", callbacks=(), record=None):
+def train(config, root="saved_models", resume=False, overwrite=False, verbose="auto", callbacks=(), record=None, strategy=None):
     """Trains `config` into `root/<run name>/` and returns a `RunResult`.
 
     Args:
@@ -165,35 +167,48 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
             epoch, 0 = silent, "auto").
         callbacks: extra Keras callbacks, run after the checkpoint.
         record: extra entries for run.json (e.g. {"twin_of": path}).
+        strategy: a `tf.distribute.Strategy` (`distribution.make_strategy`);
+            None is the current one. `config.batch_size` is the global batch.
+            Under several workers every worker runs this call: the chief
+            writes `root/<run name>/`, the others write to temporary folders
+            they remove, and all read `root` (shared) to resume.
 
     Raises:
         ValueError / RunError: bad options or an unusable run directory.
         DataUnavailableError: the dataset is not on this machine.
     """
     config.validate()
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = distribution.is_chief(strategy)
     run_dir = os.path.join(root, config.name())
     first_epoch = check_start(config, root, resume, overwrite)
     summary = _summary(run_dir) if resume else None
     if summary and summary.get("status") == "finished" and summary["epochs"] == config.epochs:
         return RunResult(run_dir, summary["metrics"], summary["epochs"], True)
-    ensure_writable(root, hint="Choose a writable --out directory.")
+    if chief:
+        ensure_writable(root, hint="Choose a writable --out directory.")
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     splits = load_data(config)
-    if first_epoch:
-        model = checkpoints.restore(run_dir)
-        previous_time = checkpoints.state(run_dir)["wall_time_seconds"]
+    with strategy.scope():
+        if first_epoch:
+            model = checkpoints.restore(run_dir)
+            previous_time = checkpoints.state(run_dir)["wall_time_seconds"]
+        else:
+            model, previous_time = build_model(config, splits.info, splits.steps_per_epoch), 0.0
+    if not chief:
+        written = tempfile.mkdtemp(prefix="keras_glr_worker_")
     else:
-        model, previous_time = build_model(config, splits.info, splits.steps_per_epoch), 0.0
-        if os.path.isdir(run_dir):  # leftovers of a start that never finished an epoch, or --overwrite
+        written = run_dir
+        if not first_epoch and os.path.isdir(run_dir):  # leftovers of a start that never finished an epoch, or --overwrite
             shutil.rmtree(run_dir)
-    ensure_writable(run_dir, hint="Choose a writable --out directory.")
-    write_json(os.path.join(run_dir, "config.json"), config.to_json())
-    log_path = os.path.join(run_dir, "training_log.csv")
+        ensure_writable(run_dir, hint="Choose a writable --out directory.")
+        write_json(os.path.join(run_dir, "config.json"), config.to_json())
+    log_path = os.path.join(written, "training_log.csv")
     all_callbacks = [
-        checkpoints.EpochCheckpoint(run_dir, previous_time),
+        checkpoints.EpochCheckpoint(written, previous_time),
         keras.callbacks.CSVLogger(log_path, append=first_epoch > 0),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")),
+        keras.callbacks.TensorBoard(os.path.join(written, "tensorboard")),
         *callbacks,
     ]
     try:
@@ -205,14 +220,18 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
             validation_data=splits.validation,
             callbacks=all_callbacks,
             shuffle=False,  # the stream is already shuffled from the seed
-            verbose=verbose,
+            verbose=verbose if chief else 0,
         )
+        elapsed = previous_time + time.time() - started
+        metrics = _finish(config, model, splits, written, log_path, elapsed, first_epoch, record or {})
     except Exception:
-        if not exists(root, config.name()):
+        if chief and not exists(root, config.name()):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    elapsed = previous_time + time.time() - started
-    return _finish(config, model, splits, run_dir, log_path, elapsed, first_epoch, record or {})
+    finally:
+        if not chief:
+            shutil.rmtree(written, ignore_errors=True)
+    return RunResult(run_dir, metrics, first_epoch, True)
 
 
 def _versions():
@@ -262,4 +281,4 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, re
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json(os.path.join(run_dir, "run.json"), summary)
-    return RunResult(run_dir, metrics, first_epoch, True)
+    return metrics

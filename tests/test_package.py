@@ -44,6 +44,7 @@ def test_plots_know_nothing_of_robustness():
     assert not [n for n in everywhere if n.startswith("keras_glr.robustness")]
 
 
-def test_run_config_needs_only_the_standard_library_to_load():
-    _, module_level = _imports(os.path.join(ROOT, "keras_glr", "run_config.py"))
+@pytest.mark.parametrize("name", ["run_config", "distribution"])
+def test_what_the_command_line_reads_first_needs_only_the_standard_library(name):
+    _, module_level = _imports(os.path.join(ROOT, "keras_glr", f"{name}.py"))
     assert {n.split(".")[0] for n in module_level} <= set(sys.stdlib_module_names)
