@@ -1,0 +1,110 @@
+"""Several workers: TF_CONFIG checks, and two glr-train workers on 127.0.0.1 against one process."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_glr import distribution
+
+OPTIONS = ["--epochs", "3", "--copies", "8", "--hidden", "8", "--batch-size", "20", "--lr", "0.03", "--noisy-passes", "2", "--quiet", "--run-name", "run"]
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (None, "needs the TF_CONFIG environment variable"),
+        ("{cluster", "not valid JSON"),
+        ('{"task": {"type": "worker", "index": 0}}', "no cluster of addresses"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "task type must be one of \\['worker'\\]"),
+        ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}', "integer from 0 to 1; received 2"),
+    ],
+)
+def test_a_bad_tf_config_is_a_clear_error(value, message):
+    environ = {} if value is None else {"TF_CONFIG": value}
+    with pytest.raises(ValueError, match=message):
+        distribution.read_tf_config(environ)
+
+
+def test_a_good_tf_config_and_the_single_process_chief():
+    text = '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}'
+    assert distribution.read_tf_config({"TF_CONFIG": text})["task"]["index"] == 1
+    assert distribution.is_chief(tf.distribute.get_strategy())
+    with pytest.raises(ValueError, match="Invalid `strategy`"):
+        distribution.make_strategy("ring")
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _start_workers(out, temp, extra=()):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TMPDIR": str(temp), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        command = [sys.executable, "-m", "keras_glr_apps.train", "--strategy", "multi-worker", "--out", str(out), *OPTIONS, *extra]
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return workers
+
+
+def _finish(workers, seconds=240):
+    try:
+        outputs = [worker.communicate(timeout=seconds)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output[-3000:]
+
+
+def test_two_workers_train_what_one_process_trains_and_resume_after_a_stop(tmp_path):
+    """Global batch 20 split 10 + 10 over two worker processes: the final weights equal one
+    process's, also when both workers are stopped after the first epoch and restarted with --resume."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    single = subprocess.run(
+        [sys.executable, "-m", "keras_glr_apps.train", "--out", str(tmp_path / "single"), *OPTIONS],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert single.returncode == 0, single.stdout[-2000:] + single.stderr[-2000:]
+
+    workers = _start_workers(tmp_path / "multi", temp)
+    state = tmp_path / "multi" / "run" / "checkpoint" / "state.json"
+    deadline = time.time() + 240
+    try:
+        while not state.exists():
+            assert time.time() < deadline and all(w.poll() is None for w in workers), "the workers ended before an epoch"
+            time.sleep(0.02)
+        workers[1].send_signal(signal.SIGKILL)  # a worker is lost...
+        workers[0].send_signal(signal.SIGKILL)  # ...and the job is stopped
+    finally:
+        for worker in workers:
+            worker.wait(timeout=60)
+    assert json.loads(state.read_text())["epochs_done"] in (1, 2)
+
+    left_by_the_stop = {name for name in os.listdir(temp) if name.startswith("keras_glr_worker_")}
+    _finish(_start_workers(tmp_path / "multi", temp, ["--resume"]))
+    summary = json.loads((tmp_path / "multi" / "run" / "run.json").read_text())
+    assert summary["status"] == "finished" and summary["resumed_from_epoch"] in (1, 2)
+    assert sorted(os.listdir(tmp_path / "multi")) == ["run"]  # the chief alone wrote
+    assert {name for name in os.listdir(temp) if name.startswith("keras_glr_worker_")} == left_by_the_stop  # the other worker cleans up
+    one = keras.saving.load_model(tmp_path / "single" / "run" / "model.keras")
+    two = keras.saving.load_model(tmp_path / "multi" / "run" / "model.keras")
+    for a, b in zip(one.weights, two.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=a.path)
