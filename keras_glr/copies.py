@@ -108,6 +108,39 @@ def forward(model, x, copies, training=True, **record_options):
     return y_pred, record
 
 
+def layer_groups(copies, layers, copies_per_layer=None, antithetic=False):
+    """Layer-wise injection: the copies of each example that each noisy layer owns.
+
+    Returns one (start, size) per noisy layer, in slot order: layer g is
+    noisy on copies start_g .. start_g + size_g - 1 of every example and
+    noiseless on the others. `copies_per_layer` None splits the K copies
+    evenly (the first layers take one more when K does not divide); else it
+    lists the sizes. Antithetic pairs never straddle two groups.
+
+    Raises ValueError when a layer would get no copy, or the sizes do not
+    add up to K (or are odd, with antithetic pairs).
+    """
+    unit = 2 if antithetic else 1
+    if copies_per_layer is None:
+        units, extra = divmod(copies // unit, layers)
+        sizes = [unit * (units + (g < extra)) for g in range(layers)]
+        if units == 0:
+            raise ValueError(
+                f"Layer-wise injection gives each of the {layers} noisy layers its own copies, so it needs "
+                f"copies >= {unit * layers}. Received: copies={copies}."
+            )
+    else:
+        sizes = list(copies_per_layer)
+        if len(sizes) != layers or sum(sizes) != copies or any(s < unit or s % unit for s in sizes):
+            pairs = " even (antithetic pairs)," if antithetic else ""
+            raise ValueError(
+                f"Invalid value received for argument `copies_per_layer`: expected {layers} positive{pairs} "
+                f"integers, one per noisy layer, that add up to copies={copies}. Received: copies_per_layer={copies_per_layer!r}"
+            )
+    starts = [sum(sizes[:g]) for g in range(layers)]
+    return tuple(zip(starts, sizes))
+
+
 def can_fan_out(model):
     """True when the copies may begin at the model's first noisy call.
 

@@ -29,9 +29,11 @@ import dataclasses
 import tensorflow as tf
 
 from keras_glr import copies as copies_module
+from keras_glr import streams
 
 BASELINES = ("loo", "none")
 ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
+INJECTIONS = ("all", "layerwise")
 
 
 def check_options(copies, baseline, antithetic, estimator, ste_slope=None):
@@ -76,6 +78,30 @@ def check_options(copies, baseline, antithetic, estimator, ste_slope=None):
                 f"The leave-one-out baseline needs at least {what} per example "
                 f"(copies >= {needed}). Received: copies={copies}. Increase "
                 "`copies`, or pass baseline='none'."
+            )
+
+
+def check_injection(injection, copies_per_layer, estimator):
+    """Validates the layer-wise options; raises ValueError naming the bad argument."""
+    if injection not in INJECTIONS:
+        raise ValueError(
+            f"Invalid value received for argument `injection`. Expected one of {list(INJECTIONS)}. "
+            f"Received: injection={injection!r}"
+        )
+    if injection == "layerwise" and estimator != "glr":
+        raise ValueError(
+            "Layer-wise injection is a way to share the copies among the GLR estimates of the layers; "
+            f"the {estimator!r} estimator has no per-layer estimates. Use injection='all'."
+        )
+    if copies_per_layer is not None:
+        if injection != "layerwise":
+            raise ValueError("`copies_per_layer` splits the copies among the layers, so it needs injection='layerwise'.")
+        if isinstance(copies_per_layer, (str, bytes)) or not all(
+            isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in copies_per_layer
+        ):
+            raise ValueError(
+                "Invalid value received for argument `copies_per_layer`. Expected a list of positive "
+                f"integers, one per noisy layer. Received: copies_per_layer={copies_per_layer!r}"
             )
 
 
@@ -174,20 +200,36 @@ class GLR:
         loss: fn(y_true, y_pred) -> per-copy loss values, shape (N,); it is
             never differentiated, so it may be discontinuous (0-1 loss).
         baseline, antithetic: see `centre_losses`.
+        injection: "all": every noisy layer is noisy on every copy, and each
+            layer's estimate is unbiased for the gradient of E[L] under the
+            noise of all layers. "layerwise": the copies of each example are
+            split into groups, one per noisy layer (`copies.layer_groups`);
+            on its group only that layer is noisy, and its estimate, a mean
+            over its group, is unbiased for the gradient of E_{r_g}[L], the
+            loss smoothed by that layer's noise alone (the other layers
+            noiseless). Its variance no longer carries the other layers' noise.
+        copies_per_layer: the group sizes (None: an even split).
     """
 
     loss: object
     baseline: str = "loo"
     antithetic: bool = False
+    injection: str = "all"
+    copies_per_layer: tuple = None
 
     def copies(self, copies):
         return copies
 
     def one_pass(self, model, x, y, sample_weight, first_example, step):
         """Algorithm 1, steps 1-5, on a part of the batch: its share of the estimate."""
+        groups = None
+        if self.injection == "layerwise":
+            layers = len(streams.noisy_layers(model))
+            groups = copies_module.layer_groups(step.copies, layers, self.copies_per_layer, self.antithetic)
         with tf.GradientTape() as tape:
             y_pred, record = copies_module.forward(
-                model, x, step.copies, local=True, antithetic=self.antithetic, key=step.key, first_example=first_example
+                model, x, step.copies, local=True, antithetic=self.antithetic, key=step.key, first_example=first_example,
+                groups=groups,
             )
         losses, y, sample_weight = copies_module.copy_losses(self.loss, y, y_pred, sample_weight, step.copies)
         losses = tf.stop_gradient(losses)
@@ -221,7 +263,7 @@ def penalty_gradients(gradients, variables, replicas=1):
     return [g if e is None else e if g is None else g + e for g, e in zip(gradients, extra)]
 
 
-def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, ste_slope=None):
+def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, ste_slope=None, injection="all", copies_per_layer=None):
     """The estimator called `name` (one of `ESTIMATORS`).
 
     Args:
@@ -233,7 +275,7 @@ def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, s
     from keras_glr import backprop
 
     if name == "glr":
-        return GLR(values_only, baseline, antithetic)
+        return GLR(values_only, baseline, antithetic, injection, None if copies_per_layer is None else tuple(copies_per_layer))
     if name == "bp":
         return backprop.Backprop(loss, noise=False)
     straight_through = {"slope": ste_slope} if name == "bp-ste" else False

@@ -43,6 +43,9 @@ class Entry:
         clean: g(x; theta) with one row per example, shape (B, ...), when the
             layer fanned the examples out into copies; else None.
         stream: the id of the call's noise stream (`streams.stream_id`).
+        row_scale: None, or per-row multipliers of shape (N,) for layer-wise
+            injection: K / K_g on the rows of the layer's group of copies (its
+            estimate is a mean over K_g copies, not K), 0 elsewhere.
     """
 
     layer: object
@@ -52,6 +55,7 @@ class Entry:
     copies: int = 1
     clean: object = None
     stream: int = 0
+    row_scale: object = None
 
     @property
     def score(self):
@@ -69,6 +73,8 @@ class Entry:
         v_n = clean_b + r_n, so the K copies of example b are summed first:
         the VJP of `clean` at sum_k weights[b, k] * s(r_bk), shape (B, ...).
         """
+        if self.row_scale is not None:
+            weights = weights * tf.cast(self.row_scale, weights.dtype)
         if self.clean is None:
             return self.pre_activation, self.weighted_score(weights)
         return self.clean, self.distribution.summed_weighted_score(self.noise, weights, self.copies)
@@ -100,10 +106,15 @@ class ForwardRecord:
             layers not listed take the next slots in the order they are
             first called.
         purpose: `streams.TRAINING` or `streams.PREDICTION`.
+        groups: None (every call is noisy on every copy), or layer-wise
+            injection: one (start, size) per slot, the copies k of each
+            example with start <= k < start + size on which the layer in that
+            slot is noisy; on the other copies it adds no noise and its
+            estimate takes no term (`copies.layer_groups`).
     """
 
     def __init__(self, copies=1, noise=True, local=True, antithetic=False, fan_out=False, straight_through=False,
-                 key=None, first_example=0, slots=(), purpose=streams.TRAINING):
+                 key=None, first_example=0, slots=(), purpose=streams.TRAINING, groups=None):
         if antithetic and copies % 2:
             raise ValueError(f"Antithetic noise needs an even number of copies. Received: copies={copies}")
         self.copies = copies
@@ -115,6 +126,7 @@ class ForwardRecord:
         self.key = streams.fresh_key() if key is None and noise else key
         self.first_example = first_example
         self.purpose = purpose
+        self.groups = groups
         self._slots = {id(layer): index for index, layer in enumerate(slots)}
         self._calls = {}
         self.entries = []
@@ -139,6 +151,10 @@ class ForwardRecord:
         r = streams.call_noise(
             layer.noise, self.key, stream, examples, self.first_example, self.copies, units, self.antithetic
         )
+        row_scale = None
+        if self.groups is not None:
+            on, row_scale = self._group_rows(layer, examples)
+            r = r * tf.cast(on, r.dtype)[:, None]
         shape = tf.concat([[examples * self.copies], tf.shape(v)[1:]], axis=0)
         r = tf.reshape(tf.cast(r, v.dtype), shape)
         clean = v
@@ -147,8 +163,21 @@ class ForwardRecord:
             v = tf.reshape(tf.reshape(r, per_example) + tf.expand_dims(v, 1), shape)
         else:
             v = v + r
-        self.entries.append(Entry(layer, v, r, layer.noise, self.copies, clean if fan_out else None, stream))
+        self.entries.append(Entry(layer, v, r, layer.noise, self.copies, clean if fan_out else None, stream, row_scale))
         return v
+
+    def _group_rows(self, layer, examples):
+        """(on, scale), shape (examples * K,): 1 / K / K_g on the rows of `layer`'s group, 0 elsewhere."""
+        slot = self._slots[id(layer)]
+        if slot >= len(self.groups):
+            raise ValueError(
+                f"Layer-wise injection has copy groups for {len(self.groups)} noisy layers, but "
+                f"{layer.name!r} is noisy layer {slot + 1}. Give `copies_per_layer` one entry per noisy layer."
+            )
+        start, size = self.groups[slot]
+        pattern = [1.0 if start <= k < start + size else 0.0 for k in range(self.copies)]
+        on = tf.tile(tf.constant(pattern, tf.float32), [examples])
+        return on, on * (self.copies / size)
 
     def _next_stream(self, layer):
         """This call's stream: the layer's slot and the call's index within the pass."""

@@ -93,3 +93,31 @@ def test_every_estimator_chunks_to_the_unchunked_estimate(estimator):
         estimates.append(model.estimate_gradients(x, y))
     for a, b in zip(*estimates):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "k, layers, sizes, antithetic, groups",
+    [
+        (10, 3, None, False, ((0, 4), (4, 3), (7, 3))),
+        (12, 2, None, True, ((0, 6), (6, 6))),
+        (12, 3, None, True, ((0, 4), (4, 4), (8, 4))),
+        (10, 2, (2, 8), False, ((0, 2), (2, 8))),
+    ],
+)
+def test_layer_groups_split_the_copies(k, layers, sizes, antithetic, groups):
+    assert copies.layer_groups(k, layers, sizes, antithetic) == groups
+
+
+@pytest.mark.parametrize(
+    "k, layers, sizes, antithetic, message",
+    [
+        (2, 3, None, False, "needs copies >= 3"),
+        (4, 3, None, True, "needs copies >= 6"),
+        (10, 2, (5, 4), False, "add up to copies=10"),
+        (10, 2, (3, 7), True, "even"),
+        (10, 3, (5, 5), False, "expected 3 positive"),
+    ],
+)
+def test_layer_groups_refuse_an_impossible_split(k, layers, sizes, antithetic, message):
+    with pytest.raises(ValueError, match=message):
+        copies.layer_groups(k, layers, sizes, antithetic)

@@ -22,16 +22,18 @@ def _model(antithetic):
     return model
 
 
+@pytest.mark.parametrize("injection", ["all", "layerwise"])
 @pytest.mark.parametrize("antithetic", [False, True])
 @pytest.mark.parametrize("copies_per_chunk", [8, 20, 24])
-def test_chunked_copies_give_the_unchunked_estimate(antithetic, copies_per_chunk):
+def test_chunked_copies_give_the_unchunked_estimate(antithetic, copies_per_chunk, injection):
     model = _model(antithetic)
+    model.compile("sgd", "zero_one", copies=8, antithetic=antithetic, injection=injection)
     x = np.random.default_rng(0).uniform(size=(7, 6)).astype("float32")
     y = np.arange(7) % 3
     states = keras_glr.streams.noise_states(model)
     whole = model.estimate_gradients(x, y)
     keras_glr.streams.restore_noise_states(model, states)
-    model.compile("sgd", "zero_one", copies=8, antithetic=antithetic, copies_per_chunk=copies_per_chunk)
+    model.compile("sgd", "zero_one", copies=8, antithetic=antithetic, copies_per_chunk=copies_per_chunk, injection=injection)
     chunked = model.estimate_gradients(x, y)
     assert any(np.any(g != 0) for g in whole)
     for a, b in zip(whole, chunked):
@@ -55,7 +57,7 @@ _DISTRIBUTED = r"""
 import json, os, sys
 import numpy as np
 import tensorflow as tf
-devices = int(sys.argv[1])
+devices, injection = int(sys.argv[1]), sys.argv[2]
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, keras_glr
@@ -69,7 +71,7 @@ for examples, batch in [(64, 16), (49, 16), (45, 15)]:
     y = (np.arange(examples) % 3).astype("int32")
     with strategy.scope():
         model = keras_glr.GLRSequential([keras.Input((6,)), NoisyDense(5, "step"), NoisyDense(3)], seed=1)
-        model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=6)
+        model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=6, injection=injection)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
     history = model.fit(dataset, epochs=2, verbose=0)
     results.append({"weights": [np.asarray(w).tolist() for w in model.trainable_weights], "loss": history.history["loss"]})
@@ -77,11 +79,12 @@ print(json.dumps(results))
 """
 
 
-def test_mirrored_strategy_on_two_devices_matches_one_with_even_and_uneven_shards():
+@pytest.mark.parametrize("injection", ["all", "layerwise"])
+def test_mirrored_strategy_on_two_devices_matches_one_with_even_and_uneven_shards(injection):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     runs = []
     for devices in (1, 2):
-        done = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(devices)], capture_output=True, text=True, env=env)
+        done = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(devices), injection], capture_output=True, text=True, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     for one, two in zip(*runs):
