@@ -16,9 +16,10 @@ NOISES = ("gaussian", "laplace")
 ARCHITECTURES = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
-#: The same names as `keras_glr.estimators.ESTIMATORS` / `BASELINES` (a test pins it).
+#: The same names as `keras_glr.estimators.ESTIMATORS` / `BASELINES` / `INJECTIONS` (a test pins it).
 ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
 BASELINES = ("loo", "none")
+INJECTIONS = ("all", "layerwise")
 
 
 def parse_hidden(text):
@@ -68,6 +69,10 @@ class RunConfig:
     copies: int = _option(100, "estimator", "K, noise copies per example")
     baseline: str = _option("loo", "estimator", "loo (leave-one-out mean of the other copies' losses) or none", choices=BASELINES)
     antithetic: bool = _option(False, "estimator", "noise in pairs (r, -r)")
+    injection: str = _option(
+        "all", "estimator", "layerwise: each noisy layer gets its own share of the copies, noisy there alone (GLR only)",
+        choices=INJECTIONS,
+    )
     optimizer: str = _option("adam", "optimisation", "update rule", choices=OPTIMIZERS)
     learning_rate: float = _option(0.01, "optimisation", "step size of the optimizer", alias="--lr")
     schedule: str = _option("constant", "optimisation", "learning-rate schedule", choices=SCHEDULES)
@@ -136,6 +141,7 @@ class RunConfig:
             raise ValueError(f"Invalid `hidden`: {self.hidden!r}. Expected positive layer widths such as (20,) or (50, 50).")
         get_activation(self.activation)
         estimators.check_options(self.copies, self.baseline, self.antithetic, self.estimator, self.ste_slope)
+        estimators.check_injection(self.injection, None, self.estimator)
         if self.run_name is not None and (not self.run_name or os.sep in self.run_name or self.run_name in (".", "..")):
             raise ValueError(f"Invalid `run_name`: {self.run_name!r}. Use a plain folder name without '{os.sep}'.")
 
@@ -193,6 +199,7 @@ def build_model(config, info, steps_per_epoch):
         antithetic=config.antithetic,
         estimator=config.estimator,
         ste_slope=config.ste_slope,
+        injection=config.injection,
     )
     return model
 

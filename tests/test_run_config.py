@@ -14,6 +14,7 @@ from keras_glr_apps import common
 def test_the_choices_are_the_estimators_own():
     assert run_config.ESTIMATORS == estimators.ESTIMATORS
     assert run_config.BASELINES == estimators.BASELINES
+    assert run_config.INJECTIONS == estimators.INJECTIONS
 
 
 def test_every_field_says_where_it_goes_on_the_command_line():
@@ -37,6 +38,7 @@ def test_differences_name_the_changed_fields():
         (dict(optimizer="lion"), "Invalid `optimizer`: 'lion'"),
         (dict(run_name="a/b"), "Invalid `run_name`: 'a/b'"),
         (dict(copies=3, antithetic=True), "copies=3"),
+        (dict(injection="layerwise", estimator="bp"), "Layer-wise injection"),
     ],
 )
 def test_validate_names_the_field(values, message):
@@ -63,3 +65,11 @@ def test_parse_hidden():
 )
 def test_library_arguments_are_written_as_flags(message, expected):
     assert common.in_flags(message, [f.name for f in dataclasses.fields(RunConfig)]) == expected
+
+
+def test_the_twin_of_a_layerwise_run_is_noisy_in_every_layer():
+    from keras_glr import twins
+
+    twin = twins.twin_config(RunConfig(injection="layerwise", run_name="lw"))
+    assert (twin.estimator, twin.injection, twin.run_name) == ("bp-ste", "all", "lw_twin")
+    twin.validate()
