@@ -1,6 +1,6 @@
 """Per-layer variance of the GLR estimate: layer-wise injection against the default.
 
-    python benchmarks/variance.py              # about a minute on 2 cores
+    python benchmarks/variance.py              # about 2 minutes on 2 cores
     python benchmarks/variance.py --replicates 20
 
 For the paper's MLP (196-20-10, step units, sigma 1) and the small CNN
@@ -35,6 +35,9 @@ OPTIONS = {
     "all, antithetic": dict(injection="all", antithetic=True),
     "layerwise": dict(injection="layerwise"),
     "layerwise, antithetic": dict(injection="layerwise", antithetic=True),
+    "latin, no baseline": dict(injection="all", sampling="latin", baseline="none"),
+    "layerwise, latin, no baseline": dict(injection="layerwise", sampling="latin", baseline="none"),
+    "layerwise, latin, antithetic, no baseline": dict(injection="layerwise", sampling="latin", baseline="none", antithetic=True),
 }
 
 

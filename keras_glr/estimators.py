@@ -34,6 +34,7 @@ from keras_glr import streams
 BASELINES = ("loo", "none")
 ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
 INJECTIONS = ("all", "layerwise")
+SAMPLINGS = streams.SAMPLINGS
 
 
 def check_options(copies, baseline, antithetic, estimator, ste_slope=None):
@@ -79,6 +80,23 @@ def check_options(copies, baseline, antithetic, estimator, ste_slope=None):
                 f"(copies >= {needed}). Received: copies={copies}. Increase "
                 "`copies`, or pass baseline='none'."
             )
+
+
+def check_sampling(sampling, baseline, estimator):
+    """Validates `sampling`; raises ValueError naming the bad argument."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(
+            f"Invalid value received for argument `sampling`. Expected one of {list(SAMPLINGS)}. Received: sampling={sampling!r}"
+        )
+    if sampling == "latin" and estimator != "glr":
+        raise ValueError(f"Latin-hypercube sampling is an option of the GLR estimator; received estimator={estimator!r}. Use sampling='mc'.")
+    if sampling == "latin" and baseline == "loo":
+        raise ValueError(
+            "Latin-hypercube copies of an example are not independent of each other, so the leave-one-out "
+            "baseline (the other copies' mean loss) would depend on the copy's own noise and bias the estimate. "
+            "Use baseline='none' with sampling='latin' (the stratified copies centre the scores themselves), "
+            "or sampling='mc'."
+        )
 
 
 def check_injection(injection, copies_per_layer, estimator):
@@ -209,6 +227,10 @@ class GLR:
             loss smoothed by that layer's noise alone (the other layers
             noiseless). Its variance no longer carries the other layers' noise.
         copies_per_layer: the group sizes (None: an even split).
+        sampling: "mc" (independent copies) or "latin" (each example's copies
+            stratified coordinate by coordinate, `streams.call_noise`). Each
+            copy keeps the noise's distribution, so with `baseline="none"`
+            the estimate stays unbiased for the same objective.
     """
 
     loss: object
@@ -216,6 +238,7 @@ class GLR:
     antithetic: bool = False
     injection: str = "all"
     copies_per_layer: tuple = None
+    sampling: str = "mc"
 
     def copies(self, copies):
         return copies
@@ -229,7 +252,7 @@ class GLR:
         with tf.GradientTape() as tape:
             y_pred, record = copies_module.forward(
                 model, x, step.copies, local=True, antithetic=self.antithetic, key=step.key, first_example=first_example,
-                groups=groups,
+                groups=groups, sampling=self.sampling,
             )
         losses, y, sample_weight = copies_module.copy_losses(self.loss, y, y_pred, sample_weight, step.copies)
         losses = tf.stop_gradient(losses)
@@ -263,7 +286,8 @@ def penalty_gradients(gradients, variables, replicas=1):
     return [g if e is None else e if g is None else g + e for g, e in zip(gradients, extra)]
 
 
-def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, ste_slope=None, injection="all", copies_per_layer=None):
+def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, ste_slope=None, injection="all", copies_per_layer=None,
+         sampling="mc"):
     """The estimator called `name` (one of `ESTIMATORS`).
 
     Args:
@@ -275,7 +299,7 @@ def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, s
     from keras_glr import backprop
 
     if name == "glr":
-        return GLR(values_only, baseline, antithetic, injection, None if copies_per_layer is None else tuple(copies_per_layer))
+        return GLR(values_only, baseline, antithetic, injection, None if copies_per_layer is None else tuple(copies_per_layer), sampling)
     if name == "bp":
         return backprop.Backprop(loss, noise=False)
     straight_through = {"slope": ste_slope} if name == "bp-ste" else False

@@ -40,6 +40,7 @@ class GLRConfig:
     copies_per_chunk: int = None
     injection: str = "all"
     copies_per_layer: tuple = None
+    sampling: str = "mc"
 
 
 COMPILE_OPTIONS = tuple(field.name for field in dataclasses.fields(GLRConfig))
@@ -121,6 +122,7 @@ class GLRTrainer:
         copies_per_chunk=None,
         injection="all",
         copies_per_layer=None,
+        sampling="mc",
         **kwargs,
     ):
         """Configures the model for training, as `keras.Model.compile`.
@@ -163,6 +165,12 @@ class GLRTrainer:
             copies_per_layer: with "layerwise", the group sizes, one per
                 noisy layer in call order, adding up to `copies`; None
                 splits evenly.
+            sampling: "mc" (default): independent noise copies. "latin":
+                each example's copies form a Latin hypercube, coordinate by
+                coordinate; every copy keeps the noise's distribution, so
+                the estimate keeps its objective. Needs baseline="none": the
+                stratified copies are not independent, so a baseline made
+                of the other copies would bias the estimate.
         """
         if loss is None:
             raise ValueError(
@@ -179,6 +187,7 @@ class GLRTrainer:
             loss = glr_losses.ZeroOneLoss()
         estimators.check_options(copies, baseline, antithetic, estimator, ste_slope)
         estimators.check_injection(injection, copies_per_layer, estimator)
+        estimators.check_sampling(sampling, baseline, estimator)
         if copies_per_layer is not None:
             copies_per_layer = tuple(copies_per_layer)
         if copies_per_chunk is not None and (
@@ -188,7 +197,7 @@ class GLRTrainer:
                 "Invalid value received for argument `copies_per_chunk`. Expected None or a "
                 f"positive integer. Received: copies_per_chunk={copies_per_chunk!r}"
             )
-        self.glr_config = GLRConfig(copies, baseline, antithetic, estimator, ste_slope, copies_per_chunk, injection, copies_per_layer)
+        self.glr_config = GLRConfig(copies, baseline, antithetic, estimator, ste_slope, copies_per_chunk, injection, copies_per_layer, sampling)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._estimator = self._estimator_for(estimator)
         self._compile_config.config.update(dataclasses.asdict(self.glr_config))
@@ -206,6 +215,7 @@ class GLRTrainer:
         return estimators.make(
             name, glr_losses.per_example(loss), glr_losses.per_example(values_only or loss), surrogate,
             config.baseline, config.antithetic, config.ste_slope, config.injection, config.copies_per_layer,
+            config.sampling,
         )
 
     def compile_from_config(self, config):

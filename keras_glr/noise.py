@@ -70,6 +70,10 @@ class NoiseDistribution:
         """
         raise NotImplementedError
 
+    def quantile(self, u):
+        """The inverse CDF: F^-1(u) for u in (0, 1), elementwise, in u's dtype."""
+        raise NotImplementedError
+
     def get_config(self):
         raise NotImplementedError
 
@@ -92,6 +96,9 @@ class Gaussian(NoiseDistribution):
 
     def sample(self, shape, seed):
         return keras.random.normal(shape, stddev=self.stddev, seed=seed)
+
+    def quantile(self, u):
+        return self.stddev * tf.math.ndtri(u)
 
     def score(self, r):
         return r / (self.stddev**2)
@@ -133,6 +140,11 @@ class Laplace(NoiseDistribution):
 
     def score(self, r):
         return ops.sign(r) / self.scale
+
+    def quantile(self, u):
+        centred = u - 0.5
+        magnitude = -self.scale * tf.math.log1p(-2.0 * tf.abs(centred))
+        return tf.where(centred < 0, -magnitude, magnitude)
 
     def sample_rows(self, rows, length, key, first_row, stream=0):
         return self._from_uniform(uniform_rows(rows, length, key, first_row, stream))

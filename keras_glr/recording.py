@@ -111,10 +111,11 @@ class ForwardRecord:
             example with start <= k < start + size on which the layer in that
             slot is noisy; on the other copies it adds no noise and its
             estimate takes no term (`copies.layer_groups`).
+        sampling: "mc" or "latin" (`streams.call_noise`).
     """
 
     def __init__(self, copies=1, noise=True, local=True, antithetic=False, fan_out=False, straight_through=False,
-                 key=None, first_example=0, slots=(), purpose=streams.TRAINING, groups=None):
+                 key=None, first_example=0, slots=(), purpose=streams.TRAINING, groups=None, sampling="mc"):
         if antithetic and copies % 2:
             raise ValueError(f"Antithetic noise needs an even number of copies. Received: copies={copies}")
         self.copies = copies
@@ -127,6 +128,7 @@ class ForwardRecord:
         self.first_example = first_example
         self.purpose = purpose
         self.groups = groups
+        self.sampling = sampling
         self._slots = {id(layer): index for index, layer in enumerate(slots)}
         self._calls = {}
         self.entries = []
@@ -148,13 +150,21 @@ class ForwardRecord:
         units = 1
         for d in v.shape[1:]:
             units *= int(d)
-        r = streams.call_noise(
-            layer.noise, self.key, stream, examples, self.first_example, self.copies, units, self.antithetic
-        )
         row_scale = None
-        if self.groups is not None:
-            on, row_scale = self._group_rows(layer, examples)
-            r = r * tf.cast(on, r.dtype)[:, None]
+        if self.groups is not None and self.sampling == "latin":
+            # Stratify the layer's own group of copies, then place it among the K (zeros elsewhere).
+            _, row_scale = self._group_rows(layer, examples)
+            start, size = self.groups[self._slots[id(layer)]]
+            r = streams.call_noise(layer.noise, self.key, stream, examples, self.first_example, size, units, self.antithetic, "latin")
+            r = tf.pad(tf.reshape(r, [examples, size, units]), [[0, 0], [start, self.copies - start - size], [0, 0]])
+            r = tf.reshape(r, [examples * self.copies, units])
+        else:
+            r = streams.call_noise(
+                layer.noise, self.key, stream, examples, self.first_example, self.copies, units, self.antithetic, self.sampling
+            )
+            if self.groups is not None:
+                on, row_scale = self._group_rows(layer, examples)
+                r = r * tf.cast(on, r.dtype)[:, None]
         shape = tf.concat([[examples * self.copies], tf.shape(v)[1:]], axis=0)
         r = tf.reshape(tf.cast(r, v.dtype), shape)
         clean = v

@@ -83,23 +83,49 @@ def normal_rows(rows, length, key, first_row, stddev=1.0, stream=0):
     return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=1)
 
 
-def call_noise(distribution, key, stream, examples, first_example, copies, units, antithetic=False):
+SAMPLINGS = ("mc", "latin")
+
+
+def call_noise(distribution, key, stream, examples, first_example, copies, units, antithetic=False, sampling="mc"):
     """One call's noise for `examples` examples x `copies` copies, shape (examples * copies, units).
 
     Example b (`first_example + b` in the whole batch) reads row b of the
     stream: its K * units values (K / 2 * units with antithetic pairs, the
     pair's second copy being -r), the row rounded up to a multiple of 8.
     Copies of example b sit in rows b*K .. b*K + K - 1.
+
+    sampling: "mc" draws every value independently. "latin" stratifies each
+    example's copies coordinate by coordinate (a Latin hypercube over the K
+    drawn copies): for unit j the copies take u_k = (pi_j(k) + U_kj) / K, with
+    pi_j a random permutation and U uniform, and r = F^-1(u). Every copy is
+    still distributed as the noise, but the copies of an example are no
+    longer independent of each other.
     """
     drawn = copies // 2 if antithetic else copies
-    length = -(-drawn * units // 8) * 8
-    r = distribution.sample_rows(examples, length, key, first_example, stream)
-    if length != drawn * units:
-        r = r[:, : drawn * units]
+    if sampling == "latin":
+        r = _latin_rows(distribution, key, stream, examples, first_example, drawn, units)
+    else:
+        length = -(-drawn * units // 8) * 8
+        r = distribution.sample_rows(examples, length, key, first_example, stream)
+        if length != drawn * units:
+            r = r[:, : drawn * units]
     r = tf.reshape(r, [examples, drawn, units])
     if antithetic:
         r = tf.reshape(tf.stack([r, -r], axis=2), [examples, copies, units])
     return tf.reshape(r, [examples * copies, units])
+
+
+def _latin_rows(distribution, key, stream, examples, first_example, drawn, units):
+    """Latin-hypercube noise, shape (examples, drawn, units), from parts 4 and 5 of `stream`."""
+    length = -(-drawn * units // 4) * 4
+    order = uniform_rows(examples, length, key, first_example, stream + 4)[:, : drawn * units]
+    jitter = uniform_rows(examples, length, key, first_example, stream + 5)[:, : drawn * units]
+    order = tf.reshape(order, [examples, drawn, units])
+    jitter = tf.reshape(jitter, [examples, drawn, units])
+    strata = tf.cast(tf.argsort(tf.argsort(order, axis=1, stable=True), axis=1, stable=True), tf.float64)
+    # In float64: (K - 1 + jitter) / K rounds to 1 in float32 for large K, and F^-1(1) is infinite.
+    u = (strata + tf.cast(jitter, tf.float64) + 2.0**-24) / drawn
+    return tf.cast(distribution.quantile(u), tf.float32)
 
 
 def noisy_layers(model):

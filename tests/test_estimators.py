@@ -128,3 +128,19 @@ def test_fan_out_gives_the_same_estimate_as_repeating_the_input(monkeypatch, ant
     assert any(np.any(g != 0) for g in estimates[0])
     for a, b in zip(*estimates):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(sampling="sobol"), "Expected one of \\['mc', 'latin'\\]"),
+        (dict(sampling="latin"), "leave-one-out baseline .* would depend on the copy's own noise"),
+        (dict(sampling="latin", baseline="none", estimator="bp-noise"), "option of the GLR estimator"),
+        (dict(injection="layerwise", estimator="bp"), "Layer-wise injection"),
+        (dict(copies_per_layer=[50, 50]), "needs injection='layerwise'"),
+    ],
+)
+def test_sampling_and_injection_options_are_checked(options, message):
+    model = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2)])
+    with pytest.raises(ValueError, match=message):
+        model.compile("sgd", "zero_one", **options)

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import scipy.stats
 
 import keras_glr
 from keras_glr import streams
@@ -92,3 +93,19 @@ def test_the_model_seed_alone_fixes_the_training_noise():
     for a, b in zip(first, same):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(first, other))
+
+
+@pytest.mark.parametrize("distribution", [Gaussian(2.0), Laplace(0.5)], ids=["gaussian", "laplace"])
+def test_latin_copies_take_one_stratum_each_and_keep_their_rows(distribution):
+    """Each example's K copies fall one per stratum of F in every coordinate; row b is the same whichever rows are drawn."""
+    key = streams.stream_key([3, 4])
+    r = streams.call_noise(distribution, key, 0, 3, 0, 10, 7, sampling="latin").numpy().reshape(3, 10, 7)
+    cdf = (lambda v: scipy.stats.norm.cdf(v, scale=2.0)) if isinstance(distribution, Gaussian) else (lambda v: scipy.stats.laplace.cdf(v, scale=0.5))
+    strata = np.floor(cdf(r) * 10).astype(int)
+    for b in range(3):
+        for j in range(7):
+            assert sorted(strata[b, :, j]) == list(range(10))
+    alone = streams.call_noise(distribution, key, 0, 1, 2, 10, 7, sampling="latin").numpy().reshape(10, 7)
+    np.testing.assert_array_equal(alone, r[2])
+    pairs = streams.call_noise(distribution, key, 0, 3, 0, 10, 7, antithetic=True, sampling="latin").numpy().reshape(3, 5, 2, 7)
+    np.testing.assert_array_equal(pairs[:, :, 0], -pairs[:, :, 1])
