@@ -16,7 +16,6 @@ ratio measures the all-reduce's overhead, not a speed-up.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,6 @@ def measure(copies, batch_size):
     """One process's part: train, time the steps, print steps/s (the chief)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import tensorflow as tf
 
     from keras_glr import data
     from keras_glr import distribution
@@ -55,17 +53,6 @@ def measure(copies, batch_size):
     model.fit(splits.train_epochs(), steps_per_epoch=WARMUP + TIMED, epochs=1, callbacks=[clock], verbose=0)
     if distribution.is_chief(strategy):
         print(json.dumps({"steps_per_second": TIMED / clock.seconds, "replicas": strategy.num_replicas_in_sync}))
-    del tf
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _run(workers, copies, batch_size):
@@ -73,11 +60,11 @@ def _run(workers, copies, batch_size):
     if workers == 1:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])["steps_per_second"]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(workers)]}
+    from keras_glr import distribution
+
     processes = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
-        for i in range(workers)
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CONFIG": config})
+        for config in distribution.local_cluster(workers)
     ]
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     if any(p.returncode for p in processes):

@@ -15,6 +15,7 @@ temporary folders they remove, as TensorFlow's multi-worker guide prescribes
 
 import json
 import os
+import socket
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
 
@@ -76,3 +77,19 @@ def is_chief(strategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def local_cluster(workers):
+    """TF_CONFIG values for `workers` workers on 127.0.0.1, one per worker, on free ports.
+
+    For trying multi-worker training on one machine: run the same command
+    `workers` times, each with its own TF_CONFIG.
+    """
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    cluster = {"worker": addresses}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]

@@ -150,21 +150,18 @@ class ForwardRecord:
         units = 1
         for d in v.shape[1:]:
             units *= int(d)
-        row_scale = None
-        if self.groups is not None and self.sampling == "latin":
-            # Stratify the layer's own group of copies, then place it among the K (zeros elsewhere).
-            _, row_scale = self._group_rows(layer, examples)
-            start, size = self.groups[self._slots[id(layer)]]
-            r = streams.call_noise(layer.noise, self.key, stream, examples, self.first_example, size, units, self.antithetic, "latin")
-            r = tf.pad(tf.reshape(r, [examples, size, units]), [[0, 0], [start, self.copies - start - size], [0, 0]])
-            r = tf.reshape(r, [examples * self.copies, units])
-        else:
+        if self.groups is None:
+            row_scale = None
             r = streams.call_noise(
                 layer.noise, self.key, stream, examples, self.first_example, self.copies, units, self.antithetic, self.sampling
             )
-            if self.groups is not None:
-                on, row_scale = self._group_rows(layer, examples)
-                r = r * tf.cast(on, r.dtype)[:, None]
+        else:
+            start, size, row_scale = self._group(layer, examples)
+            r = streams.call_noise(
+                layer.noise, self.key, stream, examples, self.first_example, size, units, self.antithetic, self.sampling
+            )
+            padding = [[0, 0], [start, self.copies - start - size], [0, 0]]
+            r = tf.reshape(tf.pad(tf.reshape(r, [examples, size, units]), padding), [examples * self.copies, units])
         shape = tf.concat([[examples * self.copies], tf.shape(v)[1:]], axis=0)
         r = tf.reshape(tf.cast(r, v.dtype), shape)
         clean = v
@@ -176,8 +173,12 @@ class ForwardRecord:
         self.entries.append(Entry(layer, v, r, layer.noise, self.copies, clean if fan_out else None, stream, row_scale))
         return v
 
-    def _group_rows(self, layer, examples):
-        """(on, scale), shape (examples * K,): 1 / K / K_g on the rows of `layer`'s group, 0 elsewhere."""
+    def _group(self, layer, examples):
+        """`layer`'s group of copies (start, size) and its row scale, shape (examples * K,): K / size on the group, 0 elsewhere.
+
+        Only the group's copies are drawn (and stratified, with "latin"); the
+        layer adds zeros on the other copies.
+        """
         slot = self._slots[id(layer)]
         if slot >= len(self.groups):
             raise ValueError(
@@ -185,9 +186,8 @@ class ForwardRecord:
                 f"{layer.name!r} is noisy layer {slot + 1}. Give `copies_per_layer` one entry per noisy layer."
             )
         start, size = self.groups[slot]
-        pattern = [1.0 if start <= k < start + size else 0.0 for k in range(self.copies)]
-        on = tf.tile(tf.constant(pattern, tf.float32), [examples])
-        return on, on * (self.copies / size)
+        pattern = [self.copies / size if start <= k < start + size else 0.0 for k in range(self.copies)]
+        return start, size, tf.tile(tf.constant(pattern, tf.float32), [examples])
 
     def _next_stream(self, layer):
         """This call's stream: the layer's slot and the call's index within the pass."""

@@ -33,11 +33,6 @@ from keras_glr import data as data_module
 from keras_glr import distribution
 from keras_glr.checkpoints import read_json
 from keras_glr.checkpoints import write_json
-from keras_glr.run_config import ARCHITECTURES  # noqa: F401  (the names users choose from)
-from keras_glr.run_config import LOSSES  # noqa: F401
-from keras_glr.run_config import NOISES  # noqa: F401
-from keras_glr.run_config import OPTIMIZERS  # noqa: F401
-from keras_glr.run_config import SCHEDULES  # noqa: F401
 from keras_glr.run_config import RunConfig
 from keras_glr.run_config import build_model
 from keras_glr.run_config import describe_gradient

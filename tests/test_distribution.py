@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,13 @@ def test_a_bad_tf_config_is_a_clear_error(value, message):
         distribution.read_tf_config(environ)
 
 
+def test_a_local_cluster_names_distinct_free_ports():
+    configs = [distribution.read_tf_config({"TF_CONFIG": c}) for c in distribution.local_cluster(3)]
+    addresses = configs[0]["cluster"]["worker"]
+    assert len(set(addresses)) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)
+    assert [c["task"]["index"] for c in configs] == [0, 1, 2] and all(c["cluster"] == configs[0]["cluster"] for c in configs)
+
+
 def test_a_good_tf_config_and_the_single_process_chief():
     text = '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}'
     assert distribution.read_tf_config({"TF_CONFIG": text})["task"]["index"] == 1
@@ -42,22 +48,10 @@ def test_a_good_tf_config_and_the_single_process_chief():
         distribution.make_strategy("ring")
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _start_workers(out, temp, extra=()):
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
-    for index in range(2):
-        env = {**os.environ, "TMPDIR": str(temp), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+    for config in distribution.local_cluster(2):
+        env = {**os.environ, "TMPDIR": str(temp), "TF_CONFIG": config}
         command = [sys.executable, "-m", "keras_glr_apps.train", "--strategy", "multi-worker", "--out", str(out), *OPTIONS, *extra]
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     return workers
