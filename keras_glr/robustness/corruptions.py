@@ -12,6 +12,8 @@ with lengths scaled by the image size (parameters are given for 28 pixels).
 Score (paper Eq. 6): the mean accuracy over the five severities.
 """
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
@@ -36,6 +38,19 @@ PARAMETERS = {
 
 NAMES = tuple(PARAMETERS)
 PAPER_NAMES = ("gaussian_noise", "impulse_noise", "glass_blur", "contrast")
+
+
+def image_shape_for(shape):
+    """The (H, W, C) image shape behind a model input shape (flat inputs too)."""
+    if len(shape) == 3:
+        return shape
+    if len(shape) == 1:
+        size = shape[0]
+        for channels in (1, 3):
+            side = math.isqrt(size // channels)
+            if side * side * channels == size:
+                return (side, side, channels)
+    raise ValueError(f"Cannot treat inputs of shape {shape} as images for the corruptions.")
 
 
 def _check(images, severity):

@@ -8,7 +8,6 @@ Modes for attacks:
 """
 
 import dataclasses
-import math
 import os
 import re
 
@@ -98,19 +97,6 @@ def logits_fn(model):
     if getattr(last, "activation", None) is keras.activations.softmax:
         return lambda x: tf.math.log(tf.clip_by_value(model(x, training=False), 1e-12, 1.0))
     return lambda x: model(x, training=False)
-
-
-def image_shape_for(shape):
-    """The (H, W, C) image shape behind a model input shape (flat inputs too)."""
-    if len(shape) == 3:
-        return shape
-    if len(shape) == 1:
-        size = shape[0]
-        for channels in (1, 3):
-            side = math.isqrt(size // channels)
-            if side * side * channels == size:
-                return (side, side, channels)
-    raise ValueError(f"Cannot treat inputs of shape {shape} as images for the corruptions.")
 
 
 def predict_scores(model, x, batch_size=500):
@@ -221,7 +207,7 @@ def evaluate(entries, x, y, plan, surrogate=None, samples=None, progress=True):
         else:
             key = f"{name}@{param}"
             if key not in samples:
-                images = x.reshape((-1,) + image_shape_for(shape))
+                images = x.reshape((-1,) + corruption_module.image_shape_for(shape))
                 samples[key] = corruption_module.get(name)(images, param, seed=plan.seed).reshape(x.shape)
             for entry in entries:
                 results["corruptions"].setdefault(name, {}).setdefault(entry.label, []).append(accuracy(entry.model, samples[key], y))

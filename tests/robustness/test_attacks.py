@@ -1,3 +1,5 @@
+import importlib
+
 import keras
 import numpy as np
 import pytest
@@ -58,6 +60,36 @@ def test_spsa_stays_in_the_eps_ball_and_fools_a_bp_mlp_by_queries_alone(bp_mlp):
     assert np.all(np.abs(x_adv - x).max(1) <= 0.1 + 1e-6)
     assert (model.predict(x_adv, verbose=0).argmax(1) != y).mean() > 0.3
     assert sum(queries) == len(x) * (1 + 20 * (64 + 1))  # start, then 64 probes and one check per step
+
+
+@pytest.mark.parametrize("name, eps, distance", [("square", 0.1, lambda d: np.abs(d).max(1)), ("square-l2", 1.5, lambda d: np.linalg.norm(d, axis=1))])
+def test_square_attack_stays_in_the_ball_and_beats_spsa_by_queries_alone(bp_mlp, name, eps, distance):
+    model, x, y = bp_mlp
+    queries = []
+
+    def model_fn(t):  # numpy in, logits out: no gradient exists
+        queries.append(len(t))
+        return model.predict_on_batch(np.asarray(t))
+
+    x_adv = attacks.get(name).run(model_fn, tf.constant(x), tf.constant(y), eps)
+    assert x_adv.shape == x.shape and x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    assert np.all(distance(x_adv - x) <= eps + 1e-5)
+    fooled = (model.predict(x_adv, verbose=0).argmax(1) != y).mean()
+    spsa = attacks.get("spsa").run(model_fn, tf.constant(x), tf.constant(y), 0.1) if name == "square" else None
+    assert fooled >= 0.75
+    if spsa is not None:
+        assert fooled >= (model.predict(spsa, verbose=0).argmax(1) != y).mean()
+    assert sum(queries[:1]) == len(x) and len(queries) <= 1 + 1000 + (1 + 20 * 65 if spsa is not None else 0)
+
+
+def test_square_attack_window_schedule_and_refusals():
+    square = importlib.import_module("keras_glr.robustness.attacks.square")  # the package exports the function
+
+    assert [square.window_fraction(0.8, i, 1000) for i in (0, 1, 5, 10, 30, 100, 999)] == [0.8, 0.8, 0.4, 0.2, 0.1, 0.05, 0.8 / 512]
+    with pytest.raises(ValueError, match="norm"):
+        attacks.square(lambda t: t, np.zeros((1, 4, 4, 1)), [0], 0.1, norm=1)
+    with pytest.raises(ValueError, match="image_shape"):
+        attacks.square(lambda t: t, np.zeros((1, 10)), [0], 0.1)
 
 
 def test_spsa_margin_is_negative_exactly_when_misclassified():

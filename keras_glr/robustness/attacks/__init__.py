@@ -3,7 +3,8 @@
 `model_fn` is any callable returning logits. FGSM, PGD (L-inf and L2), the
 basic and momentum iterative methods and Carlini-Wagner L2 come from
 cleverhans 4; L-BFGS is `lbfgs.py`; SPSA is `spsa.py` (batched over examples;
-cleverhans' SPSA does not construct its optimizer under Keras 3). Minimum-norm attacks (L-BFGS, CW) take
+cleverhans' SPSA does not construct its optimizer under Keras 3); Square
+Attack (L-inf and L2) is `square.py`. Minimum-norm attacks (L-BFGS, CW) take
 no epsilon: they are marked `uses_eps=False` and run once per model.
 """
 
@@ -14,9 +15,11 @@ import numpy as np
 from keras_glr.robustness.attacks.lbfgs import lbfgs
 from keras_glr.robustness.attacks.spsa import margin as spsa_margin
 from keras_glr.robustness.attacks.spsa import spsa
+from keras_glr.robustness.attacks.square import square
 from keras_glr.robustness.attacks.surrogate_gradients import bpda_model_fn
 from keras_glr.robustness.attacks.surrogate_gradients import eot_model_fn
 from keras_glr.robustness.attacks.surrogate_gradients import has_noisy_prediction
+from keras_glr.robustness.corruptions import image_shape_for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +71,14 @@ def _spsa(model_fn, x, y, eps):
     return spsa(model_fn, np.asarray(x), np.asarray(y), eps, steps=20, samples=64)
 
 
+def _square(norm):
+    def run(model_fn, x, y, eps):
+        x = np.asarray(x)
+        return square(model_fn, x, np.asarray(y), eps, norm=norm, queries=1000, image_shape=image_shape_for(x.shape[1:]))
+
+    return run
+
+
 def _lbfgs(model_fn, x, y, eps):
     return lbfgs(model_fn, np.asarray(x), y=np.asarray(y))
 
@@ -82,6 +93,8 @@ ATTACKS = {
         Attack("mim", "momentum iterative method, L-inf, 20 steps", True, _mim),
         Attack("cw", "Carlini-Wagner L2, minimum norm", False, _cw),
         Attack("spsa", "SPSA, gradient-free, L-inf, 20 steps of 64 queries", True, _spsa, queries_only=True),
+        Attack("square", "Square Attack, random search, L-inf, 1000 queries", True, _square(np.inf), queries_only=True),
+        Attack("square-l2", "Square Attack, random search, L2 (eps is an L2 radius), 1000 queries", True, _square(2), queries_only=True),
         Attack("lbfgs", "L-BFGS (Szegedy et al. 2014), minimum norm", False, _lbfgs),
     )
 }
@@ -115,4 +128,4 @@ def parse_eps(text):
     return values
 
 
-__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "spsa", "spsa_margin", "parse_names"]
+__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "spsa", "spsa_margin", "square", "parse_names"]
