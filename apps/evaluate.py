@@ -16,10 +16,15 @@ def build_parser():
     p = argparse.ArgumentParser(prog="glr-evaluate", description=__doc__, formatter_class=common.HelpFormatter)
     p.add_argument("models", nargs="+", help="run directories (saved_models/<run>) or .keras files")
     p.add_argument("--surrogate", default=None, help="model to craft transfer attacks on (the paper: a BP MLP with two hidden layers)")
-    p.add_argument("--attacks", default="fgsm,lbfgs", help="comma-separated: fgsm, pgd, pgd-l2, bim, mim, cw, spsa, lbfgs, or all / none")
+    p.add_argument("--attacks", default="fgsm,lbfgs", help="comma-separated: fgsm, pgd, pgd-l2, bim, mim, cw, spsa, square, square-l2, lbfgs, or all / none")
     p.add_argument("--eps", default="0.05,0.1,0.2", help="epsilons of the epsilon attacks (L-inf; the L2 radius for pgd-l2)")
     p.add_argument("--corruptions", default="paper", help="paper (the four of Table II), all, none, or comma-separated names")
     p.add_argument("--mode", choices=("auto", "transfer", "whitebox"), default="auto", help="auto: transfer with --surrogate, else whitebox (BPDA / EOT)")
+    p.add_argument("--certify", action="store_true", help="certified accuracy of each model's smoothed (noisy) prediction at --radii (randomized smoothing)")
+    p.add_argument("--certify-samples", type=int, default=10_000, help="noisy draws per example for --certify (Cohen et al. use 100,000)")
+    p.add_argument("--alpha", type=float, default=0.001, help="each certificate fails with probability at most alpha")
+    p.add_argument("--radii", default=",".join(str(r) for r in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)), help="input-space radii of the certified-accuracy columns (l2 for Gaussian noise, l1 for Laplace)")
+    p.add_argument("--checklist", action="store_true", help="run the checks of Carlini et al. (2019) on white-box PGD at the first --eps and flag failures")
     p.add_argument("--examples", type=int, default=1000, help="test examples to use")
     p.add_argument("--dataset", default=None, help="dataset for .keras files without a run directory (default mnist5k)")
     p.add_argument("--image-size", type=int, default=None, help="image size for .keras files without a run directory (default 14)")
@@ -67,7 +72,16 @@ def main(argv=None):
             corruptions=corruptions.parse_names(args.corruptions),
             mode=args.mode,
             seed=args.seed,
+            checklist=args.checklist,
+            certify=args.certify,
+            certify_samples=args.certify_samples,
+            alpha=args.alpha,
+            radii=attacks.parse_eps(args.radii, flag="--radii"),
         )
+        if args.certify_samples < 1:
+            raise ValueError(f"Invalid --certify-samples {args.certify_samples}: expected a positive integer.")
+        if not 0 < args.alpha < 0.5:
+            raise ValueError(f"Invalid --alpha {args.alpha}: expected a probability in (0, 0.5), e.g. 0.001.")
         if args.examples < 1:
             raise ValueError(f"Invalid --examples {args.examples}: expected a positive integer.")
         if os.path.exists(os.path.join(args.out, "results.json")) and not args.overwrite:

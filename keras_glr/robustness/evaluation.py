@@ -16,6 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_glr.robustness import attacks as attack_module
+from keras_glr.robustness import certification
+from keras_glr.robustness import checklist as checklist_module
 from keras_glr.robustness import corruptions as corruption_module
 from keras_glr.robustness.attacks import surrogate_gradients
 
@@ -108,6 +110,9 @@ def accuracy(model, x, y, batch_size=500):
     return float(np.mean(predict_scores(model, x, batch_size).argmax(axis=1) == y))
 
 
+RADII = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)  # input-space radii of the certified-accuracy columns
+
+
 @dataclasses.dataclass
 class Plan:
     attacks: tuple = ("fgsm", "lbfgs")
@@ -116,6 +121,11 @@ class Plan:
     mode: str = "auto"  # "auto": transfer with a surrogate, else whitebox
     seed: int = 0
     eot_samples: int = 16
+    checklist: bool = False  # Carlini et al.'s checks of the white-box attack (`checklist`)
+    certify: bool = False  # randomized-smoothing certificates (`certification.certify`)
+    certify_samples: int = 10_000
+    alpha: float = 0.001
+    radii: tuple = RADII
 
     def resolved_mode(self, surrogate):
         if self.mode == "auto":
@@ -127,7 +137,7 @@ class Plan:
         return self.mode
 
 
-def _attack_model_fn(model, attack, eot_samples=16):
+def attack_model_fn(model, attack, eot_samples=16):
     """What a white-box `attack` sees of `model`.
 
     Query-only attacks (SPSA) see the prediction itself. Gradient attacks on
@@ -201,7 +211,7 @@ def evaluate(entries, x, y, plan, surrogate=None, samples=None, progress=True):
                     if own not in samples:
                         tf.random.set_seed(plan.seed)
                         attack = attack_module.get(name)
-                        samples[own] = np.asarray(attack.run(_attack_model_fn(entry.model, attack, plan.eot_samples), xt, yt, param))
+                        samples[own] = np.asarray(attack.run(attack_model_fn(entry.model, attack, plan.eot_samples), xt, yt, param))
                     per_model[entry.label] = accuracy(entry.model, samples[own], y)
             results["attacks"].setdefault(name, {})["min" if param is None else str(param)] = per_model
         else:
@@ -222,5 +232,39 @@ def evaluate(entries, x, y, plan, surrogate=None, samples=None, progress=True):
             label: float(np.mean([results["corruption_means"][n][label] for n in results["corruption_means"]]))
             for label in labels
         }
+    if plan.checklist:
+        transfer = samples.get(f"pgd@{plan.eps[0]}")
+        results["checklist"] = {e.label: run_checklist(e, x, y, plan, transfer) for e in entries}
+    if plan.certify:
+        results["certified"] = {e.label: certify_entry(e, x, y, plan, progress) for e in entries}
     results["plan"] = {"attacks": list(plan.attacks), "eps": list(plan.eps), "corruptions": list(plan.corruptions)}
     return results, samples
+
+
+def run_checklist(entry, x, y, plan, transfer=None):
+    """Carlini et al.'s checks of white-box PGD on `entry` (see `checklist`), at the plan's first eps."""
+    attack_fn = attack_model_fn(entry.model, attack_module.get("pgd"), plan.eot_samples)
+    correct = lambda t: predict_scores(entry.model, t).argmax(axis=1) == y  # noqa: E731
+    classes = int(entry.model.outputs[0].shape[-1])
+    settings = checklist_module.Settings(eps=plan.eps[0])
+    return checklist_module.run(attack_fn, correct, x, y, classes, transfer, settings, seed=plan.seed)
+
+
+def certify_entry(entry, x, y, plan, progress=False):
+    """Certified accuracy of `entry`'s smoothed classifier at the plan's radii (JSON-ready), or {"error": why}."""
+    model = entry.model.model if isinstance(entry.model, NoisyPrediction) else entry.model
+    try:
+        certificate = certification.certify(model, x, num_samples=plan.certify_samples, alpha=plan.alpha, seed=plan.seed, progress=progress)
+    except ValueError as error:
+        return {"error": str(error)}
+    return {
+        "norm": certificate.norm,
+        "radii": list(plan.radii),
+        "accuracy": [float(a) for a in certificate.accuracy(y, plan.radii)],
+        "abstained": float(np.mean(certificate.prediction == certification.ABSTAIN)),
+        "median_radius": float(np.median(certificate.radius[certificate.prediction == y])) if np.any(certificate.prediction == y) else 0.0,
+        "operator_norm": certificate.operator_norm,
+        "samples": plan.certify_samples,
+        "alpha": plan.alpha,
+        "examples": int(len(x)),
+    }

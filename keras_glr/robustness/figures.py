@@ -93,3 +93,32 @@ def plot_corruption_grid(image, names, png_path, seed=0):
     figure.savefig(png_path, dpi=100)
     plt.close(figure)
     return png_path
+
+
+def plot_certified_accuracy(curves, png_path):
+    """Certified accuracy against radius: one panel per norm, a line per curve.
+
+    Args:
+        curves: {label: (norm, radii, accuracies, spreads or None)}.
+    """
+    plt = pyplot()
+    norms = sorted({norm for norm, *_ in curves.values()})
+    figure, axes = plt.subplots(1, len(norms), figsize=(5.5 * len(norms), 4.0), squeeze=False)
+    for axis, norm in zip(axes[0], norms):
+        for label, (curve_norm, radii, accuracy, spread) in curves.items():
+            if curve_norm != norm:
+                continue
+            line = axis.plot(radii, accuracy, marker="o", label=label)[0]
+            if spread is not None:
+                low, high = np.subtract(accuracy, spread), np.add(accuracy, spread)
+                axis.fill_between(radii, low, high, color=line.get_color(), alpha=0.15)
+        axis.set_title(f"certified accuracy, {norm} radius in input space")
+        axis.set_xlabel(f"{norm} radius")
+        axis.set_ylabel("certified accuracy")
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)
+    return png_path

@@ -26,6 +26,11 @@ def columns(results):
         cols.append((name, per_model))
     if "corruption_overall" in results:
         cols.append(("corruptions mean", results["corruption_overall"]))
+    certified = results.get("certified", {})
+    radii = next((c["radii"] for c in certified.values() if "radii" in c), [])
+    for i, radius in enumerate(radii):
+        values = {label: c["accuracy"][i] if "accuracy" in c else float("nan") for label, c in certified.items()}
+        cols.append((f"certified {radius}", values))
     return cols
 
 
@@ -36,7 +41,7 @@ def grouped_rows(results, configs):
         groups.setdefault(results["groups"][label], []).append(label)
     rows = []
     for group, labels in groups.items():
-        cells = {name: seed_statistics.summarize([values[l] for l in labels]) for name, values in columns(results)}
+        cells = {name: seed_statistics.summarize([values.get(l, float("nan")) for l in labels]) for name, values in columns(results)}
         rows.append((group, labels, cells))
     return rows
 
@@ -85,7 +90,58 @@ def markdown_table(results, configs):
         notes.append("Corruption columns: mean accuracy over the five severities (paper Eq. 6).")
     if pairs:
         notes.append("Twins compared: " + ", ".join(f"{g} vs {t}" for g, t in pairs.items()) + ". " + seed_statistics.RULE)
+    notes += certified_notes(results) + checklist_lines(results)
     return "\n".join(lines + notes) + "\n"
+
+
+CERTIFICATE_TEXT = (
+    "A certificate is a proof about the smoothed classifier, the model's noisy prediction with its majority "
+    "vote over the noise: with probability at least 1 - alpha per example, no input perturbation within the "
+    "radius (l2 for Gaussian noise, Cohen et al. 2019; l1 for Laplace noise, Teng et al. 2020) changes its "
+    "class. It assumes only that the noise at the first noisy layer is what the model draws (independent, of "
+    "the stated scale) and that the radius is divided by an upper bound on that layer's operator norm; it says "
+    "nothing about the deterministic prediction, and no attack can lower it. Certified accuracy at radius r is "
+    "the share of examples the smoothed classifier gets right with a certificate of at least r (abstentions "
+    "count as wrong)."
+)
+
+
+def certified_notes(results):
+    certified = results.get("certified")
+    if not certified:
+        return []
+    done = [c for c in certified.values() if "accuracy" in c]
+    errors = {label: c["error"] for label, c in certified.items() if "error" in c}
+    lines = []
+    if done:
+        first = done[0]
+        norms = sorted({c["norm"] for c in done})
+        lines.append(
+            f"Certified columns: certified accuracy at each input-space radius ({' or '.join(norms)}), "
+            f"{first['samples']} noisy draws per example, alpha = {first['alpha']}. " + CERTIFICATE_TEXT
+        )
+    lines += [f"No certificate for {label}: {error}" for label, error in errors.items()]
+    return lines
+
+
+def checklist_lines(results):
+    """The checklist's verdict per model, and what it means for the table."""
+    from keras_glr.robustness import checklist
+
+    found = results.get("checklist")
+    if not found:
+        return []
+    lines = ["", f"Checklist (Carlini et al. 2019) of white-box PGD at eps {next(iter(found.values()))['eps']}:"]
+    for label, result in found.items():
+        failed = "; ".join(result["checks"][name]["detail"] for name in result["flags"])
+        lines.append(f"- {label}: {checklist.flag_text(result)}" + (f" ({failed})" if failed else ""))
+    flagged = [label for label, result in found.items() if result["flags"]]
+    if flagged:
+        lines.append(f"The white-box numbers of {', '.join(flagged)} are flagged: the attack, not only the model, may be "
+                     "why they are high, so read them as loose upper bounds.")
+    else:
+        lines.append("No model failed a check: the white-box attack behaved as a working attack should on every model.")
+    return lines
 
 
 def write(results, samples, x, y, configs, out, first_model_predict=None):
@@ -100,7 +156,7 @@ def write(results, samples, x, y, configs, out, first_model_predict=None):
         cols = columns(results)
         writer.writerow(["model", "group"] + [name for name, _ in cols])
         for label in results["models"]:
-            writer.writerow([label, results["groups"][label]] + [f"{values[label]:.4f}" for _, values in cols])
+            writer.writerow([label, results["groups"][label]] + [f"{values.get(label, float('nan')):.4f}" for _, values in cols])
     written = ["results.md", "results.csv", "results.json"]
     if any(eps != "min" for by_eps in results["attacks"].values() for eps in by_eps):
         figures.plot_accuracy_vs_eps(results, os.path.join(out, "accuracy_vs_eps.png"))
@@ -109,6 +165,10 @@ def write(results, samples, x, y, configs, out, first_model_predict=None):
     if adversarial:
         figures.plot_adversarial_grid(x, adversarial, os.path.join(out, "adversarial_examples.png"), predict=first_model_predict)
         written.append("adversarial_examples.png")
+    if any("accuracy" in c for c in results.get("certified", {}).values()):
+        curves = {label: (c["norm"], c["radii"], c["accuracy"], None) for label, c in results["certified"].items() if "accuracy" in c}
+        figures.plot_certified_accuracy(curves, os.path.join(out, "certified_accuracy.png"))
+        written.append("certified_accuracy.png")
     if results["corruptions"]:
         figures.plot_corruption_grid(x[0], list(results["corruptions"]), os.path.join(out, "corruptions.png"), seed=results["seed"])
         written.append("corruptions.png")

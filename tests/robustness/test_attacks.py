@@ -139,6 +139,6 @@ def test_eot_averages_noisy_passes():
 def test_names_and_eps_are_checked():
     with pytest.raises(ValueError, match="Unknown attack: 'deepfool'"):
         attacks.parse_names("fgsm,deepfool")
-    with pytest.raises(ValueError, match="every epsilon must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="every value must be a finite number >= 0"):
         attacks.parse_eps("0.1,-0.2")
     assert attacks.parse_eps("0,0.1") == (0.0, 0.1)

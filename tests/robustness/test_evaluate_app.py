@@ -55,12 +55,33 @@ def test_whitebox_mode_uses_bpda(models, tmp_path):
     assert results["attacks"]["pgd"]["0.2"]["glr_seed0"] < results["clean"]["glr_seed0"]
 
 
+def test_certificates_square_attack_and_checklist_reach_the_table(models, tmp_path):
+    out = tmp_path / "certified"
+    argv = [str(models / "glr_seed0"), str(models / "surrogate"), "--out", str(out), "--examples", "20", "--attacks", "pgd,square",
+            "--eps", "0.1", "--corruptions", "none", "--certify", "--certify-samples", "500", "--radii", "0,0.01", "--checklist"]
+    assert evaluate_app.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    certified = results["certified"]["glr_seed0"]
+    assert certified["norm"] == "l2" and certified["radii"] == [0.0, 0.01] and certified["samples"] == 500
+    assert 0.0 <= certified["accuracy"][1] <= certified["accuracy"][0] <= 1.0
+    assert results["certified"]["surrogate"]["norm"] == "l2"  # trained by BP, but its layers are noisy: a smoothed classifier exists
+    assert set(results["attacks"]["square"]["0.1"]) == {"glr_seed0", "surrogate"}
+    checks = results["checklist"]["glr_seed0"]
+    assert set(checks["checks"]) == {"falls to chance", "iterative", "converged"}  # no transfer inputs in white-box mode
+    assert checks["flags"] == [name for name in checks["checks"] if not checks["checks"][name]["passed"]]
+    table = (out / "results.md").read_text()
+    assert "certified 0.01" in table and "Checklist (Carlini et al. 2019)" in table
+    assert (out / "certified_accuracy.png").stat().st_size > 0
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--attacks", "deepfool"], "Unknown attack: 'deepfool'"),
         (["--corruptions", "snow"], "Unknown corruption: 'snow'"),
-        (["--eps", "-0.1"], "every epsilon must be a finite number >= 0"),
+        (["--eps", "-0.1"], "every value must be a finite number >= 0"),
+        (["--certify", "--alpha", "0.9"], "Invalid --alpha 0.9"),
+        (["--certify", "--radii", "a"], "Invalid --radii"),
         (["--surrogate", "{models}/small_images"], "Input shapes differ"),
         (["{models}/regressor.keras"], "regressor is not a classifier"),
         (["--mode", "transfer"], "need a surrogate model"),

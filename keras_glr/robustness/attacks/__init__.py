@@ -117,14 +117,14 @@ def parse_names(text):
     return names
 
 
-def parse_eps(text):
-    """Parses "0.05,0.1" into epsilons; negative or non-numeric values are errors."""
+def parse_eps(text, flag="--eps"):
+    """Parses "0.05,0.1" into epsilons (or radii); negative or non-numeric values are errors."""
     try:
         values = tuple(float(p) for p in str(text).split(",") if p.strip())
     except ValueError:
-        raise ValueError(f"Invalid --eps {text!r}: expected numbers separated by commas, e.g. 0.05,0.1,0.2.") from None
+        raise ValueError(f"Invalid {flag} {text!r}: expected numbers separated by commas, e.g. 0.05,0.1,0.2.") from None
     if not values or any(not np.isfinite(v) or v < 0 for v in values):
-        raise ValueError(f"Invalid --eps {text!r}: every epsilon must be a finite number >= 0.")
+        raise ValueError(f"Invalid {flag} {text!r}: every value must be a finite number >= 0.")
     return values
 
 
