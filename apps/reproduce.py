@@ -25,6 +25,8 @@ def build_parser():
     p.add_argument("--epochs", type=int, default=None, help="epochs per row, doubled for the 0-1 loss (default 12; 3 with --quick)")
     p.add_argument("--examples", type=int, default=None, help="test examples measured (default all; 300 with --quick)")
     p.add_argument("--whitebox-examples", type=int, default=None, help="examples the white-box attacks (PGD with BPDA/EOT, SPSA) craft per model (default 100; 20 with --quick)")
+    p.add_argument("--certify-examples", type=int, default=None, help="test examples certified per model (default 500; 100 with --quick)")
+    p.add_argument("--certify-samples", type=int, default=None, help="noisy draws per certified example (default 10000; 1000 with --quick)")
     p.add_argument("--out", default="reproduction", help="folder for the runs, the evaluations and REPORT.md")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return p
@@ -40,7 +42,8 @@ def main(argv=None):
         settings = reproduction.Settings(
             quick=args.quick, dataset=args.dataset, data_dir=args.data_dir, seeds=args.seeds, rows=rows,
             twins=not args.no_twins, copies=args.copies, epochs=args.epochs, examples=args.examples,
-            whitebox_examples=args.whitebox_examples,
+            whitebox_examples=args.whitebox_examples, certify_examples=args.certify_examples,
+            certify_samples=args.certify_samples,
         )
         command = "glr-reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
         path = reproduction.reproduce(settings, args.out, command=command.strip())

@@ -105,9 +105,13 @@ class Settings:
     whitebox_examples: int = None
     eps: tuple = (0.05, 0.1, 0.2)
     noisy_passes: int = 32
+    certify_examples: int = None  # test examples certified per model
+    certify_samples: int = None  # noisy draws per certified example
+    alpha: float = 0.001
 
     def __post_init__(self):
-        defaults = {"seeds": (1, 3), "copies": (50, 300), "epochs": (3, 12), "examples": (300, None), "whitebox_examples": (20, 100)}
+        defaults = {"seeds": (1, 3), "copies": (50, 300), "epochs": (3, 12), "examples": (300, None), "whitebox_examples": (20, 100),
+                    "certify_examples": (100, 500), "certify_samples": (1000, 10_000)}
         for name, (quick, full) in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, quick if self.quick else full)
@@ -115,7 +119,7 @@ class Settings:
         unknown = [key for key in self.rows if key not in ROW_KEYS]
         if unknown:
             raise ValueError(f"Unknown rows {unknown}. Expected some of {list(ROW_KEYS)}.")
-        for name in ("seeds", "copies", "epochs", "whitebox_examples", "noisy_passes", "batch_size"):
+        for name in ("seeds", "copies", "epochs", "whitebox_examples", "noisy_passes", "batch_size", "certify_examples", "certify_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Invalid {name}: {value!r}. Expected a positive integer.")
@@ -203,11 +207,12 @@ def _train_all(settings, out, say):
 
 def _plans(settings):
     transfer = evaluation.Plan(attacks=("fgsm", "pgd", "lbfgs"), eps=tuple(settings.eps), corruptions=CORRUPTIONS, mode="transfer")
-    whitebox = evaluation.Plan(attacks=("pgd", "spsa"), eps=(HEADLINE_EPS,), corruptions=(), mode="whitebox")
-    return transfer, whitebox
+    whitebox = evaluation.Plan(attacks=("pgd", "spsa", "square"), eps=(HEADLINE_EPS,), corruptions=(), mode="whitebox", checklist=True)
+    certify = evaluation.Plan(attacks=(), corruptions=(), mode="whitebox", certify=True, certify_samples=settings.certify_samples, alpha=settings.alpha)
+    return transfer, whitebox, certify
 
 
-PLAN_VERSION = "transfer fgsm,pgd,lbfgs + corruptions; white-box pgd (BPDA/EOT), spsa"
+PLAN_VERSION = "transfer fgsm,pgd,lbfgs + corruptions; white-box pgd (BPDA/EOT), spsa, square, checklist; certificates"
 
 
 def _cache_key(settings, run_dir, noisy):
@@ -218,23 +223,32 @@ def _cache_key(settings, run_dir, noisy):
         "whitebox_examples": settings.whitebox_examples,
         "eps": list(settings.eps),
         "noisy_passes": settings.noisy_passes if noisy else None,
+        "certify": None if noisy else [settings.certify_examples, settings.certify_samples, settings.alpha, list(evaluation.RADII)],
         "plan": PLAN_VERSION,
     }
 
 
 def _evaluate_one(entry, x, y, settings, surrogate, samples):
-    """Transfer attacks and corruptions on all of x; white-box attacks on the first `whitebox_examples`.
+    """Transfer attacks and corruptions on all of x; white-box attacks and the checklist on the
+    first `whitebox_examples`; certificates (deterministic entries only: the smoothed classifier
+    is the same for both predictions) on the first `certify_examples`.
 
     New transfer and corrupted inputs are added to `samples` as soon as they exist.
     """
-    transfer, whitebox = _plans(settings)
+    transfer, whitebox, certify = _plans(settings)
     results, crafted = evaluation.evaluate([entry], x, y, transfer, surrogate, samples, progress=False)
     samples.update(crafted)
     n = min(settings.whitebox_examples, len(x))
-    own, _ = evaluation.evaluate([entry], x[:n], y[:n], whitebox, progress=False)
+    key = f"pgd@{HEADLINE_EPS}"
+    own, _ = evaluation.evaluate([entry], x[:n], y[:n], whitebox, samples={key: samples[key][:n]}, progress=False)
     results["attacks"]["pgd-whitebox"] = own["attacks"]["pgd"]
-    results["attacks"]["spsa"] = own["attacks"]["spsa"]
+    for name in ("spsa", "square"):
+        results["attacks"][name] = own["attacks"][name]
+    results["checklist"] = own["checklist"]
     results["whitebox_examples"] = n
+    if not isinstance(entry.model, evaluation.NoisyPrediction):
+        m = min(settings.certify_examples, len(x))
+        results["certified"] = evaluation.evaluate([entry], x[:m], y[:m], certify, progress=False)[0]["certified"]
     return results
 
 
@@ -256,6 +270,8 @@ def _merge(per_model):
             for name, values in results.get(key, {}).items():
                 merged[key].setdefault(name, {}).update(values)
         merged.setdefault("corruption_overall", {}).update(results.get("corruption_overall", {}))
+        for key in ("checklist", "certified"):
+            merged.setdefault(key, {}).update(results.get(key, {}))
     return merged
 
 
@@ -373,6 +389,9 @@ def _columns(eps):
     columns.append(("corruptions mean", lambda r, l: r["corruption_overall"][l]))
     columns.append((f"PGD {head}", lambda r, l: r["attacks"]["pgd"][head][l]))
     columns.append((f"SPSA {head}", lambda r, l: r["attacks"]["spsa"][head][l]))
+    columns.append((f"Square {head}", lambda r, l: r["attacks"]["square"][head][l]))
+    for i, radius in enumerate(evaluation.RADII):
+        columns.append((f"certified {radius}", lambda r, l, i=i: r["certified"][l]["accuracy"][i]))
     columns.append((f"white-box PGD {head}", lambda r, l: r["attacks"]["pgd-whitebox"][head][l]))
     for e in eps:
         if str(e) != head:
@@ -432,7 +451,7 @@ def render_report(settings, trained, evaluated, merged, configs, examples, secon
         f"White-box attacks on each model itself, on the first {settings.whitebox_examples} test examples: PGD "
         "(20 steps) through BPDA gradients (step units pass the gradient straight through) and, for noisy "
         f"prediction, EOT over {evaluation.Plan().eot_samples} noisy passes; and SPSA (gradient-free, 20 steps "
-        "of 64 queries), which queries the prediction itself. SPSA's finite differences see the piecewise-"
+        "of 64 queries) and Square Attack (random search, 1000 queries), which query the prediction itself. SPSA's finite differences see the piecewise-"
         "constant output of a step network as flat almost everywhere, so for threshold units its number is "
         "an upper bound; white-box PGD is the stronger test there. Epsilons are L-inf radii on pixels in [0, 1]; L-BFGS finds a minimal "
         "perturbation per example. Corruptions: mean accuracy over five severities (paper Eq. 6).",
@@ -459,11 +478,12 @@ def render_report(settings, trained, evaluated, merged, configs, examples, secon
     lines += table("Table I: clean, L-BFGS and FGSM accuracy", ["clean", "L-BFGS", f"FGSM {HEADLINE_EPS}"], PAPER_TABLE_I, table_rows,
                    "Deterministic prediction. The paper's column beside each of ours.")
     lines += table("Table II: corruptions", [n.replace("_", " ") for n in CORRUPTIONS], PAPER_TABLE_II, table_rows)
-    lines += table("More attacks", [f"PGD {HEADLINE_EPS}", f"white-box PGD {HEADLINE_EPS}", f"SPSA {HEADLINE_EPS}"] + [f"FGSM {e}" for e in settings.eps if str(e) != str(HEADLINE_EPS)]
+    lines += table("More attacks", [f"PGD {HEADLINE_EPS}", f"white-box PGD {HEADLINE_EPS}", f"SPSA {HEADLINE_EPS}", f"Square {HEADLINE_EPS}"] + [f"FGSM {e}" for e in settings.eps if str(e) != str(HEADLINE_EPS)]
                    + ["corruptions mean"], None, table_rows)
 
     # Fair controls: each GLR row against its BP twin.
-    compare = ["clean", "L-BFGS", f"FGSM {HEADLINE_EPS}", f"PGD {HEADLINE_EPS}", f"white-box PGD {HEADLINE_EPS}", f"SPSA {HEADLINE_EPS}", "corruptions mean"]
+    compare = ["clean", "L-BFGS", f"FGSM {HEADLINE_EPS}", f"PGD {HEADLINE_EPS}", f"white-box PGD {HEADLINE_EPS}", f"SPSA {HEADLINE_EPS}",
+               f"Square {HEADLINE_EPS}", "corruptions mean"]
     twin_lines = []
     for row in rows:
         twin_labels = groups.get(f"{row.key}_twin")
@@ -502,6 +522,9 @@ def render_report(settings, trained, evaluated, merged, configs, examples, secon
                   "| row | prediction | " + " | ".join(compare) + " |", "|---|---|" + "---|" * len(compare)]
         lines += noisy_lines + [""]
 
+    lines += _certified_section(settings, rows, groups, evaluated, columns, merged)
+    lines += _checklist_section(rows, groups, noisy_groups, evaluated, settings)
+
     all_labels = [label for labels in list(groups.values()) + list(noisy_groups.values()) for label in labels]
     problems = _failures(trained, evaluated, all_labels)
     surrogate_label = surrogate_config(settings).name()
@@ -520,3 +543,77 @@ def render_report(settings, trained, evaluated, merged, configs, examples, secon
                   "![adversarial examples](evaluation/adversarial_examples.png)", "",
                   "![corruptions](evaluation/corruptions.png)", ""]
     return "\n".join(lines)
+
+
+def _certified_section(settings, rows, groups, evaluated, columns, merged):
+    """Certified accuracy of every row and twin at the radii, GLR against twin by the seeds rule."""
+    names = [f"certified {r}" for r in evaluation.RADII]
+    body = []
+    for row in rows:
+        for title, key, twin_key in ((row.title, row.key, f"{row.key}_twin"), (f"{row.title}, BP twin", f"{row.key}_twin", None)):
+            labels = groups.get(key)
+            if not labels:
+                continue
+            twin = groups.get(twin_key) if twin_key else None
+            norms = sorted({evaluated[l]["certified"][l].get("norm", "?") for l in labels if isinstance(evaluated.get(l), dict) and l in evaluated[l].get("certified", {})})
+            cells = []
+            for name in names:
+                a = _cells(evaluated, labels, columns[name])
+                mark = " *" if twin and seed_statistics.significant(a, _cells(evaluated, twin, columns[name])) else ""
+                cells.append(_cell(a) + mark)
+            median = _cells(evaluated, labels, lambda r, l: r["certified"][l]["median_radius"])
+            opnorm = _cells(evaluated, labels, lambda r, l: r["certified"][l]["operator_norm"])
+            body.append(f"| {title} | {', '.join(norms) or '—'} | {_cell(opnorm)} | " + " | ".join(cells) + f" | {_cell(median)} |")
+    if not body:
+        return []
+    n = min(settings.certify_examples, settings.examples or settings.certify_examples)
+    return [
+        "## Certified robustness (randomized smoothing)", "",
+        f"Certified accuracy of each model's smoothed classifier on the first {n} test examples, "
+        f"{settings.certify_samples} noisy draws per example (plus 100 to choose the class), alpha = {settings.alpha}; "
+        "radii are in input space, on pixels in [0, 1] (l2 for Gaussian noise, l1 for Laplace). The first layer's "
+        "operator norm (the upper bound the radii are divided by) and the median radius of the correctly "
+        "certified examples are shown. A row marked * differs from its BP twin by the rule above.", "",
+        report.CERTIFICATE_TEXT, "",
+        "| row | norm | operator norm | " + " | ".join(f"r = {r}" for r in evaluation.RADII) + " | median radius |",
+        "|---|---|---|" + "---|" * (len(names) + 1),
+    ] + body + ["", "![certified accuracy against radius](evaluation/certified_accuracy.png)", ""]
+
+
+def _checklist_section(rows, groups, noisy_groups, evaluated, settings):
+    """The checklist's flags per row and prediction, and the words that follow from them."""
+    from keras_glr.robustness import checklist
+
+    body, flagged = [], []
+    entries = [(row.title, row.key) for row in rows] + [(f"{row.title}, BP twin", f"{row.key}_twin") for row in rows]
+    for title, key in entries:
+        for prediction, labels in (("deterministic", groups.get(key)), ("noisy", noisy_groups.get(key + "_noisy"))):
+            found = [evaluated[l]["checklist"][l] for l in labels or [] if isinstance(evaluated.get(l), dict) and l in evaluated[l].get("checklist", {})]
+            if not found:
+                continue
+            cells = []
+            for name in checklist.CHECKS:
+                failed = sum(name in f["flags"] for f in found)
+                ran = sum(name in f["checks"] for f in found)
+                cells.append("—" if not ran else "ok" if not failed else f"FLAG ({failed} of {ran} seeds)")
+            if any(f["flags"] for f in found):
+                flagged.append(f"{title} ({prediction})")
+            body.append(f"| {title} | {prediction} | " + " | ".join(cells) + " |")
+    if not body:
+        return []
+    if flagged:
+        verdict = (f"Flagged: {', '.join(flagged)}. For these the white-box attack did not behave as a working attack "
+                   "should, so their white-box and SPSA/Square numbers are loose upper bounds and the robustness they "
+                   "suggest is not established; the certified accuracy above is the number that holds.")
+    else:
+        verdict = ("No model failed a check: for every row the white-box attack drives accuracy toward chance, beats "
+                   "the single-step and the transfer attack example by example, and has converged, so its numbers "
+                   "are as tight as this attack can make them.")
+    return [
+        "## Evaluation checklist (Carlini et al. 2019)", "",
+        f"Run on white-box PGD at eps {HEADLINE_EPS} for every model, on the first {settings.whitebox_examples} test "
+        "examples: *falls to chance*: accuracy does not rise with eps (0.05 to 0.5) and reaches chance + 0.1 at 0.5; "
+        "*iterative*: PGD fools all but 5% of the examples FGSM fools; *white-box*: white-box PGD fools all but 5% "
+        "of the examples transfer PGD fools; *converged*: 100 steps with 3 restarts lower accuracy by at most 0.05.", "",
+        "| row | prediction | " + " | ".join(checklist.CHECKS) + " |", "|---|---|" + "---|" * len(checklist.CHECKS),
+    ] + body + ["", verdict, ""]

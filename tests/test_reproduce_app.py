@@ -11,11 +11,11 @@ from keras_glr import reproduction
 from keras_glr import runs
 from keras_glr_apps import reproduce as reproduce_app
 
-SMALL = ["--quick", "--rows", "bp_sigmoid,glr_threshold", "--epochs", "1", "--copies", "8", "--examples", "60", "--whitebox-examples", "4"]
+SMALL = ["--quick", "--rows", "bp_sigmoid,glr_threshold", "--epochs", "1", "--copies", "8", "--examples", "60", "--whitebox-examples", "4", "--certify-examples", "20", "--certify-samples", "200"]
 
 
 def _settings():
-    return reproduction.Settings(quick=True, rows=("bp_sigmoid", "glr_threshold"), epochs=1, copies=8, examples=60, whitebox_examples=4)
+    return reproduction.Settings(quick=True, rows=("bp_sigmoid", "glr_threshold"), epochs=1, copies=8, examples=60, whitebox_examples=4, certify_examples=20, certify_samples=200)
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -56,8 +56,20 @@ def test_report_has_the_papers_numbers_beside_numbers_from_this_run(finished):
         "bp_sigmoid_seed0", "glr_threshold_seed0", "glr_threshold_twin_seed0",
         "glr_threshold_seed0_noisy", "glr_threshold_twin_seed0_noisy",
     }
-    assert results["examples"] == 60 and "spsa" in results["attacks"]
-    for name in ("results.csv", "results.md", "accuracy_vs_eps.png", "adversarial_examples.png", "corruptions.png"):
+    assert results["examples"] == 60 and "spsa" in results["attacks"] and "square" in results["attacks"]
+    # Certificates for every row and twin (not twice for noisy prediction: the smoothed classifier is the same).
+    assert set(results["certified"]) == {"bp_sigmoid_seed0", "glr_threshold_seed0", "glr_threshold_twin_seed0"}
+    assert all(c["norm"] == "l2" and c["examples"] == 20 and c["samples"] == 200 for c in results["certified"].values())
+    assert "## Certified robustness (randomized smoothing)" in report and "| GLR threshold, BP twin | l2 |" in report
+    certified = next(line for line in report.splitlines() if line.startswith("| GLR threshold | l2 |"))
+    assert f"{results['certified']['glr_threshold_seed0']['accuracy'][0]:.3f}" in certified
+    # The checklist for every model and prediction, and words that follow its flags.
+    assert set(results["checklist"]) == set(results["models"])
+    assert "## Evaluation checklist (Carlini et al. 2019)" in report and "| GLR threshold | noisy |" in report
+    flagged = any(c["flags"] for c in results["checklist"].values())
+    assert ("Flagged:" in report) == flagged and ("No model failed a check" in report) == (not flagged)
+    assert "Square 0.1" in report
+    for name in ("results.csv", "results.md", "accuracy_vs_eps.png", "adversarial_examples.png", "corruptions.png", "certified_accuracy.png"):
         assert (out / "evaluation" / name).stat().st_size > 0
     assert (out / "samples" / "samples.npz").exists()
 

@@ -106,6 +106,20 @@ CERTIFICATE_TEXT = (
 )
 
 
+def certified_curves(results):
+    """{group: (norm, radii, mean accuracy, std over seeds or None)} for the certified-accuracy plot."""
+    by_group = {}
+    for label, found in results.get("certified", {}).items():
+        if "accuracy" in found:
+            by_group.setdefault(results["groups"].get(label, label), []).append(found)
+    curves = {}
+    for group, found in by_group.items():
+        values = np.array([f["accuracy"] for f in found])
+        spread = values.std(axis=0, ddof=1) if len(found) > 1 else None
+        curves[group] = (found[0]["norm"], found[0]["radii"], values.mean(axis=0), spread)
+    return curves
+
+
 def certified_notes(results):
     certified = results.get("certified")
     if not certified:
@@ -166,8 +180,7 @@ def write(results, samples, x, y, configs, out, first_model_predict=None):
         figures.plot_adversarial_grid(x, adversarial, os.path.join(out, "adversarial_examples.png"), predict=first_model_predict)
         written.append("adversarial_examples.png")
     if any("accuracy" in c for c in results.get("certified", {}).values()):
-        curves = {label: (c["norm"], c["radii"], c["accuracy"], None) for label, c in results["certified"].items() if "accuracy" in c}
-        figures.plot_certified_accuracy(curves, os.path.join(out, "certified_accuracy.png"))
+        figures.plot_certified_accuracy(certified_curves(results), os.path.join(out, "certified_accuracy.png"))
         written.append("certified_accuracy.png")
     if results["corruptions"]:
         figures.plot_corruption_grid(x[0], list(results["corruptions"]), os.path.join(out, "corruptions.png"), seed=results["seed"])
