@@ -614,6 +614,6 @@ def _checklist_section(rows, groups, noisy_groups, evaluated, settings):
         f"Run on white-box PGD at eps {HEADLINE_EPS} for every model, on the first {settings.whitebox_examples} test "
         "examples: *falls to chance*: accuracy does not rise with eps (0.05 to 0.5) and reaches chance + 0.1 at 0.5; "
         "*iterative*: PGD fools all but 5% of the examples FGSM fools; *white-box*: white-box PGD fools all but 5% "
-        "of the examples transfer PGD fools; *converged*: 100 steps with 3 restarts lower accuracy by at most 0.05.", "",
+        "of the examples transfer PGD fools; *converged*: 100 steps with 3 restarts lower accuracy by at most 0.05 (or two standard errors of the accuracy, when more).", "",
         "| row | prediction | " + " | ".join(checklist.CHECKS) + " |", "|---|---|" + "---|" * len(checklist.CHECKS),
     ] + body + ["", verdict, ""]

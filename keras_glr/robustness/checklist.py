@@ -11,8 +11,10 @@ given, for one model:
                      but for at most `tolerance` of them;
     white-box        white-box PGD fools every example the transfer attack
                      fools, but for at most `tolerance` of them;
-    converged        5 times the iterations with 3 random restarts lowers
-                     accuracy by at most `tolerance`.
+    converged        5 times the iterations with 3 random restarts (the restart
+                     with the lowest margin per example) lowers accuracy by at
+                     most `tolerance`, or two standard errors of the accuracy
+                     on these examples when that is more.
 
 A failed check is a flag on the model's row: its white-box numbers may be
 too high because the attack, not the model, fell short.
@@ -21,6 +23,8 @@ too high because the attack, not the model, fell short.
 import dataclasses
 
 import numpy as np
+
+from keras_glr.robustness.attacks.spsa import margin
 
 CHECKS = ("falls to chance", "iterative", "white-box", "converged")
 SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -76,15 +80,26 @@ def run(attack_fn, correct, x, y, classes, transfer=None, settings=Settings(), s
         fooled[f"pgd {eps}"] = ~correct(pgd(attack_fn, x, y, eps, settings.steps, seed))
         accuracy[f"pgd {eps}"] = 1.0 - float(np.mean(fooled[f"pgd {eps}"]))
     fooled["fgsm"] = ~correct(fgsm(attack_fn, x, y, settings.eps))
-    long = np.zeros(n, dtype=bool)
+    # The restart with the lowest margin per example, judged once: with noisy
+    # prediction, judging every restart would give the long attack extra draws.
+    best, lowest = None, None
     for restart in range(settings.restarts):
-        long |= ~correct(pgd(attack_fn, x, y, settings.eps, settings.long_steps, seed + 1 + restart))
+        adversarial = pgd(attack_fn, x, y, settings.eps, settings.long_steps, seed + 1 + restart)
+        margins = margin(np.asarray(attack_fn(adversarial)), y)
+        if best is None:
+            best, lowest = adversarial.copy(), margins
+        else:
+            lower = margins < lowest
+            best[lower], lowest[lower] = adversarial[lower], margins[lower]
+    long = ~correct(best)
     fooled["long"] = long
     accuracy["fgsm"] = 1.0 - float(np.mean(fooled["fgsm"]))
     accuracy["pgd long"] = 1.0 - float(np.mean(long))
     main = fooled[f"pgd {settings.eps}"]
     curve = [accuracy[f"pgd {eps}"] for eps in sweep]
     rises = max((later - earlier for earlier, later in zip(curve, curve[1:])), default=0.0)
+    short = accuracy[f"pgd {settings.eps}"]
+    noise = 2.0 * np.sqrt(max(short * (1.0 - short), 1.0 / n) / n)  # two standard errors of an accuracy on n examples
     checks = {
         "falls to chance": (
             rises <= settings.tolerance and curve[-1] <= 1.0 / classes + 0.1,
@@ -92,7 +107,7 @@ def run(attack_fn, correct, x, y, classes, transfer=None, settings=Settings(), s
         ),
         "iterative": _per_example(fooled["fgsm"], main, n, settings.tolerance, "FGSM", "PGD"),
         "converged": (
-            accuracy[f"pgd {settings.eps}"] - accuracy["pgd long"] <= settings.tolerance,
+            short - accuracy["pgd long"] <= max(settings.tolerance, noise),
             f"PGD {settings.steps} steps: {accuracy[f'pgd {settings.eps}']:.2f}; {settings.long_steps} steps x "
             f"{settings.restarts} restarts: {accuracy['pgd long']:.2f}",
         ),
