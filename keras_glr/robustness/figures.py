@@ -99,16 +99,21 @@ def plot_certified_accuracy(curves, png_path):
     """Certified accuracy against radius: one panel per norm, a line per curve.
 
     Args:
-        curves: {label: (norm, radii, accuracies, spreads or None)}.
+        curves: {label: (norm, radii, accuracies, spreads or None)}; a label
+            ending in "_twin" is drawn dashed in the colour of its row.
     """
     plt = pyplot()
     norms = sorted({norm for norm, *_ in curves.values()})
     figure, axes = plt.subplots(1, len(norms), figsize=(5.5 * len(norms), 4.0), squeeze=False)
+    bases = list(dict.fromkeys(label.removesuffix("_twin") for label in curves))
+    colors = plt.get_cmap("tab10" if len(bases) <= 10 else "tab20")
     for axis, norm in zip(axes[0], norms):
         for label, (curve_norm, radii, accuracy, spread) in curves.items():
             if curve_norm != norm:
                 continue
-            line = axis.plot(radii, accuracy, marker="o", label=label)[0]
+            base = label.removesuffix("_twin")  # a BP twin: its row's colour, dashed
+            style = dict(color=colors(bases.index(base) % colors.N), linestyle="--" if base != label else "-")
+            line = axis.plot(radii, accuracy, marker="o", label=label, **style)[0]
             if spread is not None:
                 low, high = np.subtract(accuracy, spread), np.add(accuracy, spread)
                 axis.fill_between(radii, low, high, color=line.get_color(), alpha=0.15)
