@@ -13,9 +13,11 @@ What runs (every training is an ordinary run directory, out/runs/<name>):
                 optimizer, epochs and seed (`keras_glr.twins`);
 each for `seeds` seeds. Measured on the same test inputs: clean accuracy;
 FGSM (an epsilon sweep), PGD and L-BFGS crafted once on the surrogate;
-white-box PGD (BPDA / EOT gradients) and SPSA (queries only) on each model;
-the paper's four corruptions at five severities. GLR rows and twins are measured with deterministic and
-with noisy prediction.
+white-box PGD (BPDA / EOT gradients), SPSA and Square Attack (queries only)
+and the checklist of Carlini et al. on each model; certified accuracy of each
+model's smoothed classifier (randomized smoothing); the paper's four
+corruptions at five severities. GLR rows and twins are measured with
+deterministic and with noisy prediction.
 
 A re-run skips finished trainings and resumes interrupted ones; evaluations
 are cached per model (out/evaluations/) and the crafted inputs are saved
