@@ -1,10 +1,12 @@
 """Per-layer variance of the GLR estimate: layer-wise injection against the default.
 
-    python benchmarks/variance.py              # about 2 minutes on 2 cores
+    python benchmarks/variance.py              # about 6 minutes on 2 cores
     python benchmarks/variance.py --replicates 20
 
 For the paper's MLP (196-20-10, step units, sigma 1) and the small CNN
-(`architectures.small_cnn`, step units), at initialisation, on one batch of 32
+(`architectures.small_cnn`, step units), at initialisation and after
+`--epochs` (2) epochs of default GLR training (K = 100, Adam 0.01, batch 32,
+on the mnist5k training split), on one batch of 32
 mnist5k digits with K = 100 copies: `replicates` independent estimates per
 option; for each layer the total variance of its estimate (the trace of its
 covariance, summed over its weights) and the seconds per estimate. Printed
@@ -35,6 +37,8 @@ OPTIONS = {
     "all, antithetic": dict(injection="all", antithetic=True),
     "layerwise": dict(injection="layerwise"),
     "layerwise, antithetic": dict(injection="layerwise", antithetic=True),
+    "layerwise, proportional": dict(injection="layerwise", copies_per_layer="proportional"),
+    "layerwise, proportional, antithetic": dict(injection="layerwise", copies_per_layer="proportional", antithetic=True),
     "latin, no baseline": dict(injection="all", sampling="latin", baseline="none"),
     "layerwise, latin, no baseline": dict(injection="layerwise", sampling="latin", baseline="none"),
     "layerwise, latin, antithetic, no baseline": dict(injection="layerwise", sampling="latin", baseline="none", antithetic=True),
@@ -45,9 +49,20 @@ def _networks():
     mlp = data.test_arrays("mnist5k", image_size=14, flatten=True, examples=32)
     images = data.test_arrays("mnist5k", image_size=14, flatten=False, examples=32)
     return {
-        "MLP 196-20-10": (lambda: architectures.mlp((196,), 10, (20,), "step", Gaussian(1.0)), mlp),
-        "CNN": (lambda: architectures.small_cnn((14, 14, 1), 10, activation="step", noise=Gaussian(1.0)), images),
+        "MLP 196-20-10": (lambda: architectures.mlp((196,), 10, (20,), "step", Gaussian(1.0)), mlp, True),
+        "CNN": (lambda: architectures.small_cnn((14, 14, 1), 10, activation="step", noise=Gaussian(1.0)), images, False),
     }
+
+
+def trained_weights(build, flatten, epochs, copies):
+    """The weights after `epochs` epochs of default GLR training on the mnist5k training split."""
+    keras.utils.set_random_seed(0)
+    model = build()
+    model.compile(keras.optimizers.Adam(0.01), CE, copies=copies, metrics=["accuracy"])
+    splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=flatten)
+    model.fit(splits.train, epochs=epochs, verbose=0)
+    print(f"(trained {epochs} epochs: validation accuracy {model.evaluate(splits.validation, verbose=0)[1]:.3f})")
+    return model.get_weights()
 
 
 def layer_variances(model, x, y, replicates, copies):
@@ -68,21 +83,33 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicates", type=int, default=40)
     parser.add_argument("--copies", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of default GLR training before the second measurement (0: none)")
     args = parser.parse_args()
-    for name, (build, (x, y)) in _networks().items():
-        results = {}
-        for option, settings in OPTIONS.items():
-            keras.utils.set_random_seed(0)
-            model = build()
-            model.compile("adam", CE, copies=args.copies, **settings)
-            results[option] = layer_variances(model, x, y, args.replicates, args.copies)
-        base, base_seconds = results["all (default)"]
-        print(f"\n{name}, K = {args.copies}, batch 32, {args.replicates} estimates per option, at initialisation")
-        print("| option | ms per estimate | " + " | ".join(f"{layer}: variance, x time" for layer in base) + " |")
-        print("| --- | --- | " + " | ".join("---" for _ in base) + " |")
-        for option, (variances, seconds) in results.items():
-            cells = [f"{variances[layer] / base[layer]:.3f}, {variances[layer] * seconds / (base[layer] * base_seconds):.3f}" for layer in base]
-            print(f"| {option} | {1000 * seconds:.1f} | " + " | ".join(cells) + " |")
+    for name, (build, (x, y), flatten) in _networks().items():
+        stages = [("at initialisation", None)]
+        if args.epochs:
+            stages.append((f"after {args.epochs} epochs", trained_weights(build, flatten, args.epochs, args.copies)))
+        for stage, weights in stages:
+            report(name, stage, build, weights, x, y, args)
+
+
+def report(name, stage, build, weights, x, y, args):
+    """Measures every option on the network with `weights` (None: initial) and prints the table."""
+    results = {}
+    for option, settings in OPTIONS.items():
+        keras.utils.set_random_seed(0)
+        model = build()
+        if weights is not None:
+            model.set_weights(weights)
+        model.compile("adam", CE, copies=args.copies, **settings)
+        results[option] = layer_variances(model, x, y, args.replicates, args.copies)
+    base, base_seconds = results["all (default)"]
+    print(f"\n{name}, K = {args.copies}, batch 32, {args.replicates} estimates per option, {stage}")
+    print("| option | ms per estimate | " + " | ".join(f"{layer}: variance, x time" for layer in base) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in base) + " |")
+    for option, (variances, seconds) in results.items():
+        cells = [f"{variances[layer] / base[layer]:.3f}, {variances[layer] * seconds / (base[layer] * base_seconds):.3f}" for layer in base]
+        print(f"| {option} | {1000 * seconds:.1f} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

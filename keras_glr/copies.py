@@ -11,6 +11,7 @@ so chunking, fan-out and replicas work the same for all of them.
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_glr import streams
@@ -108,19 +109,23 @@ def forward(model, x, copies, training=True, **record_options):
     return y_pred, record
 
 
-def layer_groups(copies, layers, copies_per_layer=None, antithetic=False):
+def layer_groups(copies, layers, copies_per_layer=None, antithetic=False, dimensions=None):
     """Layer-wise injection: the copies of each example that each noisy layer owns.
 
     Returns one (start, size) per noisy layer, in slot order: layer g is
     noisy on copies start_g .. start_g + size_g - 1 of every example and
     noiseless on the others. `copies_per_layer` None splits the K copies
-    evenly (the first layers take one more when K does not divide); else it
-    lists the sizes. Antithetic pairs never straddle two groups.
+    evenly (the first layers take one more when K does not divide);
+    "proportional" splits them in proportion to `dimensions`, each layer's
+    noise values per example (`proportional_sizes`); else it lists the
+    sizes. Antithetic pairs never straddle two groups.
 
     Raises ValueError when a layer would get no copy, or the sizes do not
     add up to K (or are odd, with antithetic pairs).
     """
     unit = 2 if antithetic else 1
+    if copies_per_layer == "proportional":
+        copies_per_layer = proportional_sizes(copies, dimensions, unit)
     if copies_per_layer is None:
         units, extra = divmod(copies // unit, layers)
         sizes = [unit * (units + (g < extra)) for g in range(layers)]
@@ -139,6 +144,46 @@ def layer_groups(copies, layers, copies_per_layer=None, antithetic=False):
             )
     starts = [sum(sizes[:g]) for g in range(layers)]
     return tuple(zip(starts, sizes))
+
+
+def proportional_sizes(copies, dimensions, unit=1):
+    """K copies split in proportion to `dimensions`, in whole units (pairs with antithetic), at least one unit each.
+
+    Largest remainders: each layer gets the floor of its share of the units
+    left after the minimum, and the leftover units go to the largest
+    fractional parts (ties to the earlier layer).
+    """
+    dimensions = [int(d) for d in dimensions]
+    units, layers = copies // unit, len(dimensions)
+    if units < layers or copies % unit:
+        raise ValueError(
+            f"Layer-wise injection gives each of the {layers} noisy layers its own copies, so it needs "
+            f"copies >= {unit * layers}{' (even, with antithetic pairs)' if unit == 2 else ''}. Received: copies={copies}."
+        )
+    free = units - layers
+    shares = [free * d / sum(dimensions) for d in dimensions]
+    sizes = [1 + int(s) for s in shares]
+    order = sorted(range(layers), key=lambda g: (-(shares[g] - int(shares[g])), g))
+    for g in order[: units - sum(sizes)]:
+        sizes[g] += 1
+    return [unit * s for s in sizes]
+
+
+def noise_dimensions(model):
+    """Noise values per example of each noisy layer, in slot order (its output size per example)."""
+    found = []
+    for layer in streams.noisy_layers(model):
+        try:
+            shape = layer.output.shape[1:]
+        except (AttributeError, ValueError):
+            shape = None
+        if shape is None or any(d is None for d in shape):
+            raise ValueError(
+                f"copies_per_layer='proportional' needs each noisy layer's output size, and {layer.name!r} has none "
+                "known (it was not called on a known shape, or was called more than once). Pass the sizes as a list."
+            )
+        found.append(int(np.prod(shape)))
+    return found
 
 
 def can_fan_out(model):

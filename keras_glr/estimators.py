@@ -114,12 +114,12 @@ def check_injection(injection, copies_per_layer, estimator):
     if copies_per_layer is not None:
         if injection != "layerwise":
             raise ValueError("`copies_per_layer` splits the copies among the layers, so it needs injection='layerwise'.")
-        if isinstance(copies_per_layer, (str, bytes)) or not all(
+        if copies_per_layer != "proportional" and (isinstance(copies_per_layer, (str, bytes)) or not all(
             isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in copies_per_layer
-        ):
+        )):
             raise ValueError(
-                "Invalid value received for argument `copies_per_layer`. Expected a list of positive "
-                f"integers, one per noisy layer. Received: copies_per_layer={copies_per_layer!r}"
+                "Invalid value received for argument `copies_per_layer`. Expected 'proportional' or a list of "
+                f"positive integers, one per noisy layer. Received: copies_per_layer={copies_per_layer!r}"
             )
 
 
@@ -226,7 +226,8 @@ class GLR:
             over its group, is unbiased for the gradient of E_{r_g}[L], the
             loss smoothed by that layer's noise alone (the other layers
             noiseless). Its variance no longer carries the other layers' noise.
-        copies_per_layer: the group sizes (None: an even split).
+        copies_per_layer: the group sizes (None: an even split; "proportional":
+            in proportion to each layer's noise values per example).
         sampling: "mc" (independent copies) or "latin" (each example's copies
             stratified coordinate by coordinate, `streams.call_noise`). Each
             copy keeps the noise's distribution, so with `baseline="none"`
@@ -248,7 +249,8 @@ class GLR:
         groups = None
         if self.injection == "layerwise":
             layers = len(streams.noisy_layers(model))
-            groups = copies_module.layer_groups(step.copies, layers, self.copies_per_layer, self.antithetic)
+            dimensions = copies_module.noise_dimensions(model) if self.copies_per_layer == "proportional" else None
+            groups = copies_module.layer_groups(step.copies, layers, self.copies_per_layer, self.antithetic, dimensions)
         with tf.GradientTape() as tape:
             y_pred, record = copies_module.forward(
                 model, x, step.copies, local=True, antithetic=self.antithetic, key=step.key, first_example=first_example,
@@ -299,7 +301,7 @@ def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, s
     from keras_glr import backprop
 
     if name == "glr":
-        return GLR(values_only, baseline, antithetic, injection, None if copies_per_layer is None else tuple(copies_per_layer), sampling)
+        return GLR(values_only, baseline, antithetic, injection, copies_per_layer if copies_per_layer in (None, "proportional") else tuple(copies_per_layer), sampling)
     if name == "bp":
         return backprop.Backprop(loss, noise=False)
     straight_through = {"slope": ste_slope} if name == "bp-ste" else False

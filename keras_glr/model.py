@@ -164,7 +164,8 @@ class GLRTrainer:
                 where many layers add noise; prediction noise is unchanged.
             copies_per_layer: with "layerwise", the group sizes, one per
                 noisy layer in call order, adding up to `copies`; None
-                splits evenly.
+                splits evenly; "proportional" splits in proportion to each
+                layer's noise values per example (its output size).
             sampling: "mc" (default): independent noise copies. "latin":
                 each example's copies form a Latin hypercube, coordinate by
                 coordinate; every copy keeps the noise's distribution, so
@@ -188,7 +189,7 @@ class GLRTrainer:
         estimators.check_options(copies, baseline, antithetic, estimator, ste_slope)
         estimators.check_injection(injection, copies_per_layer, estimator)
         estimators.check_sampling(sampling, baseline, estimator)
-        if copies_per_layer is not None:
+        if copies_per_layer not in (None, "proportional"):
             copies_per_layer = tuple(copies_per_layer)
         if copies_per_chunk is not None and (
             isinstance(copies_per_chunk, bool) or not isinstance(copies_per_chunk, int) or copies_per_chunk < 1

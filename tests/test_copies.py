@@ -109,6 +109,30 @@ def test_layer_groups_split_the_copies(k, layers, sizes, antithetic, groups):
 
 
 @pytest.mark.parametrize(
+    "k, dimensions, unit, sizes",
+    [
+        (100, [20, 10], 1, [66, 34]),
+        (100, [1568, 784, 10], 1, [65, 33, 2]),  # the small CNN: the logits keep a copy beyond their minimum
+        (100, [1568, 784, 10], 2, [64, 34, 2]),
+        (3, [5, 5, 5], 1, [1, 1, 1]),
+        (10, [3, 1], 1, [7, 3]),
+    ],
+)
+def test_proportional_sizes_follow_the_noise_dimensions(k, dimensions, unit, sizes):
+    assert copies.proportional_sizes(k, dimensions, unit) == sizes
+    starts = [sum(sizes[:g]) for g in range(len(sizes))]
+    assert copies.layer_groups(k, len(sizes), "proportional", unit == 2, dimensions) == tuple(zip(starts, sizes))
+
+
+def test_noise_dimensions_are_each_noisy_layers_output_size():
+    from keras_glr import architectures
+
+    assert copies.noise_dimensions(architectures.small_cnn((14, 14, 1), 10)) == [14 * 14 * 8, 7 * 7 * 16, 10]
+    with pytest.raises(ValueError, match="needs copies >= 6"):
+        copies.proportional_sizes(4, [10, 10, 10], 2)
+
+
+@pytest.mark.parametrize(
     "k, layers, sizes, antithetic, message",
     [
         (2, 3, None, False, "needs copies >= 3"),

@@ -120,6 +120,7 @@ LAYERWISE_CASES = {
     "laplace_loo": (Laplace(1.0), "loo", False, None),
     "gaussian_antithetic_loo": (Gaussian(1.0), "loo", True, None),
     "gaussian_loo_uneven_split": (Gaussian(1.0), "loo", False, (600, 1400)),
+    "gaussian_loo_proportional": (Gaussian(1.0), "loo", False, "proportional"),
 }
 
 
