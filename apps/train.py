@@ -41,13 +41,18 @@ def build_parser():
         meta = field.metadata
         group = groups.get(meta["group"]) or groups.setdefault(meta["group"], p.add_argument_group(meta["group"]))
         flags = [common.flag(field.name)] + ([meta["alias"]] if "alias" in meta else [])
+        per_arch = {arch: d[field.name] for arch, d in run_config.ARCH_DEFAULTS.items() if field.name in d}
+        help = meta["help"]
+        if per_arch:  # left unset here; `config_from_args` fills in the architecture's default
+            shown = lambda v: ("on" if v else "off") if field.type is bool else v  # noqa: E731
+            help += f" (default: {shown(field.default)}; " + "; ".join(f"with --arch {a}: {shown(v)}" for a, v in per_arch.items()) + ")"
         if field.type is bool:
-            group.add_argument(*flags, action="store_true", help=meta["help"])
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None if per_arch else False, help=help)
             continue
         kind = meta.get("parse") or {"image_size": _image_size}.get(field.name) or (field.type if field.type in (int, float) else str)
         kind = _checked(kind) if "parse" in meta else kind
         default = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
-        group.add_argument(*flags, type=kind, default=default, choices=meta.get("choices"), help=meta["help"],
+        group.add_argument(*flags, type=kind, default=None if per_arch else default, choices=meta.get("choices"), help=help,
                            metavar=None if "choices" in meta else field.name.upper())
     several = p.add_argument_group("several devices or machines")
     several.add_argument("--strategy", choices=common.library_module("distribution").STRATEGIES, default="none",
@@ -66,9 +71,10 @@ def build_parser():
 
 
 def config_from_args(args):
-    """The `RunConfig` the parsed options describe."""
+    """The `RunConfig` the parsed options describe; options left unset take the architecture's defaults."""
     RunConfig = common.run_config().RunConfig
-    return RunConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)})
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if getattr(args, f.name) is not None}
+    return RunConfig.for_arch(**given)
 
 
 def twin_from_run(run_dir, run_name=None):

@@ -73,3 +73,16 @@ def test_the_twin_of_a_layerwise_run_is_noisy_in_every_layer():
     twin = twins.twin_config(RunConfig(injection="layerwise", run_name="lw"))
     assert (twin.estimator, twin.injection, twin.run_name) == ("bp-ste", "all", "lw_twin")
     twin.validate()
+
+
+def test_for_arch_fills_in_the_architectures_defaults_only_where_nothing_is_given():
+    from keras_glr.run_config import ARCH_DEFAULTS
+    from keras_glr.run_config import RunConfig
+
+    assert RunConfig.for_arch() == RunConfig()
+    cnn = RunConfig.for_arch(arch="cnn", copies=200, sigma=0.3)
+    assert (cnn.copies, cnn.sigma, cnn.activation, cnn.injection) == (200, 0.3, ARCH_DEFAULTS["cnn"]["activation"], "layerwise")
+    bp = RunConfig.for_arch(arch="cnn", estimator="bp")
+    assert (bp.activation, bp.injection, bp.antithetic, bp.copies) == ("relu", "all", False, RunConfig().copies)
+    with pytest.raises(ValueError, match="Expected one of"):
+        RunConfig.for_arch(arch="resnet")

@@ -161,3 +161,16 @@ def test_existing_run_is_never_overwritten_silently(finished_run, capsys):
     assert "configuration differs in ['copies']" in capsys.readouterr().err
     assert train_app.main(argv + ["--resume", "--epochs", "0"]) == 2
     assert (finished_run / "run.json").read_text() == before
+
+
+def test_arch_cnn_takes_its_own_defaults_and_explicit_flags_win():
+    from keras_glr.run_config import ARCH_DEFAULTS
+    from keras_glr_apps import train as train_app
+
+    parse = lambda argv: train_app.config_from_args(train_app.build_parser().parse_args(argv))  # noqa: E731
+    mlp, cnn = parse([]), parse(["--arch", "cnn"])
+    assert (mlp.activation, mlp.sigma, mlp.antithetic, mlp.injection, mlp.schedule) == ("step", 1.0, False, "all", "constant")
+    assert {name: getattr(cnn, name) for name in ARCH_DEFAULTS["cnn"]} == ARCH_DEFAULTS["cnn"]
+    mine = parse(["--arch", "cnn", "--no-antithetic", "--sigma", "0.2", "--activation", "step", "--injection", "all"])
+    assert (mine.antithetic, mine.sigma, mine.activation, mine.injection, mine.schedule) == (False, 0.2, "step", "all", "cosine")
+    assert parse(["--antithetic"]).antithetic is True
