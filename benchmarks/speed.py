@@ -1,7 +1,8 @@
 """GLR speed and scale, measured side by side in one run; prints one table.
 
-    python benchmarks/speed.py            # everything (about 10 minutes on 2 cores)
+    python benchmarks/speed.py            # everything (about 16 minutes on 2 cores)
     python benchmarks/speed.py --quick    # fewer repeats, smaller time-to-accuracy
+    python benchmarks/speed.py --only-cnn # item 2b alone (about 6 minutes)
 
 1. Train-step time at the paper's configuration (196-20-10, K = 10000,
    batch 25) and at K = 100, batch 32; beside it the time to draw the same
@@ -13,6 +14,9 @@
    each model at its fastest Adam learning rate of 0.01, 0.02, 0.03, 0.05,
    GLR (K = 100) with sigmoid units also at its fastest noise scale sigma of
    0.5, 1.0 (step units: 1.0).
+2b. Time to accuracy of the small CNN: BP against GLR with `glr-train --arch
+   cnn`'s defaults (`run_config.ARCH_DEFAULTS`), to BP's mean final accuracy
+   after 12 epochs minus three points: medians over 3 seeds.
 3. Peak resident memory of GLR steps at K = 10000, batch 128 (one process
    each; with and without `copies_per_chunk`; the peak is reset after
    TensorFlow has loaded and the step is traced).
@@ -20,7 +24,8 @@
    (both models in one process, epochs alternating; medians).
 
 Targets: step <= 1.25 x noise floor at the paper's configuration; peak memory
-< 2 GB; GLR within 2 x BP's wall time to the same accuracy.
+< 2 GB; GLR within 2 x BP's wall time to the same accuracy; the CNN by GLR
+within 5 x BP's wall time to BP's accuracy minus three points.
 """
 
 import argparse
@@ -110,6 +115,57 @@ GLR_COPIES = 100
 NOISE_SCALES = {"sigmoid": (0.5, 1.0), "step": (1.0,)}
 
 
+def _summary(setting, per_seed, target):
+    """Medians over seeds of the (seconds, epochs) to `target`; per_seed: [(elapsed s, test accuracy) per epoch]."""
+    reached = [next(((s, e) for e, (s, a) in enumerate(points, 1) if a >= target), None) for points in per_seed]
+    times = [r or (math.inf, math.inf) for r in reached]
+    hits = [r for r in reached if r]
+    later = [b - a for points in per_seed for (a, _), (b, _) in zip(points, points[1:])]
+    return {"seconds": statistics.median(t for t, _ in times), "epochs": statistics.median(e for _, e in times),
+            "first_epoch_s": statistics.median(points[0][0] for points in per_seed),
+            "later_epoch_s": statistics.median(later) if later else None,
+            "range": [min(s for s, _ in hits), max(s for s, _ in hits)] if hits else None,
+            "reached": f"{len(hits)}/{len(per_seed)}", "setting": setting,
+            "best_accuracy": max(a for points in per_seed for _, a in points)}
+
+
+def _epochs_until(model, splits, max_epochs, stop_at=None):
+    """[(elapsed training seconds, test accuracy)] after each epoch, stopping once `stop_at` is reached."""
+    elapsed, points = 0.0, []
+    for _ in range(max_epochs):
+        start = time.perf_counter()
+        model.fit(splits.train, epochs=1, verbose=0)
+        elapsed += time.perf_counter() - start
+        points.append((elapsed, model.evaluate(splits.test, verbose=0)[1]))
+        if stop_at is not None and points[-1][1] >= stop_at:
+            break
+    return points
+
+
+def cnn_time_to_accuracy(max_epochs, seeds):
+    """The small CNN: BP against GLR with `glr-train --arch cnn`'s defaults, to BP's accuracy minus three points.
+
+    Each trains as `runs.train` builds it (`RunConfig.for_arch(arch="cnn")`,
+    GLR; `estimator="bp"` for BP) for every seed; BP trains `max_epochs`,
+    GLR stops at the target. Returns {name: `_summary` + "target"}.
+    """
+    from keras_glr import run_config
+
+    def curve(estimator, seed, stop_at=None):
+        config = run_config.RunConfig.for_arch(arch="cnn", estimator=estimator, seed=seed, epochs=max_epochs)
+        keras.utils.set_random_seed(seed)
+        splits = data.load("mnist5k", batch_size=config.batch_size, image_size=14, seed=seed)
+        model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+        return _epochs_until(model, splits, max_epochs, stop_at)
+
+    bp = [curve("bp", seed) for seed in seeds]
+    target = statistics.mean(points[-1][1] for points in bp) - 0.03
+    glr = [curve("glr", seed, stop_at=target) for seed in seeds]
+    setting = {key: value for key, value in run_config.ARCH_DEFAULTS["cnn"].items()}
+    return {"bp cnn": {"target": target, **_summary({"estimator": "bp"}, bp, target)},
+            "glr cnn": {"target": target, **_summary(setting, glr, target)}}
+
+
 def time_to_accuracy(max_epochs, seeds):
     """Per model: the fastest median (seconds, epochs) to BP's accuracy minus one point.
 
@@ -139,27 +195,7 @@ def time_to_accuracy(max_epochs, seeds):
         else:
             options = {"estimator": "bp", "copies": 1, "baseline": "none"}
         model.compile(keras.optimizers.Adam(setting["learning_rate"]), CE, metrics=["accuracy"], **options)
-        elapsed, points = 0.0, []
-        for _ in range(max_epochs):
-            start = time.perf_counter()
-            model.fit(splits.train, epochs=1, verbose=0)
-            elapsed += time.perf_counter() - start
-            points.append((elapsed, model.evaluate(splits.test, verbose=0)[1]))
-            if stop_at is not None and points[-1][1] >= stop_at:
-                break
-        return points
-
-    def summary(setting, per_seed, target):
-        reached = [next(((s, e) for e, (s, a) in enumerate(points, 1) if a >= target), None) for points in per_seed]
-        times = [r or (math.inf, math.inf) for r in reached]
-        hits = [r for r in reached if r]
-        later = [b - a for points in per_seed for (a, _), (b, _) in zip(points, points[1:])]
-        return {"seconds": statistics.median(t for t, _ in times), "epochs": statistics.median(e for _, e in times),
-                "first_epoch_s": statistics.median(points[0][0] for points in per_seed),
-                "later_epoch_s": statistics.median(later) if later else None,
-                "range": [min(s for s, _ in hits), max(s for s, _ in hits)] if hits else None,
-                "reached": f"{len(hits)}/{len(per_seed)}", "setting": setting,
-                "best_accuracy": max(a for points in per_seed for _, a in points)}
+        return _epochs_until(model, splits, max_epochs, stop_at)
 
     bp_runs = [({"learning_rate": lr}, [curve("sigmoid", {"learning_rate": lr}, seed) for seed in seeds]) for lr in LEARNING_RATES]
     final = lambda per_seed: statistics.mean(points[-1][1] for points in per_seed)  # noqa: E731
@@ -172,7 +208,7 @@ def time_to_accuracy(max_epochs, seeds):
                                      for setting in settings]
     results = {}
     for name, model_runs in runs.items():
-        summaries = [summary(setting, per_seed, target) for setting, per_seed in model_runs]
+        summaries = [_summary(setting, per_seed, target) for setting, per_seed in model_runs]
         best = min(summaries, key=lambda r: (r["seconds"], -r["best_accuracy"]))
         best["best_accuracy"] = max(r["best_accuracy"] for r in summaries)
         results[name] = {"target": target, **best}
@@ -236,12 +272,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    parser.add_argument("--only-cnn", action="store_true", help="only the CNN's time to accuracy (3 seeds, 12 epochs; about 6 minutes)")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 31
     rows, numbers = [], {}
 
     print(f"keras_glr benchmark on {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, devices: "
           f"{[d.device_type for d in tf.config.list_physical_devices()]}", flush=True)
+    cnn_seeds = (0,) if args.quick else (0, 1, 2)
+    if args.only_cnn:
+        accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), "bp cnn", cnn_seeds, 12, rows, numbers)
+        finish(rows, numbers, args.json)
+        return
     for label, copies, batch in (("paper: K=10000, batch 25", 10000, 25), ("K=100, batch 32", 100, 32)):
         rounds = step_times(copies, batch, repeats)
         t = {name: statistics.median(seconds) for name, seconds in rounds.items()}
@@ -258,8 +300,26 @@ def main(argv=None):
 
     epochs = 8 if args.quick else 20
     seeds = (0,) if args.quick else (0, 1, 2, 3, 4)
-    accuracy = time_to_accuracy(epochs, seeds)
-    bp = accuracy["bp sigmoid"]
+    accuracy_rows(time_to_accuracy(epochs, seeds), "bp sigmoid", seeds, epochs, rows, numbers)
+    accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), "bp cnn", cnn_seeds, 12, rows, numbers)
+
+    for chunk in ("none", 64000):
+        before, peak = in_subprocess(_MEMORY, chunk)
+        numbers[f"peak memory, chunk {chunk}"] = {"resident_before_mb": before, "peak_mb": peak}
+        rows.append((f"peak RSS, K=10000, batch 128, copies_per_chunk={chunk}", f"{peak:.0f} MB (resident before the steps: {before:.0f} MB)", "target < 2048 MB"))
+        print(rows[-1], flush=True)
+
+    one, two = in_subprocess(_DISTRIBUTED, 2 if args.quick else 7)
+    numbers["mirrored steps/s"] = {"1 device": one, "2 devices": two}
+    rows.append(("MirroredStrategy, K=1000, batch 64", f"1 device {one:.1f} steps/s; 2 logical CPU devices {two:.1f} steps/s", f"2/1 {two / one:.2f}"))
+    print(rows[-1], flush=True)
+
+    finish(rows, numbers, args.json)
+
+
+def accuracy_rows(accuracy, bp_name, seeds, epochs, rows, numbers):
+    """Appends (and prints) one row per model of a time-to-accuracy result, GLR as ratios to `bp_name`."""
+    bp = accuracy[bp_name]
     for name, result in accuracy.items():
         numbers[f"time to accuracy, {name}"] = {k: (None if v == math.inf else v) for k, v in result.items()}
         label = f"time to {result['target']:.3f} test accuracy, {name}"
@@ -276,24 +336,15 @@ def main(argv=None):
                                 f"(tracing included), later epochs {result['later_epoch_s']:.2f} s each", ratio))
         print(rows[-1], flush=True)
 
-    for chunk in ("none", 64000):
-        before, peak = in_subprocess(_MEMORY, chunk)
-        numbers[f"peak memory, chunk {chunk}"] = {"resident_before_mb": before, "peak_mb": peak}
-        rows.append((f"peak RSS, K=10000, batch 128, copies_per_chunk={chunk}", f"{peak:.0f} MB (resident before the steps: {before:.0f} MB)", "target < 2048 MB"))
-        print(rows[-1], flush=True)
 
-    one, two = in_subprocess(_DISTRIBUTED, 2 if args.quick else 7)
-    numbers["mirrored steps/s"] = {"1 device": one, "2 devices": two}
-    rows.append(("MirroredStrategy, K=1000, batch 64", f"1 device {one:.1f} steps/s; 2 logical CPU devices {two:.1f} steps/s", f"2/1 {two / one:.2f}"))
-    print(rows[-1], flush=True)
-
+def finish(rows, numbers, json_path):
+    """Prints the table of all rows; writes the numbers to `json_path` when given."""
     print("\n| measurement | values | ratio |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(numbers, f, indent=2)
-
 
 if __name__ == "__main__":
     main()
