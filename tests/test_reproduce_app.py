@@ -92,6 +92,7 @@ def test_a_rerun_recomputes_nothing(finished):
     assert strip((out / "REPORT.md").read_text()).split("## Table I")[1] == strip(report_before).split("## Table I")[1]
 
 
+@pytest.mark.slow  # keeps the default suite under 10 minutes on 2 cores
 def test_a_failed_row_is_reported_not_dropped(tmp_path):
     out = tmp_path / "out"
     (out / "runs").mkdir(parents=True)

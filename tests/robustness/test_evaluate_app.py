@@ -55,6 +55,7 @@ def test_whitebox_mode_uses_bpda(models, tmp_path):
     assert results["attacks"]["pgd"]["0.2"]["glr_seed0"] < results["clean"]["glr_seed0"]
 
 
+@pytest.mark.slow  # keeps the default suite under 10 minutes on 2 cores
 def test_certificates_square_attack_and_checklist_reach_the_table(models, tmp_path):
     out = tmp_path / "certified"
     argv = [str(models / "glr_seed0"), str(models / "surrogate"), "--out", str(out), "--examples", "20", "--attacks", "pgd,square",
