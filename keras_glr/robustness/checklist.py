@@ -23,7 +23,9 @@ too high because the attack, not the model, fell short.
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
 
+from keras_glr.robustness import attacks
 from keras_glr.robustness.attacks.spsa import margin
 
 CHECKS = ("falls to chance", "iterative", "white-box", "converged")
@@ -41,22 +43,13 @@ class Settings:
 
 
 def pgd(model_fn, x, y, eps, steps, seed=0):
-    """L-inf PGD from a random start (cleverhans), step 2.5 eps / steps; returns numpy inputs."""
-    import tensorflow as tf
-    from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
-
+    """L-inf PGD (`attacks.pgd`) seeded for its random start; returns numpy inputs."""
     tf.random.set_seed(seed)
-    return np.asarray(projected_gradient_descent(
-        model_fn, tf.constant(x), eps, eps_iter=2.5 * eps / steps, nb_iter=steps, norm=np.inf,
-        clip_min=0.0, clip_max=1.0, y=tf.constant(y), rand_init=True, sanity_checks=False,
-    ))
+    return np.asarray(attacks.pgd(model_fn, tf.constant(x), tf.constant(y), eps, steps=steps))
 
 
 def fgsm(model_fn, x, y, eps):
-    import tensorflow as tf
-    from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
-
-    return np.asarray(fast_gradient_method(model_fn, tf.constant(x), eps, np.inf, clip_min=0.0, clip_max=1.0, y=tf.constant(y)))
+    return np.asarray(attacks.get("fgsm").run(model_fn, tf.constant(x), tf.constant(y), eps))
 
 
 def run(attack_fn, correct, x, y, classes, transfer=None, settings=Settings(), seed=0):

@@ -37,16 +37,18 @@ def _fgsm(model_fn, x, y, eps):
     return fast_gradient_method(model_fn, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y)
 
 
+def pgd(model_fn, x, y, eps, norm=np.inf, steps=20):
+    """Projected gradient descent (cleverhans) from a random start, `steps` steps of 2.5 eps / steps."""
+    from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+
+    return projected_gradient_descent(
+        model_fn, x, eps, eps_iter=2.5 * eps / steps, nb_iter=steps, norm=norm,
+        clip_min=0.0, clip_max=1.0, y=y, rand_init=True, sanity_checks=False,
+    )
+
+
 def _pgd(norm):
-    def run(model_fn, x, y, eps):
-        from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
-
-        return projected_gradient_descent(
-            model_fn, x, eps, eps_iter=eps / 8, nb_iter=20, norm=norm,
-            clip_min=0.0, clip_max=1.0, y=y, rand_init=True, sanity_checks=False,
-        )
-
-    return run
+    return lambda model_fn, x, y, eps: pgd(model_fn, x, y, eps, norm)
 
 
 def _bim(model_fn, x, y, eps):
@@ -128,4 +130,4 @@ def parse_eps(text, flag="--eps"):
     return values
 
 
-__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "spsa", "spsa_margin", "square", "parse_names"]
+__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "pgd", "spsa", "spsa_margin", "square", "parse_names"]
