@@ -94,17 +94,24 @@ def copy_losses(loss, y, y_pred, sample_weight, copies):
     return values, y, sample_weight
 
 
-def forward(model, x, copies, training=True, **record_options):
+def forward(model, x, copies, training=True, groups=None, **record_options):
     """Runs `model` on the K copies of `x` under a recorder; returns (y_pred, record).
 
     x has one row per example; y_pred one row per copy. The copies begin at
     the first noisy call when the graph allows it (`can_fan_out`), else at
-    the input. `record_options` go to `recording.ForwardRecord`.
+    the input. With layer-wise `groups` (`layer_groups`) each group's copies
+    begin at its own layer when the noisy layers form a chain
+    (`can_fan_out_by_layer`). `record_options` go to
+    `recording.ForwardRecord`.
     """
-    fan_out = copies > 1 and can_fan_out(model)
+    slots = streams.noisy_layers(model)
+    if copies > 1 and groups is not None and can_fan_out_by_layer(model):
+        fan_out = "by_layer"
+    else:
+        fan_out = copies > 1 and can_fan_out(model)
     if not fan_out:
         x = repeat(x, copies)
-    with recording(copies=copies, fan_out=fan_out, slots=streams.noisy_layers(model), **record_options) as record:
+    with recording(copies=copies, fan_out=fan_out, slots=slots, groups=groups, **record_options) as record:
         y_pred = model(x, training=training)
     return y_pred, record
 
@@ -195,61 +202,95 @@ def can_fan_out(model):
     the graph, nested Sequential and functional models included; a layer
     that hides noisy layers in a graph of its own making answers no.
     """
-    inputs = getattr(model, "inputs", None) or [None]
-    try:
-        outputs, points = _walk(model, [_EXAMPLE] * len(inputs))
-    except _NoFanOut:
-        return False
-    return points == 1 and all(state == _COPY for state in outputs)
+    points = []
+
+    def noisy(layer, state):
+        if state == _EXAMPLE:
+            points.append(layer)
+        return _COPY
+
+    outputs = _final_states(model, _EXAMPLE, noisy)
+    return outputs is not None and len(points) == 1 and all(state == _COPY for state in outputs)
+
+
+def can_fan_out_by_layer(model):
+    """True when every layer-wise group's copies may begin at its own layer.
+
+    That holds when the noisy layers form a chain: each called once, in slot
+    order, each fed by tensors that have passed through exactly the noisy
+    layers before it, and every output through all of them. A tensor's state
+    is the tuple of noisy slots it has passed through; tensors of different
+    states never meet.
+    """
+    slots = {id(layer): slot for slot, layer in enumerate(streams.noisy_layers(model))}
+
+    def noisy(layer, state):
+        if slots.get(id(layer)) != len(state):
+            raise _NoFanOut  # out of slot order, or called twice
+        return state + (len(state),)
+
+    outputs = _final_states(model, (), noisy)
+    return outputs is not None and bool(slots) and all(state == tuple(range(len(slots))) for state in outputs)
 
 
 class _NoFanOut(Exception):
     pass
 
 
-def _walk(layer, states):
-    """States ("example" rows or "copy" rows) of `layer`'s outputs; and its fan-out points."""
+def _final_states(model, initial, noisy):
+    """The states of `model`'s outputs when its inputs are in state `initial`, or None.
+
+    `noisy(layer, state)` gives a noisy call's output state, or raises
+    `_NoFanOut`; other layers keep their inputs' state, which must agree.
+    """
+    inputs = getattr(model, "inputs", None) or [None]
+    try:
+        return _walk(model, [initial] * len(inputs), noisy)
+    except _NoFanOut:
+        return None
+
+
+def _walk(layer, states, noisy):
+    """States of `layer`'s outputs, given its inputs' states."""
     from keras_glr.layers import NoisyLayer
 
     if isinstance(layer, NoisyLayer):
         if len(set(states)) != 1:
             raise _NoFanOut
-        return [_COPY], int(states[0] == _EXAMPLE)
+        return [noisy(layer, states[0])]
     if isinstance(layer, keras.Sequential):
         if len(states) != 1:
             raise _NoFanOut
-        points = 0
         for inner in layer.layers:
-            states, more = _walk(inner, states)
-            points += more
-        return states, points
+            states = _walk(inner, states, noisy)
+        return states
     if hasattr(layer, "_nodes_by_depth") and getattr(layer, "inputs", None):
-        return _walk_graph(layer, states)
+        return _walk_graph(layer, states, noisy)
     if hasattr(layer, "_flatten_layers") and streams.noisy_layers(layer):
         raise _NoFanOut  # noisy layers inside a graph we cannot see
     if len(set(states)) > 1:
         raise _NoFanOut
-    return states[:1], 0
+    return states[:1]
 
 
-def _walk_graph(model, states):
+def _walk_graph(model, states, noisy):
     if len(states) != len(model.inputs):
         raise _NoFanOut
     known = {id(t): s for t, s in zip(model.inputs, states)}
-    points = 0
     for depth in sorted(model._nodes_by_depth, reverse=True):
         for node in model._nodes_by_depth[depth]:
             if not node.input_tensors:
                 continue  # an input layer
-            ins = [known[id(t)] for t in node.input_tensors]
-            outs, more = _walk(node.operation, ins)
-            points += more
-            for t in node.output_tensors:
-                known[id(t)] = outs[0] if len(outs) == 1 else _NoFanOut
+            outs = _walk(node.operation, [known[id(t)] for t in node.input_tensors], noisy)
+            if len(outs) == 1:
+                outs = outs * len(node.output_tensors)
+            if len(outs) != len(node.output_tensors):
+                raise _NoFanOut
+            known.update((id(t), state) for t, state in zip(node.output_tensors, outs))
     result = [known.get(id(t)) for t in model.outputs]
-    if any(s not in (_EXAMPLE, _COPY) for s in result):
+    if any(s is None for s in result):
         raise _NoFanOut
-    return result, points
+    return result
 
 
 def replica_share(x):

@@ -16,6 +16,15 @@ Copies. The K noise copies of example b occupy rows b*K .. b*K + K - 1. With
 `fan_out=True` the model's input has one row per example and the first noisy
 layer repeats its noiseless pre-activation K times, so everything before the
 first noise is computed once per example, not K times.
+
+Layer-wise injection fans out at every noisy layer (`fan_out="by_layer"`):
+the copies of a layer's group are noiseless up to that layer, so before it
+they are one *clean* row per example. The rows of example b entering the
+noisy layer of group g are the copies of the groups before g, then the clean
+row; the layer turns the clean row into its group's copies and keeps it for
+the groups after g (the last layer drops it). Each layer then runs on the
+copies of the earlier groups only, and its estimate is a VJP at the clean
+row, one row per example.
 """
 
 import contextlib
@@ -46,6 +55,10 @@ class Entry:
         row_scale: None, or per-row multipliers of shape (N,) for layer-wise
             injection: K / K_g on the rows of the layer's group of copies (its
             estimate is a mean over K_g copies, not K), 0 elsewhere.
+        group: None, or (start, size) when the layer fanned the clean rows
+            out into its group's copies only (`fan_out="by_layer"`): then
+            `pre_activation` and `noise` have B * size rows, the group's
+            copies, and the estimate is scaled by K / size.
     """
 
     layer: object
@@ -56,6 +69,7 @@ class Entry:
     clean: object = None
     stream: int = 0
     row_scale: object = None
+    group: tuple = None
 
     @property
     def score(self):
@@ -75,6 +89,10 @@ class Entry:
         """
         if self.row_scale is not None:
             weights = weights * tf.cast(self.row_scale, weights.dtype)
+        if self.group is not None:
+            start, size = self.group
+            weights = tf.reshape(weights, [-1, self.copies])[:, start : start + size] * (self.copies / size)
+            return self.clean, self.distribution.summed_weighted_score(self.noise, tf.reshape(weights, [-1]), size)
         if self.clean is None:
             return self.pre_activation, self.weighted_score(weights)
         return self.clean, self.distribution.summed_weighted_score(self.noise, weights, self.copies)
@@ -93,6 +111,10 @@ class ForwardRecord:
             example are partners. Needs an even K.
         fan_out: True when the model's input has one row per example; the
             first noisy call then broadcasts its pre-activation to K rows.
+            "by_layer", with `groups`: every noisy call fans its clean rows
+            out into its group's copies (see the module docstring); the
+            noisy layers must form a chain, called once each in slot order
+            (`copies.can_fan_out_by_layer`).
         straight_through: False, or a dict {"slope": None or float}: step
             and sign units then pass gradients straight through (see
             `keras_glr.activations.straight_through`).
@@ -122,6 +144,9 @@ class ForwardRecord:
         self.noise = noise
         self.local = local
         self.antithetic = antithetic
+        if fan_out == "by_layer" and groups is None:
+            raise ValueError('fan_out="by_layer" fans out into the groups of layer-wise injection; pass `groups`.')
+        self.by_layer = fan_out == "by_layer"
         self.fanned_out = not fan_out
         self.straight_through = straight_through
         self.key = streams.fresh_key() if key is None and noise else key
@@ -140,6 +165,8 @@ class ForwardRecord:
         pass, v has one row per example and v + r one row per copy: the rows
         are broadcast, not repeated first.
         """
+        if self.by_layer and self.noise:
+            return self._perturb_group(layer, v)
         fan_out = not self.fanned_out
         self.fanned_out = True
         if not self.noise:
@@ -173,19 +200,46 @@ class ForwardRecord:
         self.entries.append(Entry(layer, v, r, layer.noise, self.copies, clean if fan_out else None, stream, row_scale))
         return v
 
-    def _group(self, layer, examples):
-        """`layer`'s group of copies (start, size) and its row scale, shape (examples * K,): K / size on the group, 0 elsewhere.
+    def _perturb_group(self, layer, v):
+        """Layer-wise fan-out: v has (start + 1) rows per example, the earlier groups' copies and the clean row.
 
-        Only the group's copies are drawn (and stratified, with "latin"); the
-        layer adds zeros on the other copies.
+        Returns (start + size + 1) rows per example: those copies, noiseless
+        here; the group's copies clean + r; the clean row, dropped after the
+        last group.
         """
+        stream = self._next_stream(layer)
+        start, size = self._slot_group(layer)
+        inner = tf.shape(v)[1:]
+        units = 1
+        for d in v.shape[1:]:
+            units *= int(d)
+        examples = tf.shape(v)[0] // (start + 1)
+        rows = tf.reshape(v, tf.concat([[examples, start + 1], inner], axis=0))
+        clean = rows[:, start]
+        r = streams.call_noise(layer.noise, self.key, stream, examples, self.first_example, size, units, self.antithetic, self.sampling)
+        r = tf.reshape(tf.cast(r, v.dtype), tf.concat([[examples * size], inner], axis=0))
+        group = tf.reshape(r, tf.concat([[examples, size], inner], axis=0)) + tf.expand_dims(clean, 1)
+        parts = [rows[:, :start], group] + ([rows[:, start:]] if start + size < self.copies else [])
+        self.entries.append(Entry(layer, tf.reshape(group, tf.shape(r)), r, layer.noise, self.copies, clean, stream, group=(start, size)))
+        return tf.reshape(tf.concat(parts, axis=1), tf.concat([[-1], inner], axis=0))
+
+    def _slot_group(self, layer):
+        """`layer`'s group of copies (start, size); raises ValueError when it has none."""
         slot = self._slots[id(layer)]
         if slot >= len(self.groups):
             raise ValueError(
                 f"Layer-wise injection has copy groups for {len(self.groups)} noisy layers, but "
                 f"{layer.name!r} is noisy layer {slot + 1}. Give `copies_per_layer` one entry per noisy layer."
             )
-        start, size = self.groups[slot]
+        return self.groups[slot]
+
+    def _group(self, layer, examples):
+        """`layer`'s group of copies (start, size) and its row scale, shape (examples * K,): K / size on the group, 0 elsewhere.
+
+        Only the group's copies are drawn (and stratified, with "latin"); the
+        layer adds zeros on the other copies.
+        """
+        start, size = self._slot_group(layer)
         pattern = [self.copies / size if start <= k < start + size else 0.0 for k in range(self.copies)]
         return start, size, tf.tile(tf.constant(pattern, tf.float32), [examples])
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_glr
+from keras_glr import architectures
 from keras_glr import copies
 from keras_glr import streams
 from keras_glr.layers import NoisyDense
@@ -145,3 +146,47 @@ def test_noise_dimensions_are_each_noisy_layers_output_size():
 def test_layer_groups_refuse_an_impossible_split(k, layers, sizes, antithetic, message):
     with pytest.raises(ValueError, match=message):
         copies.layer_groups(k, layers, sizes, antithetic)
+
+
+def _cnn():
+    return architectures.small_cnn((6, 6, 1), 3, activation="relu")
+
+
+@pytest.mark.parametrize(
+    "build, expected",
+    [(_chain, True), (_cnn, True), (_block_first, False), (_block_after_noise, False), (_siamese, False), (_shared_twice, False)],
+    ids=["chain", "cnn", "residual_block_first", "residual_block_after_noise", "two_noisy_branches", "shared_twice"],
+)
+def test_layerwise_fan_out_needs_a_chain_of_noisy_layers(build, expected):
+    assert copies.can_fan_out_by_layer(build()) is expected
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(), dict(antithetic=True), dict(sampling="latin", baseline="none"), dict(copies_per_layer=[2, 6, 4])],
+    ids=["mc", "antithetic", "latin", "uneven_groups"],
+)
+def test_layerwise_fan_out_gives_the_rows_and_estimate_of_the_tiled_forward(options, monkeypatch):
+    """Each group's copies begin at its own layer: the same copies, in the same rows, and the same estimate."""
+    model = _cnn()
+    model.compile(keras.optimizers.SGD(0.1), _CE, copies=12, injection="layerwise", **options)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(5, 6, 6, 1)).astype("float32"), np.arange(5) % 3
+    groups = copies.layer_groups(12, 3, options.get("copies_per_layer"), options.get("antithetic", False))
+    key = streams.stream_key([3, 4])
+    results = []
+    for by_layer in (True, False):
+        monkeypatch.setattr(copies, "can_fan_out_by_layer", lambda model, f=by_layer: f)
+        y_pred, record = copies.forward(model, x, 12, groups=groups, key=key, antithetic=options.get("antithetic", False),
+                                        sampling=options.get("sampling", "mc"))
+        assert [e.group is not None for e in record.entries] == [by_layer] * 3
+        states = streams.noise_states(model)
+        model.compile(keras.optimizers.SGD(0.1), _CE, copies=12, injection="layerwise", **options)  # a fresh trace
+        gradients = model.estimate_gradients(x, y)
+        streams.restore_noise_states(model, states)
+        results.append((np.asarray(y_pred), gradients))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    assert results[0][0].shape == (5 * 12, 3)
+    assert any(np.any(g != 0) for g in results[0][1])
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
