@@ -13,7 +13,8 @@
    same network, to BP's best accuracy minus one point: medians over 5 seeds,
    each model at its fastest Adam learning rate of 0.01, 0.02, 0.03, 0.05,
    GLR (K = 100) with sigmoid units also at its fastest noise scale sigma of
-   0.5, 1.0 (step units: 1.0).
+   0.5, 1.0 (step units: 1.0), and GLR at its faster injection, "all" or
+   "layerwise": each GLR row is GLR's best configuration of that grid.
 2b. Time to accuracy of the small CNN: BP against GLR with `glr-train --arch
    cnn`'s defaults (`run_config.ARCH_DEFAULTS`), to BP's mean final accuracy
    after 12 epochs minus three points: medians over 3 seeds.
@@ -113,6 +114,7 @@ def step_times(copies, batch, repeats):
 LEARNING_RATES = (0.01, 0.02, 0.03, 0.05)
 GLR_COPIES = 100
 NOISE_SCALES = {"sigmoid": (0.5, 1.0), "step": (1.0,)}
+INJECTIONS = ("all", "layerwise")
 
 
 def _summary(setting, per_seed, target):
@@ -172,7 +174,7 @@ def time_to_accuracy(max_epochs, seeds):
     Every model trains on mnist5k (Adam, batch 32) with each seed (model,
     shuffling and noise) in `seeds`, at each learning rate in LEARNING_RATES,
     GLR models (K = GLR_COPIES) also at each noise scale sigma in
-    NOISE_SCALES; test accuracy is measured after each epoch, outside the
+    NOISE_SCALES and each injection in INJECTIONS; test accuracy is measured after each epoch, outside the
     timing (tracing is inside, for every model). BP trains `max_epochs`
     epochs; the target is its best final accuracy (mean over seeds) minus
     0.01. GLR stops at the target or after `max_epochs`. A setting's time and
@@ -183,7 +185,7 @@ def time_to_accuracy(max_epochs, seeds):
     (median seconds of the first epoch, tracing included), "later_epoch_s"
     (median seconds of the epochs after it), "reached"
     (seeds that reached, of len(seeds)), "setting" ({"learning_rate", and for
-    GLR "sigma", "copies"}), "best_accuracy" (highest test accuracy seen)}}.
+    GLR "sigma", "copies", "injection"}), "best_accuracy" (highest test accuracy seen)}}.
     """
 
     def curve(activation, setting, seed, stop_at=None):
@@ -191,7 +193,7 @@ def time_to_accuracy(max_epochs, seeds):
         splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True, seed=seed)
         model = network(activation, setting.get("sigma", 1.0))
         if "copies" in setting:
-            options = {"copies": setting["copies"]}
+            options = {"copies": setting["copies"], "injection": setting["injection"]}
         else:
             options = {"estimator": "bp", "copies": 1, "baseline": "none"}
         model.compile(keras.optimizers.Adam(setting["learning_rate"]), CE, metrics=["accuracy"], **options)
@@ -202,8 +204,8 @@ def time_to_accuracy(max_epochs, seeds):
     target = max(final(per_seed) for _, per_seed in bp_runs) - 0.01
     runs = {"bp sigmoid": bp_runs}
     for activation in ("step", "sigmoid"):
-        settings = [{"learning_rate": lr, "sigma": sigma, "copies": GLR_COPIES}
-                    for sigma in NOISE_SCALES[activation] for lr in LEARNING_RATES]
+        settings = [{"learning_rate": lr, "sigma": sigma, "copies": GLR_COPIES, "injection": injection}
+                    for injection in INJECTIONS for sigma in NOISE_SCALES[activation] for lr in LEARNING_RATES]
         runs[f"glr {activation}"] = [(setting, [curve(activation, setting, seed, stop_at=target) for seed in seeds])
                                      for setting in settings]
     results = {}
