@@ -4,8 +4,10 @@ The K copies of example b occupy rows b*K .. b*K + K - 1 of every tensor
 after the first noise. Before it, a *fanned-out* pass computes each example
 once: the first noisy call broadcasts its pre-activation to the K copies
 (`recording.ForwardRecord`). Whether a model may fan out is decided from its
-graph (`can_fan_out`). Every estimator runs its passes through `in_chunks`,
-so chunking, fan-out and replicas work the same for all of them.
+graph (`can_fan_out`); with layer-wise injection every noisy layer fans out
+its own group of copies (`can_fan_out_by_layer`). Every estimator runs its
+passes through `in_chunks`, so chunking, fan-out and replicas work the same
+for all of them.
 """
 
 import dataclasses
