@@ -1,8 +1,8 @@
 """GLR speed and scale, measured side by side in one run; prints one table.
 
-    python benchmarks/speed.py            # everything (about 16 minutes on 2 cores)
+    python benchmarks/speed.py            # everything (about 21 minutes on 2 cores)
     python benchmarks/speed.py --quick    # fewer repeats, smaller time-to-accuracy
-    python benchmarks/speed.py --only-cnn # item 2b alone (about 6 minutes)
+    python benchmarks/speed.py --only-cnn # item 2b alone (about 3 minutes)
 
 1. Train-step time at the paper's configuration (196-20-10, K = 10000,
    batch 25) and at K = 100, batch 32; beside it the time to draw the same
@@ -274,7 +274,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
-    parser.add_argument("--only-cnn", action="store_true", help="only the CNN's time to accuracy (3 seeds, 12 epochs; about 6 minutes)")
+    parser.add_argument("--only-cnn", action="store_true", help="only the CNN's time to accuracy (3 seeds, 12 epochs; about 3 minutes)")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 31
     rows, numbers = [], {}
