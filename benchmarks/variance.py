@@ -42,6 +42,9 @@ OPTIONS = {
     "latin, no baseline": dict(injection="all", sampling="latin", baseline="none"),
     "layerwise, latin, no baseline": dict(injection="layerwise", sampling="latin", baseline="none"),
     "layerwise, latin, antithetic, no baseline": dict(injection="layerwise", sampling="latin", baseline="none", antithetic=True),
+    "sobol, no baseline": dict(injection="all", sampling="sobol", baseline="none"),
+    "layerwise, sobol, no baseline": dict(injection="layerwise", sampling="sobol", baseline="none"),
+    "layerwise, sobol, antithetic, no baseline": dict(injection="layerwise", sampling="sobol", baseline="none", antithetic=True),
 }
 
 

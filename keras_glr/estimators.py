@@ -88,13 +88,16 @@ def check_sampling(sampling, baseline, estimator):
         raise ValueError(
             f"Invalid value received for argument `sampling`. Expected one of {list(SAMPLINGS)}. Received: sampling={sampling!r}"
         )
-    if sampling == "latin" and estimator != "glr":
-        raise ValueError(f"Latin-hypercube sampling is an option of the GLR estimator; received estimator={estimator!r}. Use sampling='mc'.")
-    if sampling == "latin" and baseline == "loo":
+    if sampling == "mc":
+        return
+    scheme = {"latin": "Latin-hypercube", "sobol": "Randomised Sobol"}[sampling]
+    if estimator != "glr":
+        raise ValueError(f"{scheme} sampling is an option of the GLR estimator; received estimator={estimator!r}. Use sampling='mc'.")
+    if baseline == "loo":
         raise ValueError(
-            "Latin-hypercube copies of an example are not independent of each other, so the leave-one-out "
+            f"{scheme} copies of an example are not independent of each other, so the leave-one-out "
             "baseline (the other copies' mean loss) would depend on the copy's own noise and bias the estimate. "
-            "Use baseline='none' with sampling='latin' (the stratified copies centre the scores themselves), "
+            f"Use baseline='none' with sampling={sampling!r} (the stratified copies centre the scores themselves), "
             "or sampling='mc'."
         )
 
@@ -228,10 +231,11 @@ class GLR:
             noiseless). Its variance no longer carries the other layers' noise.
         copies_per_layer: the group sizes (None: an even split; "proportional":
             in proportion to each layer's noise values per example).
-        sampling: "mc" (independent copies) or "latin" (each example's copies
-            stratified coordinate by coordinate, `streams.call_noise`). Each
-            copy keeps the noise's distribution, so with `baseline="none"`
-            the estimate stays unbiased for the same objective.
+        sampling: "mc" (independent copies), "latin" (each example's copies
+            stratified coordinate by coordinate) or "sobol" (randomised
+            Sobol points, `streams.call_noise`). Each copy keeps the noise's
+            distribution, so with `baseline="none"` the estimate stays
+            unbiased for the same objective.
     """
 
     loss: object

@@ -169,9 +169,14 @@ class GLRTrainer:
             sampling: "mc" (default): independent noise copies. "latin":
                 each example's copies form a Latin hypercube, coordinate by
                 coordinate; every copy keeps the noise's distribution, so
-                the estimate keeps its objective. Needs baseline="none": the
-                stratified copies are not independent, so a baseline made
-                of the other copies would bias the estimate.
+                the estimate keeps its objective. "sobol": each example's
+                copies are the first K points of the Sobol sequence (one
+                dimension per noise value of a layer's call, at most 21201),
+                randomised by a digital shift of the example's own; again
+                every copy keeps the noise's distribution. Both need
+                baseline="none": the stratified copies are not independent,
+                so a baseline made of the other copies would bias the
+                estimate.
         """
         if loss is None:
             raise ValueError(

@@ -133,7 +133,7 @@ class ForwardRecord:
             example with start <= k < start + size on which the layer in that
             slot is noisy; on the other copies it adds no noise and its
             estimate takes no term (`copies.layer_groups`).
-        sampling: "mc" or "latin" (`streams.call_noise`).
+        sampling: "mc", "latin" or "sobol" (`streams.call_noise`).
     """
 
     def __init__(self, copies=1, noise=True, local=True, antithetic=False, fan_out=False, straight_through=False,
@@ -236,7 +236,7 @@ class ForwardRecord:
     def _group(self, layer, examples):
         """`layer`'s group of copies (start, size) and its row scale, shape (examples * K,): K / size on the group, 0 elsewhere.
 
-        Only the group's copies are drawn (and stratified, with "latin"); the
+        Only the group's copies are drawn (and stratified, with "latin" or "sobol"); the
         layer adds zeros on the other copies.
         """
         start, size = self._slot_group(layer)

@@ -83,7 +83,8 @@ def normal_rows(rows, length, key, first_row, stddev=1.0, stream=0):
     return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=1)
 
 
-SAMPLINGS = ("mc", "latin")
+SAMPLINGS = ("mc", "latin", "sobol")
+SOBOL_MAX_UNITS = 21201  # the dimensions of tf.math.sobol_sample's direction numbers
 
 
 def call_noise(distribution, key, stream, examples, first_example, copies, units, antithetic=False, sampling="mc"):
@@ -97,13 +98,17 @@ def call_noise(distribution, key, stream, examples, first_example, copies, units
     sampling: "mc" draws every value independently. "latin" stratifies each
     example's copies coordinate by coordinate (a Latin hypercube over the K
     drawn copies): for unit j the copies take u_k = (pi_j(k) + U_kj) / K, with
-    pi_j a random permutation and U uniform, and r = F^-1(u). Every copy is
-    still distributed as the noise, but the copies of an example are no
-    longer independent of each other.
+    pi_j a random permutation and U uniform, and r = F^-1(u). "sobol" takes
+    the first K drawn points of the `units`-dimensional Sobol sequence (the
+    origin first), randomised per example (`_sobol_rows`), and
+    r = F^-1(u). With either, every copy is still distributed as the noise,
+    but the copies of an example are no longer independent of each other.
     """
     drawn = copies // 2 if antithetic else copies
     if sampling == "latin":
         r = _latin_rows(distribution, key, stream, examples, first_example, drawn, units)
+    elif sampling == "sobol":
+        r = _sobol_rows(distribution, key, stream, examples, first_example, drawn, units)
     else:
         length = -(-drawn * units // 8) * 8
         r = distribution.sample_rows(examples, length, key, first_example, stream)
@@ -161,3 +166,32 @@ def restore_noise_states(model, states):
     model.prediction_noise.state.assign(states["prediction"])
     for layer, state in zip(layers, states["layers"]):
         layer.seed_generator.state.assign(state)
+
+
+def _sobol_rows(distribution, key, stream, examples, first_example, drawn, units):
+    """Randomised Sobol noise, shape (examples, drawn, units), from parts 6 and 7 of `stream`.
+
+    Point k of example b: u_kj = ((c_kj XOR d_bj) + U_bkj) / 2^23, where
+    c_kj / 2^23 is the Sobol point k truncated to 23 bits, d_bj a uniform
+    23-bit digital shift of the example and U_bkj uniform in [0, 1): each u_k
+    is uniform on [0, 1)^units, and for K = 2^m the copies of an example
+    keep the Sobol points' strata (one copy in each [i / K, (i + 1) / K) of
+    every coordinate).
+    """
+    if units > SOBOL_MAX_UNITS:
+        raise ValueError(
+            f"Sobol sampling draws one Sobol dimension per noise value of a layer's call, at most {SOBOL_MAX_UNITS}; "
+            f"this call has {units} per example. Use sampling='latin' or sampling='mc' for this model."
+        )
+    points = tf.zeros([1, units], tf.float64)
+    if drawn > 1:
+        points = tf.concat([points, tf.math.sobol_sample(units, drawn - 1, dtype=tf.float64)], axis=0)
+    cells = tf.cast(tf.floor(points * 2.0**23), tf.int32)
+    shift_length = -(-units // 4) * 4
+    shift = tf.cast(uniform_rows(examples, shift_length, key, first_example, stream + 6)[:, :units] * 2.0**23, tf.int32)
+    length = -(-drawn * units // 4) * 4
+    jitter = tf.reshape(uniform_rows(examples, length, key, first_example, stream + 7)[:, : drawn * units], [examples, drawn, units])
+    shifted = tf.bitwise.bitwise_xor(cells[None], shift[:, None])
+    # In float64, as for the Latin hypercube: u stays below 1, and F^-1(u) finite.
+    u = (tf.cast(shifted, tf.float64) + tf.cast(jitter, tf.float64) + 2.0**-24) / 2.0**23
+    return tf.cast(distribution.quantile(u), tf.float32)

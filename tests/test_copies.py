@@ -163,8 +163,9 @@ def test_layerwise_fan_out_needs_a_chain_of_noisy_layers(build, expected):
 
 @pytest.mark.parametrize(
     "options",
-    [dict(), dict(antithetic=True), dict(sampling="latin", baseline="none"), dict(copies_per_layer=[2, 6, 4])],
-    ids=["mc", "antithetic", "latin", "uneven_groups"],
+    [dict(), dict(antithetic=True), dict(sampling="latin", baseline="none"), dict(sampling="sobol", baseline="none"),
+     dict(copies_per_layer=[2, 6, 4])],
+    ids=["mc", "antithetic", "latin", "sobol", "uneven_groups"],
 )
 def test_layerwise_fan_out_gives_the_rows_and_estimate_of_the_tiled_forward(options, monkeypatch):
     """Each group's copies begin at its own layer: the same copies, in the same rows, and the same estimate."""

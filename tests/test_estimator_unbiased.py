@@ -162,21 +162,24 @@ def test_the_layerwise_comparison_has_power():
         assert_agree(glr_mean, glr_se, all_mean, all_se, N_SE)
 
 
-LATIN_CASES = {
-    "gaussian": (Gaussian(1.0), False, "all"),
-    "laplace": (Laplace(1.0), False, "all"),
-    "gaussian_antithetic": (Gaussian(1.0), True, "all"),
-    "gaussian_layerwise": (Gaussian(1.0), False, "layerwise"),
+STRATIFIED_CASES = {
+    "latin_gaussian": ("latin", Gaussian(1.0), False, "all"),
+    "latin_laplace": ("latin", Laplace(1.0), False, "all"),
+    "latin_gaussian_antithetic": ("latin", Gaussian(1.0), True, "all"),
+    "latin_gaussian_layerwise": ("latin", Gaussian(1.0), False, "layerwise"),
+    "sobol_gaussian": ("sobol", Gaussian(1.0), False, "all"),
+    "sobol_laplace_antithetic": ("sobol", Laplace(1.0), True, "all"),
+    "sobol_gaussian_layerwise": ("sobol", Gaussian(1.0), False, "layerwise"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(LATIN_CASES))
-def test_latin_hypercube_copies_keep_the_estimate_unbiased(case):
-    """sampling="latin" (baseline "none"): unbiased for the same objective as Monte Carlo copies,
-    d/dtheta E[L] (all layers noisy) or, layer-wise, the loss smoothed by each layer's own noise."""
-    noise, antithetic, injection = LATIN_CASES[case]
+@pytest.mark.parametrize("case", sorted(STRATIFIED_CASES))
+def test_stratified_copies_keep_the_estimate_unbiased(case):
+    """sampling="latin" or "sobol" (baseline "none"): unbiased for the same objective as Monte Carlo
+    copies, d/dtheta E[L] (all layers noisy) or, layer-wise, the loss smoothed by each layer's own noise."""
+    sampling, noise, antithetic, injection = STRATIFIED_CASES[case]
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model = _model("sigmoid", noise, loss, "none", antithetic, sampling="latin", injection=injection)
+    model = _model("sigmoid", noise, loss, "none", antithetic, sampling=sampling, injection=injection)
     x, y = _batch()
     glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
     if injection == "layerwise":
@@ -184,7 +187,7 @@ def test_latin_hypercube_copies_keep_the_estimate_unbiased(case):
     else:
         weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
         ref_mean, ref_se = mean_and_se(_reparameterised_gradients(weights, x, y, noise, 200_000, np.random.default_rng(7)))
-    assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"Latin-hypercube GLR ({case}) vs reparameterised BP")
+    assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"{sampling} GLR ({case}) vs reparameterised BP")
     with pytest.raises(AssertionError):  # power: a 10% bias is rejected
         assert_agree(0.9 * glr_mean, 0.9 * glr_se, ref_mean, ref_se, N_SE)
 

@@ -133,8 +133,10 @@ def test_fan_out_gives_the_same_estimate_as_repeating_the_input(monkeypatch, ant
 @pytest.mark.parametrize(
     "options, message",
     [
-        (dict(sampling="sobol"), "Expected one of \\['mc', 'latin'\\]"),
+        (dict(sampling="halton"), "Expected one of \\['mc', 'latin', 'sobol'\\]"),
         (dict(sampling="latin"), "leave-one-out baseline .* would depend on the copy's own noise"),
+        (dict(sampling="sobol"), "Randomised Sobol copies .* leave-one-out baseline"),
+        (dict(sampling="sobol", baseline="none", estimator="bp"), "Randomised Sobol sampling is an option of the GLR estimator"),
         (dict(sampling="latin", baseline="none", estimator="bp-noise"), "option of the GLR estimator"),
         (dict(injection="layerwise", estimator="bp"), "Layer-wise injection"),
         (dict(copies_per_layer=[50, 50]), "needs injection='layerwise'"),

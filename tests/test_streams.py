@@ -96,6 +96,33 @@ def test_the_model_seed_alone_fixes_the_training_noise():
 
 
 @pytest.mark.parametrize("distribution", [Gaussian(2.0), Laplace(0.5)], ids=["gaussian", "laplace"])
+def test_sobol_copies_keep_the_strata_and_the_noise_distribution(distribution):
+    """K = 2^m randomised Sobol copies fall one per stratum of F in every coordinate; across
+    examples each copy is distributed as the noise; row b is the same whichever rows are drawn."""
+    key = streams.stream_key([5, 6])
+    cdf = (lambda v: scipy.stats.norm.cdf(v, scale=2.0)) if isinstance(distribution, Gaussian) else (lambda v: scipy.stats.laplace.cdf(v, scale=0.5))
+    r = streams.call_noise(distribution, key, 0, 3, 0, 16, 9, sampling="sobol").numpy().reshape(3, 16, 9)
+    strata = np.floor(cdf(r) * 16).astype(int)
+    for b in range(3):
+        for j in range(9):
+            assert sorted(strata[b, :, j]) == list(range(16))
+    alone = streams.call_noise(distribution, key, 0, 1, 2, 16, 9, sampling="sobol").numpy().reshape(16, 9)
+    np.testing.assert_array_equal(alone, r[2])
+    many = streams.call_noise(distribution, key, 0, 4000, 0, 4, 3, sampling="sobol").numpy().reshape(4000, 4, 3)
+    for k in range(4):  # every copy, the origin's included, is distributed as the noise
+        for j in range(3):
+            assert scipy.stats.kstest(cdf(many[:, k, j]), "uniform").pvalue > 1e-4
+    assert abs(np.corrcoef(many[:, 1, 0], many[:, 1, 1])[0, 1]) < 0.1  # coordinates independent across examples
+    pairs = streams.call_noise(distribution, key, 0, 3, 0, 16, 9, antithetic=True, sampling="sobol").numpy().reshape(3, 8, 2, 9)
+    np.testing.assert_array_equal(pairs[:, :, 0], -pairs[:, :, 1])
+
+
+def test_sobol_refuses_more_units_than_its_dimensions():
+    with pytest.raises(ValueError, match="at most 21201.*this call has 21202"):
+        streams.call_noise(Gaussian(1.0), streams.stream_key([1, 2]), 0, 1, 0, 4, 21202, sampling="sobol")
+
+
+@pytest.mark.parametrize("distribution", [Gaussian(2.0), Laplace(0.5)], ids=["gaussian", "laplace"])
 def test_latin_copies_take_one_stratum_each_and_keep_their_rows(distribution):
     """Each example's K copies fall one per stratum of F in every coordinate; row b is the same whichever rows are drawn."""
     key = streams.stream_key([3, 4])
