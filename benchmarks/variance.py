@@ -1,6 +1,6 @@
 """Per-layer variance of the GLR estimate: layer-wise injection against the default.
 
-    python benchmarks/variance.py              # about 6 minutes on 2 cores
+    python benchmarks/variance.py              # about 5 minutes on 2 cores
     python benchmarks/variance.py --replicates 20
 
 For the paper's MLP (196-20-10, step units, sigma 1) and the small CNN
@@ -39,6 +39,7 @@ OPTIONS = {
     "layerwise, antithetic": dict(injection="layerwise", antithetic=True),
     "layerwise, proportional": dict(injection="layerwise", copies_per_layer="proportional"),
     "layerwise, proportional, antithetic": dict(injection="layerwise", copies_per_layer="proportional", antithetic=True),
+    "layerwise, antithetic, no baseline": dict(injection="layerwise", antithetic=True, baseline="none"),
     "latin, no baseline": dict(injection="all", sampling="latin", baseline="none"),
     "layerwise, latin, no baseline": dict(injection="layerwise", sampling="latin", baseline="none"),
     "layerwise, latin, antithetic, no baseline": dict(injection="layerwise", sampling="latin", baseline="none", antithetic=True),
