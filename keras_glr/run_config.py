@@ -16,10 +16,11 @@ NOISES = ("gaussian", "laplace")
 ARCHITECTURES = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
-#: The same names as `keras_glr.estimators.ESTIMATORS` / `BASELINES` / `INJECTIONS` (a test pins it).
+#: The same names as `keras_glr.estimators.ESTIMATORS` / `BASELINES` / `INJECTIONS` / `SAMPLINGS` (a test pins it).
 ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
 BASELINES = ("loo", "none")
 INJECTIONS = ("all", "layerwise")
+SAMPLINGS = ("mc", "latin", "sobol")
 #: Where an architecture trains with other settings than the paper's network.
 #: The small CNN (two noisy conv layers) trains by GLR with ReLU units, small
 #: noise, layer-wise injection with antithetic pairs and a cosine schedule
@@ -81,6 +82,10 @@ class RunConfig:
     injection: str = _option(
         "all", "estimator", "layerwise: each noisy layer gets its own share of the copies, noisy there alone (GLR only)",
         choices=INJECTIONS,
+    )
+    sampling: str = _option(
+        "mc", "estimator", "mc (independent copies), or latin / sobol: stratified copies, with --baseline none (GLR only)",
+        choices=SAMPLINGS,
     )
     optimizer: str = _option("adam", "optimisation", "update rule", choices=OPTIMIZERS)
     learning_rate: float = _option(0.01, "optimisation", "step size of the optimizer", alias="--lr")
@@ -166,6 +171,7 @@ class RunConfig:
         get_activation(self.activation)
         estimators.check_options(self.copies, self.baseline, self.antithetic, self.estimator, self.ste_slope)
         estimators.check_injection(self.injection, None, self.estimator)
+        estimators.check_sampling(self.sampling, self.baseline, self.estimator)
         if self.run_name is not None and (not self.run_name or os.sep in self.run_name or self.run_name in (".", "..")):
             raise ValueError(f"Invalid `run_name`: {self.run_name!r}. Use a plain folder name without '{os.sep}'.")
 
@@ -224,6 +230,7 @@ def build_model(config, info, steps_per_epoch):
         estimator=config.estimator,
         ste_slope=config.ste_slope,
         injection=config.injection,
+        sampling=config.sampling,
     )
     return model
 

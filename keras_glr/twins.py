@@ -25,7 +25,7 @@ def twin_estimator(activation, loss="ce"):
 
 
 def twin_config(config):
-    """Returns the twin of a GLR `RunConfig`: same everything, BP estimator (all layers noisy).
+    """Returns the twin of a GLR `RunConfig`: same everything, BP estimator (all layers noisy, independent copies).
 
     Raises ValueError if `config` is not a GLR configuration.
     """
@@ -35,4 +35,5 @@ def twin_config(config):
             f"{config.estimator!r}. Pass the GLR run's directory."
         )
     run_name = f"{config.run_name}_twin" if config.run_name else None
-    return dataclasses.replace(config, estimator=twin_estimator(config.activation, config.loss), injection="all", run_name=run_name)
+    return dataclasses.replace(config, estimator=twin_estimator(config.activation, config.loss), injection="all", sampling="mc",
+                               run_name=run_name)

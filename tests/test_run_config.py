@@ -15,6 +15,7 @@ def test_the_choices_are_the_estimators_own():
     assert run_config.ESTIMATORS == estimators.ESTIMATORS
     assert run_config.BASELINES == estimators.BASELINES
     assert run_config.INJECTIONS == estimators.INJECTIONS
+    assert run_config.SAMPLINGS == estimators.SAMPLINGS
 
 
 def test_every_field_says_where_it_goes_on_the_command_line():
@@ -39,6 +40,8 @@ def test_differences_name_the_changed_fields():
         (dict(run_name="a/b"), "Invalid `run_name`: 'a/b'"),
         (dict(copies=3, antithetic=True), "copies=3"),
         (dict(injection="layerwise", estimator="bp"), "Layer-wise injection"),
+        (dict(sampling="sobol"), "leave-one-out baseline"),
+        (dict(sampling="latin", baseline="none", estimator="bp-noise"), "option of the GLR estimator"),
     ],
 )
 def test_validate_names_the_field(values, message):
@@ -70,8 +73,8 @@ def test_library_arguments_are_written_as_flags(message, expected):
 def test_the_twin_of_a_layerwise_run_is_noisy_in_every_layer():
     from keras_glr import twins
 
-    twin = twins.twin_config(RunConfig(injection="layerwise", run_name="lw"))
-    assert (twin.estimator, twin.injection, twin.run_name) == ("bp-ste", "all", "lw_twin")
+    twin = twins.twin_config(RunConfig(injection="layerwise", sampling="sobol", baseline="none", run_name="lw"))
+    assert (twin.estimator, twin.injection, twin.sampling, twin.run_name) == ("bp-ste", "all", "mc", "lw_twin")
     twin.validate()
 
 

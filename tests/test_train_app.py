@@ -174,3 +174,15 @@ def test_arch_cnn_takes_its_own_defaults_and_explicit_flags_win():
     mine = parse(["--arch", "cnn", "--no-antithetic", "--sigma", "0.2", "--activation", "step", "--injection", "all"])
     assert (mine.antithetic, mine.sigma, mine.activation, mine.injection, mine.schedule) == (False, 0.2, "step", "all", "cosine")
     assert parse(["--antithetic"]).antithetic is True
+
+
+def test_the_sampling_flag_reaches_the_compiled_model():
+    from keras_glr import data
+    from keras_glr import run_config
+    from keras_glr_apps import train as train_app
+
+    config = train_app.config_from_args(train_app.build_parser().parse_args(["--sampling", "sobol", "--baseline", "none"]))
+    config.validate()
+    splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True, seed=0)
+    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    assert (model.glr_config.sampling, model.glr_config.baseline) == ("sobol", "none")
