@@ -163,7 +163,7 @@ def cnn_time_to_accuracy(max_epochs, seeds):
     bp = [curve("bp", seed) for seed in seeds]
     target = statistics.mean(points[-1][1] for points in bp) - 0.03
     glr = [curve("glr", seed, stop_at=target) for seed in seeds]
-    setting = {key: value for key, value in run_config.ARCH_DEFAULTS["cnn"].items()}
+    setting = dict(run_config.ARCH_DEFAULTS["cnn"])
     return {"bp cnn": {"target": target, **_summary({"estimator": "bp"}, bp, target)},
             "glr cnn": {"target": target, **_summary(setting, glr, target)}}
 

@@ -29,6 +29,7 @@ row, one row per example.
 
 import contextlib
 import dataclasses
+import math
 import threading
 
 import tensorflow as tf
@@ -174,9 +175,7 @@ class ForwardRecord:
         stream = self._next_stream(layer)
         rows = tf.shape(v)[0]
         examples = rows if fan_out else rows // self.copies
-        units = 1
-        for d in v.shape[1:]:
-            units *= int(d)
+        units = math.prod(int(d) for d in v.shape[1:])
         if self.groups is None:
             row_scale = None
             r = streams.call_noise(
@@ -210,9 +209,7 @@ class ForwardRecord:
         stream = self._next_stream(layer)
         start, size = self._slot_group(layer)
         inner = tf.shape(v)[1:]
-        units = 1
-        for d in v.shape[1:]:
-            units *= int(d)
+        units = math.prod(int(d) for d in v.shape[1:])
         examples = tf.shape(v)[0] // (start + 1)
         rows = tf.reshape(v, tf.concat([[examples, start + 1], inner], axis=0))
         clean = rows[:, start]

@@ -122,15 +122,46 @@ def call_noise(distribution, key, stream, examples, first_example, copies, units
 
 def _latin_rows(distribution, key, stream, examples, first_example, drawn, units):
     """Latin-hypercube noise, shape (examples, drawn, units), from parts 4 and 5 of `stream`."""
-    length = -(-drawn * units // 4) * 4
-    order = uniform_rows(examples, length, key, first_example, stream + 4)[:, : drawn * units]
-    jitter = uniform_rows(examples, length, key, first_example, stream + 5)[:, : drawn * units]
-    order = tf.reshape(order, [examples, drawn, units])
-    jitter = tf.reshape(jitter, [examples, drawn, units])
+    order = _uniform_copies(examples, drawn, units, key, first_example, stream + 4)
+    jitter = _uniform_copies(examples, drawn, units, key, first_example, stream + 5)
     strata = tf.cast(tf.argsort(tf.argsort(order, axis=1, stable=True), axis=1, stable=True), tf.float64)
     # In float64: (K - 1 + jitter) / K rounds to 1 in float32 for large K, and F^-1(1) is infinite.
     u = (strata + tf.cast(jitter, tf.float64) + 2.0**-24) / drawn
     return tf.cast(distribution.quantile(u), tf.float32)
+
+
+def _sobol_rows(distribution, key, stream, examples, first_example, drawn, units):
+    """Randomised Sobol noise, shape (examples, drawn, units), from parts 6 and 7 of `stream`.
+
+    Point k of example b: u_kj = ((c_kj XOR d_bj) + U_bkj) / 2^23, where
+    c_kj / 2^23 is the Sobol point k truncated to 23 bits, d_bj a uniform
+    23-bit digital shift of the example and U_bkj uniform in [0, 1): each u_k
+    is uniform on [0, 1)^units, and for K = 2^m the copies of an example
+    keep the Sobol points' strata (one copy in each [i / K, (i + 1) / K) of
+    every coordinate).
+    """
+    if units > SOBOL_MAX_UNITS:
+        raise ValueError(
+            f"Sobol sampling draws one Sobol dimension per noise value of a layer's call, at most {SOBOL_MAX_UNITS}; "
+            f"this call has {units} per example. Use sampling='latin' or sampling='mc' for this model."
+        )
+    shift = _uniform_copies(examples, 1, units, key, first_example, stream + 6) * 2.0**23
+    jitter = _uniform_copies(examples, drawn, units, key, first_example, stream + 7)
+    points = tf.zeros([1, units], tf.float64)
+    if drawn > 1:
+        points = tf.concat([points, tf.math.sobol_sample(units, drawn - 1, dtype=tf.float64)], axis=0)
+    cells = tf.cast(tf.floor(points * 2.0**23), tf.int32)
+    shifted = tf.bitwise.bitwise_xor(cells[None], tf.cast(shift, tf.int32))
+    # In float64, as for the Latin hypercube: u stays below 1, and F^-1(u) finite.
+    u = (tf.cast(shifted, tf.float64) + tf.cast(jitter, tf.float64) + 2.0**-24) / 2.0**23
+    return tf.cast(distribution.quantile(u), tf.float32)
+
+
+def _uniform_copies(examples, drawn, units, key, first_example, stream):
+    """Uniforms (`uniform_rows`) shape (examples, drawn, units): example b reads row b of `stream`."""
+    length = -(-drawn * units // 4) * 4
+    u = uniform_rows(examples, length, key, first_example, stream)[:, : drawn * units]
+    return tf.reshape(u, [examples, drawn, units])
 
 
 def noisy_layers(model):
@@ -167,31 +198,3 @@ def restore_noise_states(model, states):
     for layer, state in zip(layers, states["layers"]):
         layer.seed_generator.state.assign(state)
 
-
-def _sobol_rows(distribution, key, stream, examples, first_example, drawn, units):
-    """Randomised Sobol noise, shape (examples, drawn, units), from parts 6 and 7 of `stream`.
-
-    Point k of example b: u_kj = ((c_kj XOR d_bj) + U_bkj) / 2^23, where
-    c_kj / 2^23 is the Sobol point k truncated to 23 bits, d_bj a uniform
-    23-bit digital shift of the example and U_bkj uniform in [0, 1): each u_k
-    is uniform on [0, 1)^units, and for K = 2^m the copies of an example
-    keep the Sobol points' strata (one copy in each [i / K, (i + 1) / K) of
-    every coordinate).
-    """
-    if units > SOBOL_MAX_UNITS:
-        raise ValueError(
-            f"Sobol sampling draws one Sobol dimension per noise value of a layer's call, at most {SOBOL_MAX_UNITS}; "
-            f"this call has {units} per example. Use sampling='latin' or sampling='mc' for this model."
-        )
-    points = tf.zeros([1, units], tf.float64)
-    if drawn > 1:
-        points = tf.concat([points, tf.math.sobol_sample(units, drawn - 1, dtype=tf.float64)], axis=0)
-    cells = tf.cast(tf.floor(points * 2.0**23), tf.int32)
-    shift_length = -(-units // 4) * 4
-    shift = tf.cast(uniform_rows(examples, shift_length, key, first_example, stream + 6)[:, :units] * 2.0**23, tf.int32)
-    length = -(-drawn * units // 4) * 4
-    jitter = tf.reshape(uniform_rows(examples, length, key, first_example, stream + 7)[:, : drawn * units], [examples, drawn, units])
-    shifted = tf.bitwise.bitwise_xor(cells[None], shift[:, None])
-    # In float64, as for the Latin hypercube: u stays below 1, and F^-1(u) finite.
-    u = (tf.cast(shifted, tf.float64) + tf.cast(jitter, tf.float64) + 2.0**-24) / 2.0**23
-    return tf.cast(distribution.quantile(u), tf.float32)

@@ -126,8 +126,6 @@ def test_proportional_sizes_follow_the_noise_dimensions(k, dimensions, unit, siz
 
 
 def test_noise_dimensions_are_each_noisy_layers_output_size():
-    from keras_glr import architectures
-
     assert copies.noise_dimensions(architectures.small_cnn((14, 14, 1), 10)) == [14 * 14 * 8, 7 * 7 * 16, 10]
     with pytest.raises(ValueError, match="needs copies >= 6"):
         copies.proportional_sizes(4, [10, 10, 10], 2)

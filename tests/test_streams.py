@@ -95,26 +95,38 @@ def test_the_model_seed_alone_fixes_the_training_noise():
     assert any(not np.array_equal(a, b) for a, b in zip(first, other))
 
 
+def _cdf(distribution):
+    if isinstance(distribution, Gaussian):
+        return lambda v: scipy.stats.norm.cdf(v, scale=distribution.stddev)
+    return lambda v: scipy.stats.laplace.cdf(v, scale=distribution.scale)
+
+
+def _assert_stratified_counter_based_pairs(distribution, sampling, key, copies, units):
+    """Each example's copies fall one per stratum of F in every coordinate; row b is the same
+    whichever rows are drawn; antithetic pairs are (r, -r)."""
+    r = streams.call_noise(distribution, key, 0, 3, 0, copies, units, sampling=sampling).numpy().reshape(3, copies, units)
+    strata = np.floor(_cdf(distribution)(r) * copies).astype(int)
+    for b in range(3):
+        for j in range(units):
+            assert sorted(strata[b, :, j]) == list(range(copies))
+    alone = streams.call_noise(distribution, key, 0, 1, 2, copies, units, sampling=sampling).numpy().reshape(copies, units)
+    np.testing.assert_array_equal(alone, r[2])
+    pairs = streams.call_noise(distribution, key, 0, 3, 0, copies, units, antithetic=True, sampling=sampling).numpy()
+    pairs = pairs.reshape(3, copies // 2, 2, units)
+    np.testing.assert_array_equal(pairs[:, :, 0], -pairs[:, :, 1])
+
+
 @pytest.mark.parametrize("distribution", [Gaussian(2.0), Laplace(0.5)], ids=["gaussian", "laplace"])
 def test_sobol_copies_keep_the_strata_and_the_noise_distribution(distribution):
     """K = 2^m randomised Sobol copies fall one per stratum of F in every coordinate; across
     examples each copy is distributed as the noise; row b is the same whichever rows are drawn."""
     key = streams.stream_key([5, 6])
-    cdf = (lambda v: scipy.stats.norm.cdf(v, scale=2.0)) if isinstance(distribution, Gaussian) else (lambda v: scipy.stats.laplace.cdf(v, scale=0.5))
-    r = streams.call_noise(distribution, key, 0, 3, 0, 16, 9, sampling="sobol").numpy().reshape(3, 16, 9)
-    strata = np.floor(cdf(r) * 16).astype(int)
-    for b in range(3):
-        for j in range(9):
-            assert sorted(strata[b, :, j]) == list(range(16))
-    alone = streams.call_noise(distribution, key, 0, 1, 2, 16, 9, sampling="sobol").numpy().reshape(16, 9)
-    np.testing.assert_array_equal(alone, r[2])
+    _assert_stratified_counter_based_pairs(distribution, "sobol", key, 16, 9)
     many = streams.call_noise(distribution, key, 0, 4000, 0, 4, 3, sampling="sobol").numpy().reshape(4000, 4, 3)
     for k in range(4):  # every copy, the origin's included, is distributed as the noise
         for j in range(3):
-            assert scipy.stats.kstest(cdf(many[:, k, j]), "uniform").pvalue > 1e-4
+            assert scipy.stats.kstest(_cdf(distribution)(many[:, k, j]), "uniform").pvalue > 1e-4
     assert abs(np.corrcoef(many[:, 1, 0], many[:, 1, 1])[0, 1]) < 0.1  # coordinates independent across examples
-    pairs = streams.call_noise(distribution, key, 0, 3, 0, 16, 9, antithetic=True, sampling="sobol").numpy().reshape(3, 8, 2, 9)
-    np.testing.assert_array_equal(pairs[:, :, 0], -pairs[:, :, 1])
 
 
 def test_sobol_refuses_more_units_than_its_dimensions():
@@ -125,14 +137,4 @@ def test_sobol_refuses_more_units_than_its_dimensions():
 @pytest.mark.parametrize("distribution", [Gaussian(2.0), Laplace(0.5)], ids=["gaussian", "laplace"])
 def test_latin_copies_take_one_stratum_each_and_keep_their_rows(distribution):
     """Each example's K copies fall one per stratum of F in every coordinate; row b is the same whichever rows are drawn."""
-    key = streams.stream_key([3, 4])
-    r = streams.call_noise(distribution, key, 0, 3, 0, 10, 7, sampling="latin").numpy().reshape(3, 10, 7)
-    cdf = (lambda v: scipy.stats.norm.cdf(v, scale=2.0)) if isinstance(distribution, Gaussian) else (lambda v: scipy.stats.laplace.cdf(v, scale=0.5))
-    strata = np.floor(cdf(r) * 10).astype(int)
-    for b in range(3):
-        for j in range(7):
-            assert sorted(strata[b, :, j]) == list(range(10))
-    alone = streams.call_noise(distribution, key, 0, 1, 2, 10, 7, sampling="latin").numpy().reshape(10, 7)
-    np.testing.assert_array_equal(alone, r[2])
-    pairs = streams.call_noise(distribution, key, 0, 3, 0, 10, 7, antithetic=True, sampling="latin").numpy().reshape(3, 5, 2, 7)
-    np.testing.assert_array_equal(pairs[:, :, 0], -pairs[:, :, 1])
+    _assert_stratified_counter_based_pairs(distribution, "latin", streams.stream_key([3, 4]), 10, 7)
