@@ -199,24 +199,40 @@ class ForwardRecord:
         self.entries.append(Entry(layer, v, r, layer.noise, self.copies, clean if fan_out else None, stream, row_scale))
         return v
 
-    def _perturb_group(self, layer, v):
-        """Layer-wise fan-out: v has (start + 1) rows per example, the earlier groups' copies and the clean row.
+    def noisy_pre_activation(self, layer, inputs):
+        """Returns v = g(inputs; theta) + r for `layer`, recorded (see `perturb`).
 
-        Returns (start + size + 1) rows per example: those copies, noiseless
-        here; the group's copies clean + r; the clean row, dropped after the
-        last group.
+        With layer-wise fan-out the clean row's pre-activation is computed
+        apart from the copies', so that the layer's estimate, a VJP at it,
+        runs on one row per example.
+        """
+        if self.by_layer and self.noise:
+            return self._perturb_group(layer, inputs)
+        return self.perturb(layer, layer.pre_activation(inputs))
+
+    def _perturb_group(self, layer, inputs):
+        """Layer-wise fan-out: `inputs` has (start + 1) rows per example, the earlier groups' copies and the clean row.
+
+        Returns (start + size + 1) rows per example of v: the earlier copies,
+        noiseless here; the group's copies g(clean) + r; g(clean), dropped
+        after the last group.
         """
         stream = self._next_stream(layer)
         start, size = self._slot_group(layer)
-        inner = tf.shape(v)[1:]
-        units = math.prod(int(d) for d in v.shape[1:])
-        examples = tf.shape(v)[0] // (start + 1)
-        rows = tf.reshape(v, tf.concat([[examples, start + 1], inner], axis=0))
-        clean = rows[:, start]
+        examples = tf.shape(inputs)[0] // (start + 1)
+        rows = tf.reshape(inputs, tf.concat([[examples, start + 1], tf.shape(inputs)[1:]], axis=0))
+        clean = layer.pre_activation(rows[:, start])
+        inner = tf.shape(clean)[1:]
+        units = math.prod(int(d) for d in clean.shape[1:])
         r = streams.call_noise(layer.noise, self.key, stream, examples, self.first_example, size, units, self.antithetic, self.sampling)
-        r = tf.reshape(tf.cast(r, v.dtype), tf.concat([[examples * size], inner], axis=0))
+        r = tf.reshape(tf.cast(r, clean.dtype), tf.concat([[examples * size], inner], axis=0))
         group = tf.reshape(r, tf.concat([[examples, size], inner], axis=0)) + tf.expand_dims(clean, 1)
-        parts = [rows[:, :start], group] + ([rows[:, start:]] if start + size < self.copies else [])
+        parts = [group]
+        if start:
+            earlier = layer.pre_activation(tf.reshape(rows[:, :start], tf.concat([[-1], tf.shape(inputs)[1:]], axis=0)))
+            parts.insert(0, tf.reshape(earlier, tf.concat([[examples, start], inner], axis=0)))
+        if start + size < self.copies:
+            parts.append(tf.expand_dims(clean, 1))
         self.entries.append(Entry(layer, tf.reshape(group, tf.shape(r)), r, layer.noise, self.copies, clean, stream, group=(start, size)))
         return tf.reshape(tf.concat(parts, axis=1), tf.concat([[-1], inner], axis=0))
 

@@ -42,11 +42,12 @@ class NoisyLayer:
         if record is not None and record.local:
             # GLR: no gradient may cross from this layer into earlier ones.
             inputs = ops.stop_gradient(inputs)
-        v = self.pre_activation(inputs)
         if record is not None:
-            v = record.perturb(self, v)
-        elif self.noisy_inference:
-            v = v + self.noise.sample(ops.shape(v), seed=self.seed_generator)
+            v = record.noisy_pre_activation(self, inputs)
+        else:
+            v = self.pre_activation(inputs)
+            if self.noisy_inference:
+                v = v + self.noise.sample(ops.shape(v), seed=self.seed_generator)
         if record is not None and record.straight_through:
             return activations.straight_through(self.activation, record.straight_through["slope"])(v)
         return self.activation(v)
