@@ -60,6 +60,10 @@ class Entry:
             out into its group's copies only (`fan_out="by_layer"`): then
             `pre_activation` and `noise` have B * size rows, the group's
             copies, and the estimate is scaled by K / size.
+        pairs: None, or with antithetic pairs and `group`: the first partner
+            of each pair, r_bj for copies 2j (copy 2j + 1 is -r_bj), B * size
+            / 2 rows. The estimate then reads half the noise: s is odd (the
+            density is symmetric), so w_2j s(r) + w_2j+1 s(-r) = (w_2j - w_2j+1) s(r).
     """
 
     layer: object
@@ -71,6 +75,7 @@ class Entry:
     stream: int = 0
     row_scale: object = None
     group: tuple = None
+    pairs: object = None
 
     @property
     def score(self):
@@ -93,6 +98,9 @@ class Entry:
         if self.group is not None:
             start, size = self.group
             weights = tf.reshape(weights, [-1, self.copies])[:, start : start + size] * (self.copies / size)
+            if self.pairs is not None:
+                pair_weights = tf.reshape(weights[:, 0::2] - weights[:, 1::2], [-1])
+                return self.clean, self.distribution.summed_weighted_score(self.pairs, pair_weights, size // 2)
             return self.clean, self.distribution.summed_weighted_score(self.noise, tf.reshape(weights, [-1]), size)
         if self.clean is None:
             return self.pre_activation, self.weighted_score(weights)
@@ -224,16 +232,27 @@ class ForwardRecord:
         clean = layer.pre_activation(rows[:, start])
         inner = tf.shape(clean)[1:]
         units = math.prod(int(d) for d in clean.shape[1:])
-        r = streams.call_noise(layer.noise, self.key, stream, examples, self.first_example, size, units, self.antithetic, self.sampling)
-        r = tf.reshape(tf.cast(r, clean.dtype), tf.concat([[examples * size], inner], axis=0))
-        group = tf.reshape(r, tf.concat([[examples, size], inner], axis=0)) + tf.expand_dims(clean, 1)
+        drawn = size // 2 if self.antithetic else size
+        pairs = streams.call_noise(layer.noise, self.key, stream, examples, self.first_example, drawn, units, sampling=self.sampling)
+        pairs = tf.reshape(tf.cast(pairs, clean.dtype), tf.concat([[examples, drawn], inner], axis=0))
+        if self.antithetic:
+            # Copies 2j and 2j + 1 are clean + r and clean - r (`streams.call_noise`'s order).
+            r = tf.stack([pairs, -pairs], axis=2)
+            group = tf.stack([tf.expand_dims(clean, 1) + pairs, tf.expand_dims(clean, 1) - pairs], axis=2)
+        else:
+            r, group = pairs, pairs + tf.expand_dims(clean, 1)
+        r = tf.reshape(r, tf.concat([[examples * size], inner], axis=0))
+        group = tf.reshape(group, tf.concat([[examples, size], inner], axis=0))
         parts = [group]
         if start:
             earlier = layer.pre_activation(tf.reshape(rows[:, :start], tf.concat([[-1], tf.shape(inputs)[1:]], axis=0)))
             parts.insert(0, tf.reshape(earlier, tf.concat([[examples, start], inner], axis=0)))
         if start + size < self.copies:
             parts.append(tf.expand_dims(clean, 1))
-        self.entries.append(Entry(layer, tf.reshape(group, tf.shape(r)), r, layer.noise, self.copies, clean, stream, group=(start, size)))
+        pairs = tf.reshape(pairs, tf.concat([[-1], inner], axis=0)) if self.antithetic else None
+        self.entries.append(
+            Entry(layer, tf.reshape(group, tf.shape(r)), r, layer.noise, self.copies, clean, stream, group=(start, size), pairs=pairs)
+        )
         return tf.reshape(tf.concat(parts, axis=1), tf.concat([[-1], inner], axis=0))
 
     def _slot_group(self, layer):
