@@ -44,7 +44,8 @@ def build_parser():
         per_arch = {arch: d[field.name] for arch, d in run_config.ARCH_DEFAULTS.items() if field.name in d}
         help = meta["help"]
         if per_arch:  # left unset here; `config_from_args` fills in the architecture's default
-            shown = lambda v: ("on" if v else "off") if field.type is bool else v  # noqa: E731
+            def shown(v):
+                return ("on" if v else "off") if field.type is bool else ",".join(map(str, v)) if isinstance(v, tuple) else v
             help += f" (default: {shown(field.default)}; " + "; ".join(f"with --arch {a}: {shown(v)}" for a, v in per_arch.items()) + ")"
         if field.type is bool:
             group.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None if per_arch else False, help=help)

@@ -162,7 +162,7 @@ def proportional_sizes(copies, dimensions, unit=1):
     left after the minimum, and the leftover units go to the largest
     fractional parts (ties to the earlier layer).
     """
-    dimensions = [int(d) for d in dimensions]
+    dimensions = [float(d) for d in dimensions]
     units, layers = copies // unit, len(dimensions)
     if units < layers or copies % unit:
         raise ValueError(

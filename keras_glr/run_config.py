@@ -24,12 +24,15 @@ SAMPLINGS = ("mc", "latin", "sobol")
 #: Where an architecture trains with other settings than the paper's network.
 #: The small CNN (two noisy conv layers) trains by GLR with ReLU units, small
 #: noise, layer-wise injection with antithetic pairs and a cosine schedule
-#: (README, "Variance"); with the MLP's settings it does not train.
+#: (README, "Variance"); with the MLP's settings it does not train. Its copies
+#: are shared 1 : 2 : 4 among conv 1, conv 2 and the logits: a copy of a
+#: later layer's group is cheaper (it begins at that layer).
 ARCH_DEFAULTS = {
     "mlp": {},
-    "cnn": {"activation": "relu", "sigma": 0.05, "copies": 200, "antithetic": True, "injection": "layerwise", "schedule": "cosine"},
+    "cnn": {"activation": "relu", "sigma": 0.05, "copies": 232, "antithetic": True, "injection": "layerwise",
+            "copy_split": (1, 2, 4), "schedule": "cosine"},
 }
-_GLR_ONLY = ("copies", "antithetic", "injection")  # defaults of the estimator, not of the network
+_GLR_ONLY = ("copies", "antithetic", "injection", "copy_split")  # defaults of the estimator, not of the network
 
 
 def parse_hidden(text):
@@ -44,6 +47,28 @@ def parse_hidden(text):
             "separated by commas, e.g. '20' or '50,50'."
         )
     return widths
+
+
+COPY_SPLITS = ("even", "proportional")
+
+
+def parse_copy_split(text):
+    """Parses "even", "proportional" or shares such as "1,2,4" (a tuple of positive numbers). Raises ValueError."""
+    if isinstance(text, (tuple, list)):
+        shares = tuple(text)
+    elif str(text).strip() in COPY_SPLITS:
+        return str(text).strip()
+    else:
+        try:
+            shares = tuple(float(part) for part in str(text).split(","))
+        except ValueError:
+            shares = ()
+    if not shares or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0 for s in shares):
+        raise ValueError(
+            f"Invalid copy split: {text!r}. Expected 'even', 'proportional', or one positive share per noisy "
+            "layer separated by commas, e.g. '1,2,4'."
+        )
+    return tuple(int(s) if float(s).is_integer() else float(s) for s in shares)
 
 
 def _option(default, group, help, **command_line):
@@ -87,6 +112,12 @@ class RunConfig:
         "mc", "estimator", "mc (independent copies), or latin / sobol: stratified copies, with --baseline none (GLR only)",
         choices=SAMPLINGS,
     )
+    copy_split: object = _option(
+        "even", "estimator",
+        "with --injection layerwise, how the K copies are shared among the noisy layers: even, proportional (to "
+        "each layer's noise values), or shares in call order such as 1,2,4",
+        parse=parse_copy_split,
+    )
     optimizer: str = _option("adam", "optimisation", "update rule", choices=OPTIMIZERS)
     learning_rate: float = _option(0.01, "optimisation", "step size of the optimizer", alias="--lr")
     schedule: str = _option("constant", "optimisation", "learning-rate schedule", choices=SCHEDULES)
@@ -98,6 +129,8 @@ class RunConfig:
 
     def __post_init__(self):
         self.hidden = tuple(self.hidden)
+        if isinstance(self.copy_split, list):
+            self.copy_split = tuple(self.copy_split)
 
     @classmethod
     def for_arch(cls, **values):
@@ -122,7 +155,8 @@ class RunConfig:
         return f"{self.dataset}_{hidden}_{self.activation}_{self.loss}_{self.estimator}_seed{self.seed}"
 
     def to_json(self):
-        return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
+        split = list(self.copy_split) if isinstance(self.copy_split, tuple) else self.copy_split
+        return {**dataclasses.asdict(self), "hidden": list(self.hidden), "copy_split": split}
 
     @classmethod
     def from_json(cls, values):
@@ -171,6 +205,12 @@ class RunConfig:
         get_activation(self.activation)
         estimators.check_options(self.copies, self.baseline, self.antithetic, self.estimator, self.ste_slope)
         estimators.check_injection(self.injection, None, self.estimator)
+        parse_copy_split(self.copy_split)
+        if self.copy_split != "even" and self.injection != "layerwise":
+            raise ValueError(
+                f"Invalid `copy_split`: {self.copy_split!r}. It shares the copies among the noisy layers of "
+                "layer-wise injection; use injection='layerwise', or copy_split='even'."
+            )
         estimators.check_sampling(self.sampling, self.baseline, self.estimator)
         if self.run_name is not None and (not self.run_name or os.sep in self.run_name or self.run_name in (".", "..")):
             raise ValueError(f"Invalid `run_name`: {self.run_name!r}. Use a plain folder name without '{os.sep}'.")
@@ -230,9 +270,34 @@ def build_model(config, info, steps_per_epoch):
         estimator=config.estimator,
         ste_slope=config.ste_slope,
         injection=config.injection,
+        copies_per_layer=copies_per_layer(config, model),
         sampling=config.sampling,
     )
     return model
+
+
+def copies_per_layer(config, model):
+    """`compile`'s `copies_per_layer` for `config.copy_split`: None (even), "proportional", or sizes from the shares.
+
+    Shares become whole copies (pairs, with antithetic noise) by largest
+    remainders, at least one each (`copies.proportional_sizes`): "1,2,4"
+    with K = 232 and pairs gives 34, 66, 132. Raises ValueError when the
+    shares are not one per noisy layer.
+    """
+    from keras_glr import copies
+    from keras_glr import streams
+
+    if config.copy_split == "even":
+        return None
+    if config.copy_split == "proportional":
+        return "proportional"
+    layers = [layer.name for layer in streams.noisy_layers(model)]
+    if len(config.copy_split) != len(layers):
+        raise ValueError(
+            f"Invalid `copy_split`: {','.join(map(str, config.copy_split))} gives {len(config.copy_split)} shares, but the "
+            f"{config.arch} has {len(layers)} noisy layers ({', '.join(layers)}). Give one share per noisy layer."
+        )
+    return copies.proportional_sizes(config.copies, config.copy_split, 2 if config.antithetic else 1)
 
 
 def describe_gradient(config):

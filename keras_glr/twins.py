@@ -35,5 +35,5 @@ def twin_config(config):
             f"{config.estimator!r}. Pass the GLR run's directory."
         )
     run_name = f"{config.run_name}_twin" if config.run_name else None
-    return dataclasses.replace(config, estimator=twin_estimator(config.activation, config.loss), injection="all", sampling="mc",
+    return dataclasses.replace(config, estimator=twin_estimator(config.activation, config.loss), injection="all", copy_split="even", sampling="mc",
                                run_name=run_name)

@@ -42,11 +42,44 @@ def test_differences_name_the_changed_fields():
         (dict(injection="layerwise", estimator="bp"), "Layer-wise injection"),
         (dict(sampling="sobol"), "leave-one-out baseline"),
         (dict(sampling="latin", baseline="none", estimator="bp-noise"), "option of the GLR estimator"),
+        (dict(copy_split=(1, 2)), "It shares the copies among the noisy layers of layer-wise injection"),
+        (dict(copy_split="uneven", injection="layerwise"), "Invalid copy split: 'uneven'"),
     ],
 )
 def test_validate_names_the_field(values, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         RunConfig(**values).validate()
+
+
+def test_parse_copy_split():
+    assert run_config.parse_copy_split("1,2,4") == (1, 2, 4) and run_config.parse_copy_split("0.5,1") == (0.5, 1)
+    assert run_config.parse_copy_split("proportional") == "proportional" and run_config.parse_copy_split([1, 3]) == (1, 3)
+    for bad in ("", "0,1", "1,x", "-1,2", "nan,1", "inf"):
+        with pytest.raises(ValueError, match="Invalid copy split"):
+            run_config.parse_copy_split(bad)
+
+
+def test_a_copy_split_survives_the_run_record():
+    config = RunConfig(injection="layerwise", copy_split=(1, 2))
+    assert RunConfig.from_json(config.to_json()) == config and config.to_json()["copy_split"] == [1, 2]
+
+
+@pytest.mark.parametrize("split, antithetic, expected", [("even", False, None), ("proportional", True, "proportional"),
+                                                         ((1, 2, 4), True, [34, 66, 132]), ((1, 1, 1), False, [78, 77, 77])])
+def test_copy_shares_become_group_sizes(split, antithetic, expected):
+    from keras_glr import architectures
+
+    model = architectures.small_cnn((14, 14, 1), 10)
+    config = RunConfig(arch="cnn", copies=232, antithetic=antithetic, injection="layerwise", copy_split=split)
+    assert run_config.copies_per_layer(config, model) == expected
+
+
+def test_copy_shares_must_match_the_noisy_layers():
+    from keras_glr import architectures
+
+    model = architectures.small_cnn((14, 14, 1), 10)
+    with pytest.raises(ValueError, match=r"gives 2 shares, but the cnn has 3 noisy layers \(conv_1, conv_2, logits\)"):
+        run_config.copies_per_layer(RunConfig(arch="cnn", injection="layerwise", copy_split=(1, 2)), model)
 
 
 def test_parse_hidden():
@@ -73,8 +106,8 @@ def test_library_arguments_are_written_as_flags(message, expected):
 def test_the_twin_of_a_layerwise_run_is_noisy_in_every_layer():
     from keras_glr import twins
 
-    twin = twins.twin_config(RunConfig(injection="layerwise", sampling="sobol", baseline="none", run_name="lw"))
-    assert (twin.estimator, twin.injection, twin.sampling, twin.run_name) == ("bp-ste", "all", "mc", "lw_twin")
+    twin = twins.twin_config(RunConfig(injection="layerwise", copy_split=(1, 2), sampling="sobol", baseline="none", run_name="lw"))
+    assert (twin.estimator, twin.injection, twin.copy_split, twin.sampling, twin.run_name) == ("bp-ste", "all", "even", "mc", "lw_twin")
     twin.validate()
 
 

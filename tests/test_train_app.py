@@ -176,6 +176,19 @@ def test_arch_cnn_takes_its_own_defaults_and_explicit_flags_win():
     assert parse(["--antithetic"]).antithetic is True
 
 
+def test_the_copy_split_flag_reaches_the_compiled_model():
+    from keras_glr import data
+    from keras_glr import run_config
+    from keras_glr_apps import train as train_app
+
+    args = ["--arch", "cnn", "--copies", "54", "--copy-split", "1,1,4"]
+    config = train_app.config_from_args(train_app.build_parser().parse_args(args))
+    config.validate()
+    splits = data.load("mnist5k", batch_size=32, image_size=14, seed=0)
+    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    assert (model.glr_config.copies, model.glr_config.copies_per_layer) == (54, (10, 10, 34))
+
+
 def test_the_sampling_flag_reaches_the_compiled_model():
     from keras_glr import data
     from keras_glr import run_config
