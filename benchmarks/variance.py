@@ -14,8 +14,10 @@ as ratios to the default (injection "all", leave-one-out baseline):
     variance ratio       at equal copies;
     variance x time      at equal wall time (an estimator twice as slow
                          averages half as many estimates in the same time).
-Below 1 is better. The two options estimate different objectives (see
-`keras_glr.estimators.GLR`): this measures their noise, not their target.
+Below 1 is better. Shares (1:2:4) split the copies as `glr-train
+--copy-split` does, on the networks with that many noisy layers. The
+options estimate different objectives (see `keras_glr.estimators.GLR`):
+this measures their noise, not their target.
 """
 
 import argparse
@@ -28,7 +30,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_glr import architectures  # noqa: E402
+from keras_glr import copies  # noqa: E402
 from keras_glr import data  # noqa: E402
+from keras_glr import streams  # noqa: E402
 from keras_glr.noise import Gaussian  # noqa: E402
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -39,6 +43,7 @@ OPTIONS = {
     "layerwise, antithetic": dict(injection="layerwise", antithetic=True),
     "layerwise, proportional": dict(injection="layerwise", copies_per_layer="proportional"),
     "layerwise, proportional, antithetic": dict(injection="layerwise", copies_per_layer="proportional", antithetic=True),
+    "layerwise, antithetic, shares 1:2:4 (CNN)": dict(injection="layerwise", antithetic=True, shares=(1, 2, 4)),
     "layerwise, antithetic, no baseline": dict(injection="layerwise", antithetic=True, baseline="none"),
     "latin, no baseline": dict(injection="all", sampling="latin", baseline="none"),
     "layerwise, latin, no baseline": dict(injection="layerwise", sampling="latin", baseline="none"),
@@ -103,6 +108,12 @@ def report(name, stage, build, weights, x, y, args):
     for option, settings in OPTIONS.items():
         keras.utils.set_random_seed(0)
         model = build()
+        settings = dict(settings)
+        shares = settings.pop("shares", None)
+        if shares is not None:  # copies shared in proportion to `shares`, one per noisy layer (`run_config.copy_split`)
+            if len(shares) != len(streams.noisy_layers(model)):
+                continue
+            settings["copies_per_layer"] = copies.proportional_sizes(args.copies, shares, 2 if settings.get("antithetic") else 1)
         if weights is not None:
             model.set_weights(weights)
         model.compile("adam", CE, copies=args.copies, **settings)
