@@ -24,7 +24,7 @@ noisy layer of group g are the copies of the groups before g, then the clean
 row; the layer turns the clean row into its group's copies and keeps it for
 the groups after g (the last layer drops it). Each layer then runs on the
 copies of the earlier groups only, and its estimate is a VJP at the clean
-row, one row per example.
+row, which it computes apart from the copies: one row per example.
 """
 
 import contextlib
