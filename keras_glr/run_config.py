@@ -136,8 +136,9 @@ class RunConfig:
     def for_arch(cls, **values):
         """A configuration with its architecture's defaults (`ARCH_DEFAULTS`) where `values` say nothing.
 
-        The estimator's defaults among them (copies, antithetic, injection)
-        apply to GLR only: `estimator="bp"` keeps the plain defaults.
+        The estimator's defaults among them (copies, antithetic, injection,
+        copy_split) apply to GLR only: `estimator="bp"` keeps the plain
+        defaults, and `injection="all"` drops the copy split.
         """
         arch = values.get("arch", "mlp")
         if arch not in ARCH_DEFAULTS:
@@ -145,6 +146,8 @@ class RunConfig:
         defaults = ARCH_DEFAULTS[arch]
         if values.get("estimator", "glr") != "glr":
             defaults = {k: v for k, v in defaults.items() if k not in _GLR_ONLY}
+        if values.get("injection", defaults.get("injection")) != "layerwise":
+            defaults = {k: v for k, v in defaults.items() if k != "copy_split"}  # shares of layer-wise copies only
         return cls(**{**defaults, **values})
 
     def name(self):

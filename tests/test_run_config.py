@@ -119,6 +119,12 @@ def test_for_arch_fills_in_the_architectures_defaults_only_where_nothing_is_give
     cnn = RunConfig.for_arch(arch="cnn", copies=200, sigma=0.3)
     assert (cnn.copies, cnn.sigma, cnn.activation, cnn.injection) == (200, 0.3, ARCH_DEFAULTS["cnn"]["activation"], "layerwise")
     bp = RunConfig.for_arch(arch="cnn", estimator="bp")
-    assert (bp.activation, bp.injection, bp.antithetic, bp.copies) == ("relu", "all", False, RunConfig().copies)
+    assert (bp.activation, bp.injection, bp.antithetic, bp.copies, bp.copy_split) == ("relu", "all", False, RunConfig().copies, "even")
+    assert cnn.copy_split == ARCH_DEFAULTS["cnn"]["copy_split"] != "even"
+    every_layer = RunConfig.for_arch(arch="cnn", injection="all")
+    assert (every_layer.copy_split, every_layer.copies) == ("even", ARCH_DEFAULTS["cnn"]["copies"])
+    every_layer.validate()
+    with pytest.raises(ValueError, match="It shares the copies"):
+        RunConfig.for_arch(arch="cnn", injection="all", copy_split=(1, 1, 1)).validate()
     with pytest.raises(ValueError, match="Expected one of"):
         RunConfig.for_arch(arch="resnet")
