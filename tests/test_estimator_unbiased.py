@@ -119,6 +119,7 @@ LAYERWISE_CASES = {
     "gaussian_loo": (Gaussian(1.0), "loo", False, None),
     "laplace_loo": (Laplace(1.0), "loo", False, None),
     "gaussian_antithetic_loo": (Gaussian(1.0), "loo", True, None),
+    "laplace_antithetic_uneven_split": (Laplace(1.0), "loo", True, (600, 1400)),
     "gaussian_loo_uneven_split": (Gaussian(1.0), "loo", False, (600, 1400)),
     "gaussian_loo_proportional": (Gaussian(1.0), "loo", False, "proportional"),
 }
