@@ -228,32 +228,31 @@ class ForwardRecord:
         stream = self._next_stream(layer)
         start, size = self._slot_group(layer)
         examples = tf.shape(inputs)[0] // (start + 1)
-        rows = tf.reshape(inputs, tf.concat([[examples, start + 1], tf.shape(inputs)[1:]], axis=0))
+        rows = tf.reshape(inputs, _shape([examples, start + 1], inputs))
         clean = layer.pre_activation(rows[:, start])
-        inner = tf.shape(clean)[1:]
         units = math.prod(int(d) for d in clean.shape[1:])
         drawn = size // 2 if self.antithetic else size
         pairs = streams.call_noise(layer.noise, self.key, stream, examples, self.first_example, drawn, units, sampling=self.sampling)
-        pairs = tf.reshape(tf.cast(pairs, clean.dtype), tf.concat([[examples, drawn], inner], axis=0))
+        pairs = tf.reshape(tf.cast(pairs, clean.dtype), _shape([examples, drawn], clean))
+        copies_of_clean = tf.expand_dims(clean, 1)
         if self.antithetic:
             # Copies 2j and 2j + 1 are clean + r and clean - r (`streams.call_noise`'s order).
             r = tf.stack([pairs, -pairs], axis=2)
-            group = tf.stack([tf.expand_dims(clean, 1) + pairs, tf.expand_dims(clean, 1) - pairs], axis=2)
+            group = tf.stack([copies_of_clean + pairs, copies_of_clean - pairs], axis=2)
         else:
-            r, group = pairs, pairs + tf.expand_dims(clean, 1)
-        r = tf.reshape(r, tf.concat([[examples * size], inner], axis=0))
-        group = tf.reshape(group, tf.concat([[examples, size], inner], axis=0))
-        parts = [group]
+            r, group = pairs, copies_of_clean + pairs
+        r = tf.reshape(r, _shape([-1], clean))
+        parts = [tf.reshape(group, _shape([examples, size], clean))]
         if start:
-            earlier = layer.pre_activation(tf.reshape(rows[:, :start], tf.concat([[-1], tf.shape(inputs)[1:]], axis=0)))
-            parts.insert(0, tf.reshape(earlier, tf.concat([[examples, start], inner], axis=0)))
+            earlier = layer.pre_activation(tf.reshape(rows[:, :start], _shape([-1], inputs)))
+            parts.insert(0, tf.reshape(earlier, _shape([examples, start], clean)))
         if start + size < self.copies:
-            parts.append(tf.expand_dims(clean, 1))
-        pairs = tf.reshape(pairs, tf.concat([[-1], inner], axis=0)) if self.antithetic else None
+            parts.append(copies_of_clean)
+        pairs = tf.reshape(pairs, _shape([-1], clean)) if self.antithetic else None
         self.entries.append(
             Entry(layer, tf.reshape(group, tf.shape(r)), r, layer.noise, self.copies, clean, stream, group=(start, size), pairs=pairs)
         )
-        return tf.reshape(tf.concat(parts, axis=1), tf.concat([[-1], inner], axis=0))
+        return tf.reshape(tf.concat(parts, axis=1), _shape([-1], clean))
 
     def _slot_group(self, layer):
         """`layer`'s group of copies (start, size); raises ValueError when it has none."""
@@ -282,6 +281,11 @@ class ForwardRecord:
         call = self._calls.get(id(layer), 0)
         self._calls[id(layer)] = call + 1
         return streams.stream_id(self._slots[id(layer)], call, self.purpose)
+
+
+def _shape(leading, like):
+    """`leading` dimensions followed by those of one row of `like`: [*leading, *tf.shape(like)[1:]]."""
+    return tf.concat([leading, tf.shape(like)[1:]], axis=0)
 
 
 def current():

@@ -197,4 +197,3 @@ def restore_noise_states(model, states):
     model.prediction_noise.state.assign(states["prediction"])
     for layer, state in zip(layers, states["layers"]):
         layer.seed_generator.state.assign(state)
-
