@@ -2,10 +2,11 @@
 
     python benchmarks/copy_split.py                      # about 12 minutes on 2 cores
     python benchmarks/copy_split.py --splits 68,66,66 34,66,132 --seeds 0
+    python benchmarks/copy_split.py --pool output    # the CNN pooling each layer's output
 
 Each split lists the copies of conv 1, conv 2 and the logits (their sum is
 K). Everything else is `glr-train --arch cnn`'s defaults
-(`run_config.ARCH_DEFAULTS`). Prints two tables:
+(`run_config.ARCH_DEFAULTS`), `--pool` included. Prints two tables:
     the median seconds of one training step (batch 32), the splits'
     steps interleaved in one loop, so they are measured side by side;
     the test accuracy after `--epochs` epochs for each seed, trained as
@@ -29,9 +30,9 @@ from keras_glr import run_config  # noqa: E402
 SPLITS = ("68,66,66", "68,66,132", "50,50,100", "50,50,200", "34,34,132", "34,66,132", "34,66,266")
 
 
-def cnn(split, seed, splits):
+def cnn(split, seed, splits, pool):
     """The `--arch cnn` model with its copies split as `split` (a tuple of sizes)."""
-    config = run_config.RunConfig.for_arch(arch="cnn", seed=seed, copies=sum(split))
+    config = run_config.RunConfig.for_arch(arch="cnn", seed=seed, copies=sum(split), pool=pool)
     keras.utils.set_random_seed(seed)
     model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
     model.compile(model.optimizer, model.loss, metrics=["accuracy"], copies=sum(split), antithetic=config.antithetic,
@@ -39,13 +40,13 @@ def cnn(split, seed, splits):
     return model
 
 
-def step_times(splits_to_time, repeats=20):
+def step_times(splits_to_time, pool, repeats=20):
     """{split: median seconds of one train step}, the splits interleaved."""
     splits = data.load("mnist5k", batch_size=32, image_size=14, seed=0)
     x, y = next(iter(splits.train))
     steps = {}
     for split in splits_to_time:
-        model = cnn(split, 0, splits)
+        model = cnn(split, 0, splits, pool)
         model.fit(x, y, epochs=1, verbose=0, batch_size=32)  # trace
         steps[split] = (lambda m: lambda: m.train_function(iter([(x, y)])))(model)
     times = {split: [] for split in steps}
@@ -57,10 +58,10 @@ def step_times(splits_to_time, repeats=20):
     return {split: statistics.median(t) for split, t in times.items()}
 
 
-def accuracy(split, seed, epochs):
+def accuracy(split, seed, epochs, pool):
     """Test accuracy after `epochs` epochs."""
     splits = data.load("mnist5k", batch_size=32, image_size=14, seed=seed)
-    model = cnn(split, seed, splits)
+    model = cnn(split, seed, splits, pool)
     model.fit(splits.train, epochs=epochs, verbose=0)
     return model.evaluate(splits.test, verbose=0)[1]
 
@@ -80,12 +81,14 @@ def main():
     parser.add_argument("--splits", nargs="+", type=parse_split, default=[parse_split(s) for s in SPLITS])
     parser.add_argument("--seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--pool", choices=run_config.CNN_POOLS, default=run_config.ARCH_DEFAULTS["cnn"]["pool"],
+                        help="where the conv layers pool (glr-train --pool)")
     args = parser.parse_args()
-    seconds = step_times(args.splits)
+    seconds = step_times(args.splits, args.pool)
     print("| copies per layer (conv 1, conv 2, logits) | step | " + " | ".join(f"seed {s}" for s in args.seeds) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in args.seeds) + " |", flush=True)
     for split in args.splits:
-        cells = [f"{accuracy(split, seed, args.epochs):.4f}" for seed in args.seeds]
+        cells = [f"{accuracy(split, seed, args.epochs, args.pool):.4f}" for seed in args.seeds]
         print(f"| {', '.join(map(str, split))} | {1000 * seconds[split]:.1f} ms | " + " | ".join(cells) + " |", flush=True)
 
 

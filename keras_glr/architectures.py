@@ -6,6 +6,8 @@ from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
 from keras_glr.model import GLRSequential
 
+CNN_POOLS = ("output", "pre-activation")
+
 
 def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, name="glr_mlp"):
     """The paper's network: input -> hidden noisy dense layers -> logits.
@@ -26,8 +28,17 @@ def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, n
     return GLRSequential(layers, name=name)
 
 
-def small_cnn(input_shape, num_classes, filters=(8, 16), activation="step", noise=None, name="glr_cnn"):
-    """conv(3x3) -> 2x2 max-pool per entry of `filters`, then dense logits."""
+def small_cnn(input_shape, num_classes, filters=(8, 16), activation="step", noise=None, pool="output",
+              name="glr_cnn"):
+    """conv(3x3) -> 2x2 max-pool per entry of `filters`, then dense logits.
+
+    pool: "pre-activation" pools inside each `NoisyConv2D`, before its noise
+        (v = maxpool(conv(x)) + r, y = phi(v)); "output" pools the layer's
+        output in a `MaxPooling2D` (v = conv(x) + r, y = maxpool(phi(v))),
+        with four times the noise values.
+    """
+    if pool not in CNN_POOLS:
+        raise ValueError(f"Invalid `pool`: {pool!r}. Expected one of {', '.join(CNN_POOLS)}.")
     if len(input_shape) == 1:
         raise ValueError(
             f"The CNN needs image inputs of shape (height, width, channels); "
@@ -35,9 +46,12 @@ def small_cnn(input_shape, num_classes, filters=(8, 16), activation="step", nois
         )
     layers = [keras.Input(tuple(input_shape))]
     for i, f in enumerate(filters):
-        layers += [
-            NoisyConv2D(f, 3, activation=activation, padding="same", noise=noise, name=f"conv_{i + 1}"),
-            keras.layers.MaxPooling2D(),
-        ]
+        if pool == "pre-activation":
+            layers.append(NoisyConv2D(f, 3, activation=activation, padding="same", noise=noise, pool_size=2, name=f"conv_{i + 1}"))
+        else:
+            layers += [
+                NoisyConv2D(f, 3, activation=activation, padding="same", noise=noise, name=f"conv_{i + 1}"),
+                keras.layers.MaxPooling2D(),
+            ]
     layers += [keras.layers.Flatten(), NoisyDense(num_classes, noise=noise, name="logits")]
     return GLRSequential(layers, name=name)

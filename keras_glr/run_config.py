@@ -14,6 +14,7 @@ import os
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")
 ARCHITECTURES = ("mlp", "cnn")
+CNN_POOLS = ("output", "pre-activation")  # the same names as `keras_glr.architectures.CNN_POOLS`
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
 #: The same names as `keras_glr.estimators.ESTIMATORS` / `BASELINES` / `INJECTIONS` / `SAMPLINGS` (a test pins it).
@@ -23,14 +24,15 @@ INJECTIONS = ("all", "layerwise")
 SAMPLINGS = ("mc", "latin", "sobol")
 #: Where an architecture trains with other settings than the paper's network.
 #: The small CNN (two noisy conv layers) trains by GLR with ReLU units, small
-#: noise, layer-wise injection with antithetic pairs and a cosine schedule
-#: (README, "Variance"); with the MLP's settings it does not train. Its copies
-#: are shared 1 : 2 : 4 among conv 1, conv 2 and the logits: a copy of a
-#: later layer's group is cheaper (it begins at that layer).
+#: noise on the max-pooled pre-activations, layer-wise injection with
+#: antithetic pairs and a cosine schedule (README, "What makes the CNN
+#: train"); with the MLP's settings it does not train. Its copies are shared
+#: 1 : 2 : 4 among conv 1, conv 2 and the logits: a copy of a later layer's
+#: group is cheaper (it begins at that layer).
 ARCH_DEFAULTS = {
     "mlp": {},
-    "cnn": {"activation": "relu", "sigma": 0.05, "copies": 232, "antithetic": True, "injection": "layerwise",
-            "copy_split": (1, 2, 4), "schedule": "cosine"},
+    "cnn": {"activation": "relu", "pool": "pre-activation", "sigma": 0.05, "copies": 232, "antithetic": True,
+            "injection": "layerwise", "copy_split": (1, 2, 4), "schedule": "cosine"},
 }
 _GLR_ONLY = ("copies", "antithetic", "injection", "copy_split")  # defaults of the estimator, not of the network
 
@@ -92,6 +94,10 @@ class RunConfig:
     arch: str = _option("mlp", "network", "mlp (the paper's network) or cnn", choices=ARCHITECTURES)
     hidden: tuple = _option((20,), "network", "hidden layer widths of the MLP, e.g. 20 or 50,50", parse=parse_hidden)
     activation: str = _option("step", "network", "step (threshold), sigmoid, abs, sign, relu, ...")
+    pool: str = _option(
+        "output", "network", "cnn: max-pool each conv layer's output, or its pre-activation before the noise (a quarter "
+        "of the noise values; the same function for step and relu units)", choices=CNN_POOLS,
+    )
     noise: str = _option("gaussian", "network", "distribution of the neuronal noise", choices=NOISES)
     sigma: float = _option(1.0, "network", "standard deviation of the neuronal noise")
     loss: str = _option("ce", "estimator", "ce (cross-entropy) or zero-one", choices=LOSSES)
@@ -188,6 +194,7 @@ class RunConfig:
                 raise ValueError(f"Invalid `{name}`: {value!r}. Expected a positive {'integer' if kind is int else 'number'}.")
 
         choice("arch", ARCHITECTURES)
+        choice("pool", CNN_POOLS)
         choice("loss", LOSSES)
         choice("noise", NOISES)
         choice("optimizer", OPTIMIZERS)
@@ -262,7 +269,8 @@ def build_model(config, info, steps_per_epoch):
     if config.arch == "mlp":
         model = architectures.mlp(info.input_shape, info.num_classes, config.hidden, config.activation, noise)
     else:
-        model = architectures.small_cnn(info.input_shape, info.num_classes, activation=config.activation, noise=noise)
+        model = architectures.small_cnn(info.input_shape, info.num_classes, activation=config.activation, noise=noise,
+                                          pool=config.pool)
     model.compile(
         make_optimizer(config, steps_per_epoch),
         make_loss(config),

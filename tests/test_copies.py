@@ -127,6 +127,8 @@ def test_proportional_sizes_follow_the_noise_dimensions(k, dimensions, unit, siz
 
 def test_noise_dimensions_are_each_noisy_layers_output_size():
     assert copies.noise_dimensions(architectures.small_cnn((14, 14, 1), 10)) == [14 * 14 * 8, 7 * 7 * 16, 10]
+    pooled = architectures.small_cnn((14, 14, 1), 10, pool="pre-activation")
+    assert copies.noise_dimensions(pooled) == [7 * 7 * 8, 3 * 3 * 16, 10]
     with pytest.raises(ValueError, match="needs copies >= 6"):
         copies.proportional_sizes(4, [10, 10, 10], 2)
 
@@ -146,14 +148,19 @@ def test_layer_groups_refuse_an_impossible_split(k, layers, sizes, antithetic, m
         copies.layer_groups(k, layers, sizes, antithetic)
 
 
-def _cnn():
-    return architectures.small_cnn((6, 6, 1), 3, activation="relu")
+def _cnn(pool="output"):
+    return architectures.small_cnn((6, 6, 1), 3, activation="relu", pool=pool)
+
+
+def _cnn_pooled():
+    return _cnn("pre-activation")
 
 
 @pytest.mark.parametrize(
     "build, expected",
-    [(_chain, True), (_cnn, True), (_block_first, False), (_block_after_noise, False), (_siamese, False), (_shared_twice, False)],
-    ids=["chain", "cnn", "residual_block_first", "residual_block_after_noise", "two_noisy_branches", "shared_twice"],
+    [(_chain, True), (_cnn, True), (_cnn_pooled, True), (_block_first, False), (_block_after_noise, False), (_siamese, False),
+     (_shared_twice, False)],
+    ids=["chain", "cnn", "cnn_pooled_pre_activation", "residual_block_first", "residual_block_after_noise", "two_noisy_branches", "shared_twice"],
 )
 def test_layerwise_fan_out_needs_a_chain_of_noisy_layers(build, expected):
     assert copies.can_fan_out_by_layer(build()) is expected
@@ -162,12 +169,13 @@ def test_layerwise_fan_out_needs_a_chain_of_noisy_layers(build, expected):
 @pytest.mark.parametrize(
     "options",
     [dict(), dict(antithetic=True), dict(sampling="latin", baseline="none"), dict(sampling="sobol", baseline="none"),
-     dict(copies_per_layer=[2, 6, 4])],
-    ids=["mc", "antithetic", "latin", "sobol", "uneven_groups"],
+     dict(copies_per_layer=[2, 6, 4]), dict(antithetic=True, pool="pre-activation")],
+    ids=["mc", "antithetic", "latin", "sobol", "uneven_groups", "antithetic_pooled_pre_activation"],
 )
 def test_layerwise_fan_out_gives_the_rows_and_estimate_of_the_tiled_forward(options, monkeypatch):
     """Each group's copies begin at its own layer: the same copies, in the same rows, and the same estimate."""
-    model = _cnn()
+    options = dict(options)
+    model = _cnn(options.pop("pool", "output"))
     model.compile(keras.optimizers.SGD(0.1), _CE, copies=12, injection="layerwise", **options)
     rng = np.random.default_rng(0)
     x, y = rng.uniform(size=(5, 6, 6, 1)).astype("float32"), np.arange(5) % 3

@@ -233,11 +233,12 @@ def test_glr_matches_finite_differences_for_step_and_zero_one_loss(noise):
     assert_agree(glr_mean, glr_se, fd_mean, fd_se, N_SE, what="GLR vs finite differences (step, 0-1 loss)")
 
 
-def _conv_reference_gradients(weights, x, y, stddev, replicates, draws):
+def _conv_reference_gradients(weights, x, y, stddev, replicates, draws, pool=None):
     """Reparameterised backprop through the noisy conv net, in plain TF ops.
 
-    v1 = conv(x, K) + c + r1, a = sigmoid(v1), v2 = flatten(a) W + b + r2,
-    L = cross-entropy. Returns `replicates` means over `draws` noise draws.
+    v1 = conv(x, K) + c + r1, or maxpool(conv(x, K) + c) + r1 with `pool`,
+    a = sigmoid(v1), v2 = flatten(a) W + b + r2, L = cross-entropy.
+    Returns `replicates` means over `draws` noise draws.
     """
     kernel, bias, dense_w, dense_b = [tf.Variable(w) for w in weights]
     batch = x.shape[0]
@@ -248,6 +249,8 @@ def _conv_reference_gradients(weights, x, y, stddev, replicates, draws):
         ys = tf.repeat(y, draws, axis=0)
         with tf.GradientTape() as tape:
             v1 = tf.nn.conv2d(xs, kernel, 1, "VALID") + bias
+            if pool:
+                v1 = tf.nn.max_pool2d(v1, pool, pool, "VALID")
             v1 += tf.random.normal(tf.shape(v1), stddev=stddev, dtype=tf.float64)
             a = tf.reshape(tf.sigmoid(v1), [batch * draws, -1])
             v2 = a @ dense_w + dense_b
@@ -259,13 +262,15 @@ def _conv_reference_gradients(weights, x, y, stddev, replicates, draws):
     return np.stack([one_replicate().numpy() for _ in range(replicates)])
 
 
-def test_conv_glr_matches_reparameterised_backprop():
+@pytest.mark.parametrize("pool", [None, 2], ids=["conv", "conv_pooled_pre_activation"])
+def test_conv_glr_matches_reparameterised_backprop(pool):
+    """Objective: d/dtheta E[L] with noise on every conv unit (after the 2x2 max-pool of the pre-activation with `pool`)."""
     from keras_glr.layers import NoisyConv2D
 
     model = keras_glr.GLRSequential(
         [
             keras.Input((4, 4, 1)),
-            NoisyConv2D(2, 3, activation="sigmoid", bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
+            NoisyConv2D(2, 3, activation="sigmoid", bias_initializer=keras.initializers.RandomNormal(0, 0.5), pool_size=pool),
             keras.layers.Flatten(),
             NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
         ]
@@ -276,7 +281,7 @@ def test_conv_glr_matches_reparameterised_backprop():
     y = np.arange(3).astype("int32")
     glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
     weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
-    reference = _conv_reference_gradients(weights, x.astype(np.float64), y, 1.0, 200, 1000)
+    reference = _conv_reference_gradients(weights, x.astype(np.float64), y, 1.0, 200, 1000, pool=pool)
     ref_mean, ref_se = mean_and_se(reference)
     assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what="GLR conv vs reparameterised BP")
     with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail

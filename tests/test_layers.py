@@ -10,6 +10,7 @@ from keras_glr.noise import Laplace
 LAYERS = {
     "dense": (lambda **kw: NoisyDense(5, "step", **kw), (4, 3)),
     "conv": (lambda **kw: NoisyConv2D(2, 3, activation="abs", padding="same", **kw), (4, 6, 6, 1)),
+    "conv_pooled": (lambda **kw: NoisyConv2D(2, 3, activation="abs", padding="same", pool_size=2, **kw), (4, 6, 6, 1)),
 }
 
 
@@ -58,3 +59,25 @@ def test_default_noise_is_unit_gaussian():
 def test_bad_noise_argument():
     with pytest.raises(ValueError, match="noise="):
         NoisyDense(3, noise=0.5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "step", "sigmoid"])
+def test_pooling_the_pre_activation_is_pooling_the_output_for_nondecreasing_units(activation):
+    """maxpool(phi(v)) = phi(maxpool(v)) for nondecreasing phi: the noiseless layer is conv -> phi -> max-pool."""
+    import keras
+
+    pooled = NoisyConv2D(3, 3, activation=activation, padding="same", pool_size=2)
+    x = np.random.default_rng(1).normal(size=(2, 7, 7, 1)).astype("float32")
+    y = np.asarray(pooled(x))
+    plain = NoisyConv2D(3, 3, activation=activation, padding="same")
+    plain.build(x.shape)
+    plain.set_weights(pooled.get_weights())
+    np.testing.assert_allclose(y, keras.layers.MaxPooling2D()(plain(x)), rtol=1e-6, atol=1e-6)
+    assert y.shape == (2, 3, 3, 3) == pooled.compute_output_shape(x.shape)
+    assert pooled.compute_output_shape((None, 7, 7, 1)) == (None, 3, 3, 3)
+
+
+@pytest.mark.parametrize("bad", [0, (2, 0), (2,), 1.5, True, "2"])
+def test_bad_pool_size(bad):
+    with pytest.raises(ValueError, match=r"Invalid value received for argument `pool_size`.*Received: pool_size="):
+        NoisyConv2D(2, 3, pool_size=bad)

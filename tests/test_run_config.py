@@ -44,6 +44,7 @@ def test_differences_name_the_changed_fields():
         (dict(sampling="latin", baseline="none", estimator="bp-noise"), "option of the GLR estimator"),
         (dict(copy_split=(1, 2)), "It shares the copies among the noisy layers of layer-wise injection"),
         (dict(copy_split="uneven", injection="layerwise"), "Invalid copy split: 'uneven'"),
+        (dict(arch="cnn", pool="average"), "Invalid `pool`: 'average'"),
     ],
 )
 def test_validate_names_the_field(values, message):
@@ -128,3 +129,17 @@ def test_for_arch_fills_in_the_architectures_defaults_only_where_nothing_is_give
         RunConfig.for_arch(arch="cnn", injection="all", copy_split=(1, 1, 1)).validate()
     with pytest.raises(ValueError, match="Expected one of"):
         RunConfig.for_arch(arch="resnet")
+
+
+def test_the_cnn_pools_its_pre_activations_and_older_runs_keep_pooling_the_output():
+    from keras_glr import copies
+    from keras_glr import data
+
+    cnn = RunConfig.for_arch(arch="cnn")
+    assert cnn.pool == "pre-activation" and RunConfig.for_arch(arch="cnn", estimator="bp").pool == "pre-activation"
+    earlier = {k: v for k, v in cnn.to_json().items() if k != "pool"}  # a run recorded before the option existed
+    assert RunConfig.from_json(earlier).pool == "output"
+    info = data.DatasetInfo("digits", 10, (14, 14, 1), [str(c) for c in range(10)], {})
+    for pool, dimensions in (("pre-activation", [392, 144, 10]), ("output", [1568, 784, 10])):
+        model = run_config.build_model(RunConfig.for_arch(arch="cnn", pool=pool), info, steps_per_epoch=10)
+        assert copies.noise_dimensions(model) == dimensions
