@@ -81,3 +81,24 @@ def test_pooling_the_pre_activation_is_pooling_the_output_for_nondecreasing_unit
 def test_bad_pool_size(bad):
     with pytest.raises(ValueError, match=r"Invalid value received for argument `pool_size`.*Received: pool_size="):
         NoisyConv2D(2, 3, pool_size=bad)
+
+
+def test_a_pooled_cnn_survives_save_and_load(tmp_path):
+    import keras
+
+    from keras_glr import architectures
+
+    model = architectures.small_cnn((6, 6, 1), 3, activation="relu", pool="pre-activation")
+    model.compile("sgd", "mse", copies=2)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert [layer.pool_size for layer in loaded.layers[:2]] == [(2, 2), (2, 2)]
+    x = np.random.default_rng(0).uniform(size=(2, 6, 6, 1)).astype("float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_the_cnn_names_its_pooling_choices():
+    from keras_glr import architectures
+
+    with pytest.raises(ValueError, match="Invalid `pool`: 'avg'. Expected one of output, pre-activation"):
+        architectures.small_cnn((6, 6, 1), 3, pool="avg")
