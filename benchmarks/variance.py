@@ -15,7 +15,10 @@ as ratios to the default (injection "all", leave-one-out baseline):
     variance x time      at equal wall time (an estimator twice as slow
                          averages half as many estimates in the same time).
 Below 1 is better. Shares (1:2:4) split the copies as `glr-train
---copy-split` does, on the networks with that many noisy layers. The
+--copy-split` does, on the networks with that many noisy layers. The row
+"pooled pre-activations" measures the CNN with its conv layers' noise added
+after the max-pool (`glr-train --pool pre-activation`), with the same
+weights (trained on the default CNN for the second measurement). The
 options estimate different objectives (see `keras_glr.estimators.GLR`):
 this measures their noise, not their target.
 """
@@ -44,6 +47,8 @@ OPTIONS = {
     "layerwise, proportional": dict(injection="layerwise", copies_per_layer="proportional"),
     "layerwise, proportional, antithetic": dict(injection="layerwise", copies_per_layer="proportional", antithetic=True),
     "layerwise, antithetic, shares 1:2:4 (CNN)": dict(injection="layerwise", antithetic=True, shares=(1, 2, 4)),
+    "layerwise, antithetic, shares 1:2:4, pooled pre-activations (CNN)": dict(
+        injection="layerwise", antithetic=True, shares=(1, 2, 4), pool="pre-activation"),
     "layerwise, antithetic, no baseline": dict(injection="layerwise", antithetic=True, baseline="none"),
     "latin, no baseline": dict(injection="all", sampling="latin", baseline="none"),
     "layerwise, latin, no baseline": dict(injection="layerwise", sampling="latin", baseline="none"),
@@ -59,7 +64,8 @@ def _networks():
     images = data.test_arrays("mnist5k", image_size=14, flatten=False, examples=32)
     return {
         "MLP 196-20-10": (lambda: architectures.mlp((196,), 10, (20,), "step", Gaussian(1.0)), mlp, True),
-        "CNN": (lambda: architectures.small_cnn((14, 14, 1), 10, activation="step", noise=Gaussian(1.0)), images, False),
+        "CNN": (lambda pool="output": architectures.small_cnn((14, 14, 1), 10, activation="step", noise=Gaussian(1.0), pool=pool),
+                images, False),
     }
 
 
@@ -106,9 +112,12 @@ def report(name, stage, build, weights, x, y, args):
     """Measures every option on the network with `weights` (None: initial) and prints the table."""
     results = {}
     for option, settings in OPTIONS.items():
-        keras.utils.set_random_seed(0)
-        model = build()
         settings = dict(settings)
+        pool = settings.pop("pool", None)
+        if pool is not None and name != "CNN":
+            continue
+        keras.utils.set_random_seed(0)
+        model = build() if pool is None else build(pool=pool)  # the pooled CNN has the same weights' shapes
         shares = settings.pop("shares", None)
         if shares is not None:  # copies shared in proportion to `shares`, one per noisy layer (`run_config.copy_split`)
             if len(shares) != len(streams.noisy_layers(model)):

@@ -17,6 +17,10 @@ a larger radius than is proved), so:
 - `upper_bound(layer, input_shape, "l1")`: exact for both, the largest
   column sum max_j sum_i |A_ij| (for a conv: the transposed convolution
   with |K| applied to ones).
+- a `NoisyConv2D` with `pool_size` has u(x) = maxpool(A x + b), pooled over
+  disjoint windows. That pool is 1-Lipschitz in l1 and l2
+  (|max a - max a'| <= max |a - a'| per window), so the bounds on A bound
+  the pooled layer too.
 - `power_iteration(layer, input_shape)`: the l2 norm estimated from below
   by power iteration on A^T A (A and its transpose through autodiff), to
   show how tight the upper bound is.

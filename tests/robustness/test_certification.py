@@ -127,8 +127,9 @@ def test_dense_operator_norms_are_the_kernels():
     assert operator_norms.upper_bound(layer, (12,), "l1") == pytest.approx(np.abs(kernel.T).sum(axis=0).max())
 
 
-def test_draws_start_at_the_first_noisy_layer_of_a_cnn():
-    model = architectures.small_cnn((14, 14, 1), 10, activation="relu", noise=noise.Gaussian(0.5))
+@pytest.mark.parametrize("pool", ["output", "pre-activation"])
+def test_draws_start_at_the_first_noisy_layer_of_a_cnn(pool):
+    model = architectures.small_cnn((14, 14, 1), 10, activation="relu", noise=noise.Gaussian(0.5), pool=pool)
     first = model.layers[0]
     seen = []
     original = first.pre_activation
