@@ -195,6 +195,11 @@ class RunConfig:
 
         choice("arch", ARCHITECTURES)
         choice("pool", CNN_POOLS)
+        if self.arch != "cnn" and self.pool != "output":
+            raise ValueError(
+                f"Invalid `pool`: {self.pool!r}. It says where the CNN's conv layers pool, and this run's arch is "
+                f"{self.arch!r}. Drop it, or train the cnn."
+            )
         choice("loss", LOSSES)
         choice("noise", NOISES)
         choice("optimizer", OPTIMIZERS)

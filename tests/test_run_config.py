@@ -45,6 +45,7 @@ def test_differences_name_the_changed_fields():
         (dict(copy_split=(1, 2)), "It shares the copies among the noisy layers of layer-wise injection"),
         (dict(copy_split="uneven", injection="layerwise"), "Invalid copy split: 'uneven'"),
         (dict(arch="cnn", pool="average"), "Invalid `pool`: 'average'"),
+        (dict(pool="pre-activation"), "Invalid `pool`: 'pre-activation'. It says where the CNN's conv layers pool, and this run's arch is 'mlp'"),
     ],
 )
 def test_validate_names_the_field(values, message):
