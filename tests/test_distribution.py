@@ -67,6 +67,7 @@ def _finish(workers, seconds=240):
         assert worker.returncode == 0, output[-3000:]
 
 
+@pytest.mark.slow  # two worker processes (about 50 s); keeps the default suite well under 10 minutes on 2 cores
 def test_two_workers_train_what_one_process_trains_and_resume_after_a_stop(tmp_path):
     """Global batch 20 split 10 + 10 over two worker processes: the final weights equal one
     process's, also when both workers are stopped after the first epoch and restarted with --resume."""

@@ -79,7 +79,7 @@ print(json.dumps(results))
 """
 
 
-@pytest.mark.parametrize("injection", ["all", "layerwise"])
+@pytest.mark.parametrize("injection", ["all", pytest.param("layerwise", marks=pytest.mark.slow)])
 def test_mirrored_strategy_on_two_devices_matches_one_with_even_and_uneven_shards(injection):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     runs = []
