@@ -5,8 +5,7 @@ import keras
 from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
 from keras_glr.model import GLRSequential
-
-CNN_POOLS = ("output", "pre-activation")
+from keras_glr.run_config import CNN_POOLS
 
 
 def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, name="glr_mlp"):
@@ -46,12 +45,10 @@ def small_cnn(input_shape, num_classes, filters=(8, 16), activation="step", nois
         )
     layers = [keras.Input(tuple(input_shape))]
     for i, f in enumerate(filters):
-        if pool == "pre-activation":
-            layers.append(NoisyConv2D(f, 3, activation=activation, padding="same", noise=noise, pool_size=2, name=f"conv_{i + 1}"))
-        else:
-            layers += [
-                NoisyConv2D(f, 3, activation=activation, padding="same", noise=noise, name=f"conv_{i + 1}"),
-                keras.layers.MaxPooling2D(),
-            ]
+        inside = pool == "pre-activation"
+        layers.append(NoisyConv2D(f, 3, activation=activation, padding="same", noise=noise, pool_size=2 if inside else None,
+                                  name=f"conv_{i + 1}"))
+        if not inside:
+            layers.append(keras.layers.MaxPooling2D())
     layers += [keras.layers.Flatten(), NoisyDense(num_classes, noise=noise, name="logits")]
     return GLRSequential(layers, name=name)

@@ -14,7 +14,7 @@ import os
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")
 ARCHITECTURES = ("mlp", "cnn")
-CNN_POOLS = ("output", "pre-activation")  # the same names as `keras_glr.architectures.CNN_POOLS`
+CNN_POOLS = ("output", "pre-activation")  # where `architectures.small_cnn` pools (it reads this tuple)
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
 #: The same names as `keras_glr.estimators.ESTIMATORS` / `BASELINES` / `INJECTIONS` / `SAMPLINGS` (a test pins it).
