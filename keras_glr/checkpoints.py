@@ -29,6 +29,7 @@ def write_json(path, values):
 
 
 def read_json(path):
+    """The JSON object stored at `path`."""
     with open(path) as f:
         return json.load(f)
 

@@ -78,7 +78,8 @@ def copy_losses(loss, y, y_pred, sample_weight, copies):
 
     Args:
         loss: fn(y_true, y_pred) -> per-example losses, shape (N,).
-        y, sample_weight: one row per example (sample_weight may be None).
+        y: the labels, one row per example.
+        sample_weight: per-example weights, one row per example, or None.
         y_pred: the model's outputs, one row per copy, shape (N, ...).
     """
     from keras_glr import validation
@@ -320,7 +321,9 @@ def in_chunks(one_pass, x, y, sample_weight, first_example, examples_per_chunk, 
         one_pass: fn(x, y, sample_weight, first_example) -> `Pass`, where
             `first_example` is the index of the part's first example in the
             whole batch (its noise rows).
-        x, y, sample_weight: this replica's batch.
+        x: this replica's inputs.
+        y: this replica's labels.
+        sample_weight: this replica's sample weights, or None.
         first_example: index of this replica's first example.
         examples_per_chunk: None (or at least the batch size) for one pass.
         variables: the trainable variables the gradients are aligned with.

@@ -220,7 +220,8 @@ class GLR:
     Args:
         loss: fn(y_true, y_pred) -> per-copy loss values, shape (N,); it is
             never differentiated, so it may be discontinuous (0-1 loss).
-        baseline, antithetic: see `centre_losses`.
+        baseline: see `centre_losses`.
+        antithetic: see `centre_losses`.
         injection: "all": every noisy layer is noisy on every copy, and each
             layer's estimate is unbiased for the gradient of E[L] under the
             noise of all layers. "layerwise": the copies of each example are

@@ -128,13 +128,14 @@ class GLRTrainer:
         """Configures the model for training, as `keras.Model.compile`.
 
         Args:
-            optimizer, loss, metrics, **kwargs: as in `keras.Model.compile`
-                (same argument order; `loss_weights` must be None or 1: a
-                GLR model has one output). In training, the reported loss
-                is the mean over all copies and the metrics are computed on
-                the first noisy copy of each example.
-                `loss` may be any Keras loss or callable, differentiable or
-                not, or "zero_one" for `keras_glr.losses.ZeroOneLoss`.
+            optimizer: as in `keras.Model.compile` (same argument order).
+            loss: any Keras loss or callable, differentiable or not, or
+                "zero_one" for `keras_glr.losses.ZeroOneLoss`. In training,
+                the reported loss is the mean over all copies.
+            loss_weights: None or 1: a GLR model has one output.
+            metrics: as in `keras.Model.compile`; in training they are
+                computed on the first noisy copy of each example.
+            **kwargs: the other arguments of `keras.Model.compile`.
             copies: K, noise copies per example in each step.
             baseline: "loo" (default) subtracts the leave-one-out mean of the
                 other copies of the same example; "none" subtracts nothing.
@@ -415,10 +416,12 @@ class GLRModel(GLRTrainer, keras.Model):
     `noisy_inference=True`.
 
     Args:
-        inputs, outputs, name, trainable: as `keras.Model`.
+        *args: `inputs` and `outputs`, as for `keras.Model`.
         seed: int or None, seed of the model's noise generators
             (`training_noise`, `prediction_noise`). None follows
             `keras.utils.set_random_seed`.
+        **kwargs: `inputs`, `outputs`, `name` and `trainable`, as for
+            `keras.Model`.
 
     The GLR options (`copies`, `baseline`, ...) are `compile`'s, and passing
     them here is an error that says so.

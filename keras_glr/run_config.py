@@ -232,6 +232,7 @@ class RunConfig:
 
 
 def make_noise(config):
+    """The configured noise: `Gaussian(sigma)`, or `Laplace` of scale sigma / sqrt(2) (the same standard deviation)."""
     from keras_glr import noise
 
     if config.noise == "gaussian":
@@ -240,6 +241,7 @@ def make_noise(config):
 
 
 def make_loss(config):
+    """The configured loss: "zero_one", or sparse softmax cross-entropy of the logits."""
     import keras
 
     if config.loss == "zero-one":
@@ -248,6 +250,7 @@ def make_loss(config):
 
 
 def make_optimizer(config, steps_per_epoch):
+    """The configured optimizer, its learning rate following the configured schedule over `epochs * steps_per_epoch` steps."""
     import keras
 
     rate = config.learning_rate

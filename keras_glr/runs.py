@@ -136,6 +136,7 @@ def ensure_writable(folder, what="", hint=""):
 
 
 def load_data(config):
+    """The configured dataset's `data.Splits` (seeded, batched `tf.data` pipelines)."""
     return data_module.load(
         config.dataset,
         batch_size=config.batch_size,

@@ -1,4 +1,4 @@
-"""The README's Python blocks run as written and do what the README says."""
+"""The Python blocks of the README and the guides run as written and do what they say."""
 
 import pathlib
 import re
@@ -8,15 +8,21 @@ import grpc
 import numpy as np
 import pytest
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def _python_blocks():
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def _python_blocks(pages=PAGES):
+    return [block for page in pages for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)]
+
+
+def _page_of(block):
+    return next(str(page) for page in PAGES if block in page.read_text())
 
 
 def test_the_python_example_trains_to_a_useful_accuracy(tmp_path, monkeypatch):
-    (block,) = [b for b in _python_blocks() if "mnist_data" in b]
+    (block,) = [b for b in _python_blocks([README]) if "mnist_data" in b]
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - the README's own example
@@ -28,7 +34,7 @@ def test_the_python_example_trains_to_a_useful_accuracy(tmp_path, monkeypatch):
 
 
 def test_the_grpc_example_gets_probabilities_from_a_prediction_service(tmp_path):
-    """The README's gRPC client, run as written against a PredictionService on
+    """The serving guide's gRPC client, run as written against a PredictionService on
     127.0.0.1 that answers from the exported SavedModel (signature and tensor
     names exactly as TF Serving maps them)."""
     pytest.importorskip("tensorflow_serving.apis.predict_pb2")
@@ -61,10 +67,19 @@ def test_the_grpc_example_gets_probabilities_from_a_prediction_service(tmp_path)
     server.start()
     try:
         namespace = {}
-        exec(compile(block.replace("localhost:8500", f"127.0.0.1:{port}"), str(README), "exec"), namespace)  # noqa: S102
+        exec(compile(block.replace("localhost:8500", f"127.0.0.1:{port}"), _page_of(block), "exec"), namespace)  # noqa: S102
     finally:
         server.stop(grace=None)
     probabilities = namespace["probabilities"]
     assert probabilities.shape == (1, 10)
     np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-5)
     np.testing.assert_allclose(probabilities, tf.nn.softmax(model.predict(np.zeros((1, 196), np.float32), verbose=0)), rtol=1e-5, atol=1e-6)
+
+
+def test_the_functional_example_of_the_guide_trains_and_estimates():
+    (block,) = [b for b in _python_blocks() if "keras_glr.GLRModel(inputs, outputs" in b]
+    namespace = {}
+    exec(compile(block, _page_of(block), "exec"), namespace)  # noqa: S102 - the guide's own example
+    model, grads = namespace["model"], namespace["grads"]
+    assert [layer.name for layer in model.layers if "noisy" in type(layer).__name__.lower()] == ["shared", "logits"]
+    assert len(grads) == len(model.trainable_variables) and all(np.all(np.isfinite(g)) for g in grads)

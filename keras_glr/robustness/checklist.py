@@ -49,6 +49,7 @@ def pgd(model_fn, x, y, eps, steps, seed=0):
 
 
 def fgsm(model_fn, x, y, eps):
+    """FGSM inputs at L-inf radius `eps` crafted on `model_fn` (x -> logits), as numpy, shape of `x`."""
     return np.asarray(attacks.get("fgsm").run(model_fn, tf.constant(x), tf.constant(y), eps))
 
 
@@ -58,7 +59,8 @@ def run(attack_fn, correct, x, y, classes, transfer=None, settings=Settings(), s
     Args:
         attack_fn: x -> logits that the gradient attacks differentiate (BPDA / EOT for GLR models).
         correct: x -> (N,) bool, whether the model classifies each input right.
-        x, y: the examples (numpy) and their integer labels.
+        x: the examples (numpy).
+        y: their integer labels.
         classes: C, for chance = 1 / C.
         transfer: optional transfer-attack inputs for the same examples (PGD at `settings.eps`).
 

@@ -88,6 +88,7 @@ def check_classifier(model, label="model"):
 
 
 def input_shape(model):
+    """The shape of one input of `model`, without the batch dimension."""
     return tuple(model.inputs[0].shape[1:])
 
 
@@ -107,6 +108,7 @@ def predict_scores(model, x, batch_size=500):
 
 
 def accuracy(model, x, y, batch_size=500):
+    """The share of `x` whose arg-max output equals the label `y`, from batches of `batch_size`."""
     return float(np.mean(predict_scores(model, x, batch_size).argmax(axis=1) == y))
 
 
@@ -160,7 +162,8 @@ def evaluate(entries, x, y, plan, surrogate=None, samples=None, progress=True):
 
     Args:
         entries: list of `ModelEntry`, all with the same input shape.
-        x, y: test inputs (model input shape) and integer labels.
+        x: test inputs (model input shape).
+        y: their integer labels.
         plan: a `Plan`.
         surrogate: optional `ModelEntry` to craft transfer attacks on.
         samples: optional dict of previously saved inputs to reuse, keyed as

@@ -67,6 +67,7 @@ def twin_pairs(rows, configs):
 
 
 def markdown_table(results, configs):
+    """The results as a Markdown table: models as rows (seeds grouped as mean ± std), `*` where a GLR row differs from its twin by the seeds rule."""
     rows = grouped_rows(results, configs)
     pairs = twin_pairs(rows, configs)
     by_group = {group: cells for group, _, cells in rows}
@@ -121,6 +122,7 @@ def certified_curves(results):
 
 
 def certified_notes(results):
+    """The lines that explain the certified columns (draws, alpha, what a certificate assumes), and any model left uncertified with its error."""
     certified = results.get("certified")
     if not certified:
         return []

@@ -104,6 +104,7 @@ NAMES = tuple(ATTACKS)
 
 
 def get(name):
+    """The `Attack` called `name` (one of `NAMES`). Raises ValueError for an unknown name."""
     if name not in ATTACKS:
         raise ValueError(f"Unknown attack: {name!r}. Expected one of {list(NAMES)}.")
     return ATTACKS[name]

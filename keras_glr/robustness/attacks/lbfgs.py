@@ -27,7 +27,8 @@ def lbfgs(model_fn, x, y=None, target=None, c_init=1.0, binary_search_steps=6, m
         c_init: first weight of the distortion term.
         binary_search_steps: number of values of c tried per example.
         max_iterations: L-BFGS-B iterations per solve.
-        clip_min, clip_max: the box.
+        clip_min: the box's lower bound.
+        clip_max: the box's upper bound.
     """
     if binary_search_steps < 1 or max_iterations < 1:
         raise ValueError("binary_search_steps and max_iterations must be positive integers.")
