@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from keras_glr import architectures  # noqa: E402
 from keras_glr import copies  # noqa: E402
 from keras_glr import data  # noqa: E402
-from keras_glr import streams  # noqa: E402
+from keras_glr.layers import noisy_layers  # noqa: E402
 from keras_glr.noise import Gaussian  # noqa: E402
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -120,7 +120,7 @@ def report(name, stage, build, weights, x, y, args):
         model = build() if pool is None else build(pool=pool)  # the pooled CNN has the same weights' shapes
         shares = settings.pop("shares", None)
         if shares is not None:  # copies shared in proportion to `shares`, one per noisy layer (`run_config.copy_split`)
-            if len(shares) != len(streams.noisy_layers(model)):
+            if len(shares) != len(noisy_layers(model)):
                 continue
             settings["copies_per_layer"] = copies.proportional_sizes(args.copies, shares, 2 if settings.get("antithetic") else 1)
         if weights is not None:

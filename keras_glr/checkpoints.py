@@ -14,8 +14,7 @@ import time
 
 import keras
 
-from keras_glr.streams import noise_states
-from keras_glr.streams import restore_noise_states
+from keras_glr.layers import noisy_layers
 
 FOLDER = "checkpoint"
 
@@ -70,3 +69,31 @@ class EpochCheckpoint(keras.callbacks.Callback):
         seconds = self.previous_seconds + time.time() - self.started
         values = {"epochs_done": epoch + 1, "wall_time_seconds": seconds, "noise_states": noise_states(self.model)}
         write_json(os.path.join(self.folder, "state.json"), values)
+
+
+def noise_states(model):
+    """The states of every noise generator of `model`, as JSON-ready lists.
+
+    Keras does not save random-generator states in `.keras` files; a resumed
+    run restores these to continue every noise sequence exactly.
+    """
+    state = lambda generator: [int(v) for v in generator.state.numpy()]  # noqa: E731
+    return {
+        "training": state(model.training_noise),
+        "prediction": state(model.prediction_noise),
+        "layers": [state(layer.seed_generator) for layer in noisy_layers(model)],
+    }
+
+
+def restore_noise_states(model, states):
+    """Sets the states saved by `noise_states`. Raises ValueError if they do not fit."""
+    layers = noisy_layers(model)
+    if not isinstance(states, dict) or "training" not in states or len(states.get("layers", ())) != len(layers):
+        raise ValueError(
+            f"These noise states do not belong to this model (it has {len(layers)} noisy layers), or were "
+            "written by an older keras_glr. Start the run again (glr-train ... --overwrite)."
+        )
+    model.training_noise.state.assign(states["training"])
+    model.prediction_noise.state.assign(states["prediction"])
+    for layer, state in zip(layers, states["layers"]):
+        layer.seed_generator.state.assign(state)

@@ -16,7 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_glr import streams
+from keras_glr.layers import NoisyLayer
+from keras_glr.layers import noisy_layers
 from keras_glr.recording import recording
 
 _EXAMPLE, _COPY = "example", "copy"
@@ -107,7 +108,7 @@ def forward(model, x, copies, training=True, groups=None, **record_options):
     (`can_fan_out_by_layer`). `record_options` go to
     `recording.ForwardRecord`.
     """
-    slots = streams.noisy_layers(model)
+    slots = noisy_layers(model)
     if copies > 1 and groups is not None and can_fan_out_by_layer(model):
         fan_out = "by_layer"
     else:
@@ -182,7 +183,7 @@ def proportional_sizes(copies, dimensions, unit=1):
 def noise_dimensions(model):
     """Noise values per example of each noisy layer, in slot order (its output size per example)."""
     found = []
-    for layer in streams.noisy_layers(model):
+    for layer in noisy_layers(model):
         try:
             shape = layer.output.shape[1:]
         except (AttributeError, ValueError):
@@ -225,7 +226,7 @@ def can_fan_out_by_layer(model):
     is the tuple of noisy slots it has passed through; tensors of different
     states never meet.
     """
-    slots = {id(layer): slot for slot, layer in enumerate(streams.noisy_layers(model))}
+    slots = {id(layer): slot for slot, layer in enumerate(noisy_layers(model))}
 
     def noisy(layer, state):
         if slots.get(id(layer)) != len(state):
@@ -255,8 +256,6 @@ def _final_states(model, initial, noisy):
 
 def _walk(layer, states, noisy):
     """States of `layer`'s outputs, given its inputs' states."""
-    from keras_glr.layers import NoisyLayer
-
     if isinstance(layer, NoisyLayer):
         if len(set(states)) != 1:
             raise _NoFanOut
@@ -269,7 +268,7 @@ def _walk(layer, states, noisy):
         return states
     if hasattr(layer, "_nodes_by_depth") and getattr(layer, "inputs", None):
         return _walk_graph(layer, states, noisy)
-    if hasattr(layer, "_flatten_layers") and streams.noisy_layers(layer):
+    if hasattr(layer, "_flatten_layers") and noisy_layers(layer):
         raise _NoFanOut  # noisy layers inside a graph we cannot see
     if len(set(states)) > 1:
         raise _NoFanOut

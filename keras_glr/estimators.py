@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from keras_glr import copies as copies_module
 from keras_glr import streams
+from keras_glr.layers import noisy_layers
 
 BASELINES = ("loo", "none")
 ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
@@ -253,7 +254,7 @@ class GLR:
         """Algorithm 1, steps 1-5, on a part of the batch: its share of the estimate."""
         groups = None
         if self.injection == "layerwise":
-            layers = len(streams.noisy_layers(model))
+            layers = len(noisy_layers(model))
             dimensions = copies_module.noise_dimensions(model) if self.copies_per_layer == "proportional" else None
             groups = copies_module.layer_groups(step.copies, layers, self.copies_per_layer, self.antithetic, dimensions)
         with tf.GradientTape() as tape:

@@ -133,7 +133,7 @@ class ForwardRecord:
         first_example: index, in the whole batch, of this pass's first
             example: chunked passes and replicas read the rows of one pass
             over the whole batch.
-        slots: the noisy layers in slot order (`streams.noisy_layers`);
+        slots: the noisy layers in slot order (`keras_glr.layers.noisy_layers`);
             layers not listed take the next slots in the order they are
             first called.
         purpose: `streams.TRAINING` or `streams.PREDICTION`.

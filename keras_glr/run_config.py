@@ -304,13 +304,13 @@ def copies_per_layer(config, model):
     shares are not one per noisy layer.
     """
     from keras_glr import copies
-    from keras_glr import streams
+    from keras_glr.layers import noisy_layers
 
     if config.copy_split == "even":
         return None
     if config.copy_split == "proportional":
         return "proportional"
-    layers = [layer.name for layer in streams.noisy_layers(model)]
+    layers = [layer.name for layer in noisy_layers(model)]
     if len(config.copy_split) != len(layers):
         raise ValueError(
             f"Invalid `copy_split`: {','.join(map(str, config.copy_split))} gives {len(config.copy_split)} shares, but the "

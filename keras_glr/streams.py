@@ -162,38 +162,3 @@ def _uniform_copies(examples, drawn, units, key, first_example, stream):
     length = -(-drawn * units // 4) * 4
     u = uniform_rows(examples, length, key, first_example, stream)[:, : drawn * units]
     return tf.reshape(u, [examples, drawn, units])
-
-
-def noisy_layers(model):
-    """The model's noisy layers, nested models included, in a fixed order: their slots."""
-    from keras_glr.layers import NoisyLayer
-
-    return [l for l in model._flatten_layers(include_self=False, recursive=True) if isinstance(l, NoisyLayer)]
-
-
-def noise_states(model):
-    """The states of every noise generator of `model`, as JSON-ready lists.
-
-    Keras does not save random-generator states in `.keras` files; a resumed
-    run restores these to continue every noise sequence exactly.
-    """
-    state = lambda generator: [int(v) for v in generator.state.numpy()]  # noqa: E731
-    return {
-        "training": state(model.training_noise),
-        "prediction": state(model.prediction_noise),
-        "layers": [state(layer.seed_generator) for layer in noisy_layers(model)],
-    }
-
-
-def restore_noise_states(model, states):
-    """Sets the states saved by `noise_states`. Raises ValueError if they do not fit."""
-    layers = noisy_layers(model)
-    if not isinstance(states, dict) or "training" not in states or len(states.get("layers", ())) != len(layers):
-        raise ValueError(
-            f"These noise states do not belong to this model (it has {len(layers)} noisy layers), or were "
-            "written by an older keras_glr. Start the run again (glr-train ... --overwrite)."
-        )
-    model.training_noise.state.assign(states["training"])
-    model.prediction_noise.state.assign(states["prediction"])
-    for layer, state in zip(layers, states["layers"]):
-        layer.seed_generator.state.assign(state)

@@ -18,6 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_glr.layers import NoisyLayer
+from keras_glr.layers import noisy_layers
+
 _TAG = "keras_glr: "
 
 
@@ -249,20 +252,20 @@ def check_layers(model):
     trainable layer must be noisy. Weightless layers (Flatten, pooling,
     Dropout, ...) and frozen layers are fine.
     """
-    from keras_glr.layers import NoisyLayer
-
+    wrapped = {id(inner) for layer in noisy_layers(model) for inner in layer._flatten_layers(include_self=False, recursive=True)}
     for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, NoisyLayer) or isinstance(layer, keras.Model):
+        if isinstance(layer, NoisyLayer) or isinstance(layer, keras.Model) or id(layer) in wrapped:
             continue
         own = [w for w in layer._trainable_variables if w.trainable] if layer.trainable else []
         if own:
             replacement = {
                 "Dense": "keras_glr.layers.NoisyDense",
                 "Conv2D": "keras_glr.layers.NoisyConv2D",
-            }.get(type(layer).__name__, "a keras_glr noisy layer (NoisyDense, NoisyConv2D)")
+            }.get(type(layer).__name__, f"keras_glr.layers.Noisy({type(layer).__name__}(...))")
             raise ValueError(
                 f"Layer '{layer.name}' ({type(layer).__name__}) has trainable "
                 "weights but no neuronal noise, so the GLR estimator cannot "
-                f"train it. Use {replacement} instead, freeze it with "
+                f"train it. Use {replacement} instead (or wrap it: "
+                f"Noisy(layer, activation=...)), freeze it with "
                 f"`layer.trainable = False`, or compile with estimator='bp'."
             )

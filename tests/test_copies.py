@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_glr
+from keras_glr import checkpoints
 from keras_glr import architectures
 from keras_glr import copies
 from keras_glr import streams
@@ -59,9 +60,9 @@ def test_every_graph_trains_and_matches_the_tiled_forward(build, monkeypatch):
     model.compile(keras.optimizers.SGD(0.1), _CE, metrics=["accuracy"], copies=6)
     rng = np.random.default_rng(0)
     x, y = rng.uniform(size=(5, 4)).astype("float32"), np.arange(5) % 3
-    states = streams.noise_states(model)
+    states = checkpoints.noise_states(model)
     decided = model.estimate_gradients(x, y)
-    streams.restore_noise_states(model, states)
+    checkpoints.restore_noise_states(model, states)
     monkeypatch.setattr(copies, "can_fan_out", lambda model: False)
     model.compile(keras.optimizers.SGD(0.1), _CE, metrics=["accuracy"], copies=6)
     tiled = model.estimate_gradients(x, y)
@@ -87,9 +88,9 @@ def test_every_estimator_chunks_to_the_unchunked_estimate(estimator):
     x, y = np.random.default_rng(1).uniform(size=(7, 4)).astype("float32"), np.arange(7) % 3
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     estimates = []
-    states = streams.noise_states(model)
+    states = checkpoints.noise_states(model)
     for chunk in (None, 12):
-        streams.restore_noise_states(model, states)
+        checkpoints.restore_noise_states(model, states)
         model.compile("sgd", loss, copies=6, estimator=estimator, copies_per_chunk=chunk)
         estimates.append(model.estimate_gradients(x, y))
     for a, b in zip(*estimates):
@@ -187,10 +188,10 @@ def test_layerwise_fan_out_gives_the_rows_and_estimate_of_the_tiled_forward(opti
         y_pred, record = copies.forward(model, x, 12, groups=groups, key=key, antithetic=options.get("antithetic", False),
                                         sampling=options.get("sampling", "mc"))
         assert [e.group is not None for e in record.entries] == [by_layer] * 3
-        states = streams.noise_states(model)
+        states = checkpoints.noise_states(model)
         model.compile(keras.optimizers.SGD(0.1), _CE, copies=12, injection="layerwise", **options)  # a fresh trace
         gradients = model.estimate_gradients(x, y)
-        streams.restore_noise_states(model, states)
+        checkpoints.restore_noise_states(model, states)
         results.append((np.asarray(y_pred), gradients))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
     assert results[0][0].shape == (5 * 12, 3)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_glr
+from keras_glr import checkpoints
 from keras_glr import estimators
 from keras_glr.layers import NoisyDense
 from keras_glr.recording import recording
@@ -118,11 +119,11 @@ def test_fan_out_gives_the_same_estimate_as_repeating_the_input(monkeypatch, ant
     model.compile("sgd", "zero_one", copies=8, antithetic=antithetic)
     x = np.random.default_rng(0).uniform(size=(3, 4, 4)).astype("float32")
     y = np.array([0, 1, 2])
-    states = keras_glr.streams.noise_states(model)
+    states = checkpoints.noise_states(model)
     estimates = []
     for fan_out in (True, False):
         monkeypatch.setattr(keras_glr.copies, "can_fan_out", lambda model, f=fan_out: f)
-        keras_glr.streams.restore_noise_states(model, states)
+        checkpoints.restore_noise_states(model, states)
         model.compile("sgd", "zero_one", copies=8, antithetic=antithetic)
         estimates.append(model.estimate_gradients(x, y))
     assert any(np.any(g != 0) for g in estimates[0])

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_glr
+from keras_glr import checkpoints
 from keras_glr import export
 from keras_glr.layers import NoisyDense
 
@@ -33,10 +34,10 @@ def test_signatures_serve_the_model(tmp_path):
 
 def test_export_leaves_the_training_noise_alone(tmp_path):
     model = _model()
-    before = keras_glr.streams.noise_states(model)["training"]
+    before = checkpoints.noise_states(model)["training"]
     export.export_saved_model(model, tmp_path / "saved", noisy_passes=4)
     model.noisy_forward(np.ones((2, 5), "float32"), 4)
-    assert keras_glr.streams.noise_states(model)["training"] == before
+    assert checkpoints.noise_states(model)["training"] == before
 
 
 def test_bad_noisy_passes():

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_glr
+from keras_glr import checkpoints
 from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
 from keras_glr.noise import Laplace
@@ -144,10 +145,10 @@ def test_sample_weight_scales_the_estimate():
     model = _functional()
     model.compile("sgd", SPARSE_CE, copies=4, baseline="none")
     x, y = _data(n=4)
-    states = keras_glr.streams.noise_states(model)
+    states = checkpoints.noise_states(model)
     estimates = []
     for weight in (1.0, 3.0):
-        keras_glr.streams.restore_noise_states(model, states)
+        checkpoints.restore_noise_states(model, states)
         estimates.append(model.estimate_gradients(x, y, sample_weight=np.full(4, weight, "float32")))
     for one, three in zip(*estimates):
         np.testing.assert_allclose(three, 3 * np.asarray(one), rtol=1e-5, atol=1e-7)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import keras_glr
+from keras_glr import checkpoints
 from keras_glr.layers import NoisyDense
 from keras_glr.noise import Laplace
 
@@ -30,9 +31,9 @@ def test_chunked_copies_give_the_unchunked_estimate(antithetic, copies_per_chunk
     model.compile("sgd", "zero_one", copies=8, antithetic=antithetic, injection=injection)
     x = np.random.default_rng(0).uniform(size=(7, 6)).astype("float32")
     y = np.arange(7) % 3
-    states = keras_glr.streams.noise_states(model)
+    states = checkpoints.noise_states(model)
     whole = model.estimate_gradients(x, y)
-    keras_glr.streams.restore_noise_states(model, states)
+    checkpoints.restore_noise_states(model, states)
     model.compile("sgd", "zero_one", copies=8, antithetic=antithetic, copies_per_chunk=copies_per_chunk, injection=injection)
     chunked = model.estimate_gradients(x, y)
     assert any(np.any(g != 0) for g in whole)

@@ -6,7 +6,9 @@ import pytest
 import scipy.stats
 
 import keras_glr
+from keras_glr import checkpoints
 from keras_glr import streams
+from keras_glr.layers import noisy_layers
 from keras_glr.layers import NoisyDense
 from keras_glr.noise import Gaussian
 from keras_glr.noise import Laplace
@@ -57,7 +59,7 @@ def test_equal_names_and_seeds_do_not_share_streams():
     inner = keras.Model(inner_inputs, NoisyDense(4, seed=1, name="noisy")(inner_inputs))
     inputs = keras.Input((4,))
     model = keras_glr.GLRModel(inputs, NoisyDense(4, seed=1, name="noisy")(inner(inputs)))
-    with recording(copies=2, key=_KEY, slots=streams.noisy_layers(model)) as record:
+    with recording(copies=2, key=_KEY, slots=noisy_layers(model)) as record:
         model(np.ones((2, 4), "float32"))
     first, second = record.entries
     assert first.stream != second.stream
@@ -66,13 +68,13 @@ def test_equal_names_and_seeds_do_not_share_streams():
 
 def test_noise_states_round_trip_and_refuse_another_model():
     model = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2), NoisyDense(2)], seed=3)
-    states = streams.noise_states(model)
+    states = checkpoints.noise_states(model)
     first = np.asarray(streams.next_key(model.training_noise))
-    streams.restore_noise_states(model, states)
+    checkpoints.restore_noise_states(model, states)
     np.testing.assert_array_equal(np.asarray(streams.next_key(model.training_noise)), first)
     other = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2)])
     with pytest.raises(ValueError, match="do not belong to this model"):
-        streams.restore_noise_states(other, states)
+        checkpoints.restore_noise_states(other, states)
 
 
 def test_the_model_seed_alone_fixes_the_training_noise():

@@ -59,3 +59,8 @@ class NoisyLayer:
             "noisy_inference": self.noisy_inference,
             "seed": self.seed,
         }
+
+
+def noisy_layers(model):
+    """The model's noisy layers, nested models included, in a fixed order: their slots (`keras_glr.streams`)."""
+    return [l for l in model._flatten_layers(include_self=False, recursive=True) if isinstance(l, NoisyLayer)]

@@ -32,6 +32,7 @@ from scipy import stats
 from keras_glr import copies
 from keras_glr import noise as noise_module
 from keras_glr import streams
+from keras_glr.layers import noisy_layers
 from keras_glr.robustness import operator_norms
 
 ABSTAIN = -1
@@ -97,7 +98,7 @@ def first_noisy_layer(model):
     begins at more than one place, when anything but a reshape stands
     between the input and that layer, or when its noise has no certificate.
     """
-    layers = streams.noisy_layers(model)
+    layers = noisy_layers(model)
     if not layers:
         raise ValueError(f"{model.name} has no noisy layer: randomized smoothing needs noise (a NoisyDense or NoisyConv2D).")
     if not copies.can_fan_out(model):

@@ -1,0 +1,140 @@
+"""`Noisy`: any Keras layer made a noisy layer, v = f(x; theta) + r, y = phi(v)."""
+
+import keras
+from keras import ops
+
+from keras_glr.layers.noisy_layer import NoisyLayer
+
+
+@keras.saving.register_keras_serializable(package="keras_glr")
+class Noisy(NoisyLayer, keras.layers.Layer):
+    """Wraps a Keras layer f(x; theta): y = phi(f(x; theta) + r).
+
+    The GLR estimate for f's weights is f's own vector-Jacobian product at
+    cotangent L * s(r), with x cut off from the gradient, as for
+    `NoisyDense` (DESIGN.md section 6): it works for any f whose output rows
+    belong to its input rows (Dense, Conv1D/2D/3D, DepthwiseConv2D,
+    SeparableConv2D, Conv2DTranspose, Embedding, the normalization layers).
+
+    A composite block (a layer or sub-model holding several layers, a
+    residual block say) is one noisy layer with noise at its output only: it
+    is trained *block-locally*, by backprop inside the block and GLR between
+    blocks. No gradient crosses from one noisy block into another; inside
+    the block the layers need derivatives, as for backprop. A block must not
+    hold noisy layers of its own.
+
+    The wrapped layer always runs in inference mode: Dropout inside it is
+    off, and a BatchNormalization normalises with its moving statistics, so
+    the copies of an example never see each other (every copy's loss
+    depends on its own noise only, which the estimator and its leave-one-out
+    baseline need). Batch normalization under copies: when `Noisy` wraps a
+    `keras.layers.BatchNormalization` directly, each training call (GLR or
+    a BP twin) first normalises every row with the moving statistics as they
+    were before the call, then moves them toward the mean and variance of
+    all the rows that reached the layer in that call (every copy of every
+    example; under fan-out, the shared clean row of the copies that have not
+    yet diverged), with the layer's own `momentum`. So inference equals a
+    plain Keras model with the same weights and statistics, and the estimate
+    is unbiased for the network with the statistics of the step held fixed.
+    A BatchNormalization inside a composite block is refused: wrap it on its
+    own.
+
+    Args:
+        layer: the Keras layer (or model) f. Its own activation must be
+            linear: give the activation to `Noisy` instead, so the noise
+            is added before it.
+        activation: phi, as in `NoisyDense`; None is linear.
+        noise: a `keras_glr.noise` distribution; `Gaussian(1.0)` if None.
+        noisy_inference: bool, keep the noise on outside training.
+        seed: int or None, seed of the `noisy_inference` noise.
+        **kwargs: `keras.layers.Layer` arguments (`name`, ...); the name
+            defaults to "noisy_" followed by the wrapped layer's name
+            (numbered if taken).
+
+    Input shape: that of `layer`. Output shape: that of `layer`.
+    """
+
+    def __init__(self, layer, activation=None, noise=None, noisy_inference=False, seed=None, **kwargs):
+        if kwargs.get("name") is None:
+            kwargs["name"] = _unique_name(f"noisy_{getattr(layer, 'name', 'layer')}")
+        super().__init__(**kwargs)
+        self.layer = _checked(layer)
+        self._init_noise(activation, noise, noisy_inference, seed)
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        self.built = True
+
+    def pre_activation(self, inputs):
+        return self.layer(inputs, training=False)
+
+    def call(self, inputs, training=False):
+        outputs = super().call(inputs, training=training)
+        if training and isinstance(self.layer, keras.layers.BatchNormalization) and self.layer.trainable:
+            _follow_batch_statistics(self.layer, inputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "layer": keras.saving.serialize_keras_object(self.layer), **self._noise_config()}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        layer = keras.saving.deserialize_keras_object(config.pop("layer"), custom_objects=custom_objects)
+        return cls(layer, **config)
+
+
+def _unique_name(prefix):
+    """`prefix`, or `prefix_N` when taken: Keras's own counter, so it never clashes with an automatic name."""
+    uid = keras.backend.get_uid(prefix)
+    return prefix if uid == 1 else f"{prefix}_{uid - 1}"
+
+
+def _follow_batch_statistics(layer, inputs):
+    """moving <- momentum * moving + (1 - momentum) * batch moment, over every axis but the layer's."""
+    x = ops.cast(ops.stop_gradient(inputs), "float32")
+    axis = layer.axis % len(x.shape)
+    mean, variance = ops.moments(x, [i for i in range(len(x.shape)) if i != axis])
+    momentum = layer.momentum
+    layer.moving_mean.assign(layer.moving_mean * momentum + ops.cast(mean, layer.moving_mean.dtype) * (1.0 - momentum))
+    layer.moving_variance.assign(
+        layer.moving_variance * momentum + ops.cast(variance, layer.moving_variance.dtype) * (1.0 - momentum)
+    )
+
+
+def _checked(layer):
+    """`layer`, or ValueError saying why `Noisy` cannot wrap it."""
+    if not isinstance(layer, keras.layers.Layer):
+        raise ValueError(f"Noisy wraps a Keras layer or model; received {type(layer).__name__}: {layer!r}.")
+    if isinstance(layer, NoisyLayer):
+        raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}) is noisy already; use it as it is, without Noisy.")
+    activation = getattr(layer, "activation", None)
+    if activation is not None and keras.activations.serialize(activation) != "linear":
+        name = keras.activations.serialize(activation)
+        raise ValueError(
+            f"Layer '{layer.name}' ({type(layer).__name__}) has its own activation {name!r}, applied inside the "
+            "layer, before Noisy adds its noise (v = f(x) + r must come first). Build it with activation=None and "
+            f"give the activation to Noisy: Noisy({type(layer).__name__}(..., activation=None), activation={name!r})."
+        )
+    inner = layer._flatten_layers(include_self=False, recursive=True)
+    if any(isinstance(l, NoisyLayer) for l in inner):
+        raise ValueError(
+            f"Layer '{layer.name}' holds noisy layers; a composite block is one noisy layer with noise at its output. "
+            "Use the noisy layers directly (a GLR model may nest them), or wrap a block without them."
+        )
+    if isinstance(layer, keras.layers.BatchNormalization) and layer.renorm:
+        raise ValueError(
+            f"Layer '{layer.name}' uses batch renormalization (renorm=True), whose corrections come from the batch and "
+            "would couple the copies of an example. Use BatchNormalization(renorm=False)."
+        )
+    if any(isinstance(l, keras.layers.BatchNormalization) for l in inner):
+        raise ValueError(
+            f"Layer '{layer.name}' holds a BatchNormalization layer. Inside a composite block its moving statistics "
+            "would never be updated (Noisy runs the block in inference mode, so copies stay independent). Wrap the "
+            "normalization on its own, Noisy(BatchNormalization()), and the layers around it separately."
+        )
+    return layer
