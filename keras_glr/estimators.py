@@ -190,12 +190,14 @@ def local_gradients(tape, entries, weights, variables, penalty=None):
     if penalty is not None:
         targets.append(penalty)
         output_gradients.append(tf.ones_like(penalty))
-    return tape.gradient(
+    gradients = tape.gradient(
         targets,
         variables,
         output_gradients=output_gradients,
         unconnected_gradients=tf.UnconnectedGradients.NONE,
     )
+    # An embedding's VJP is sparse (the rows it looked up); chunks and replicas add dense tensors.
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
 
 
 @dataclasses.dataclass(frozen=True)

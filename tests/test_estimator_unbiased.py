@@ -362,3 +362,96 @@ def test_every_call_has_its_own_noise(case):
     assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"GLR ({case}) vs reparameterised BP")
     with pytest.raises(AssertionError):
         assert_agree(0.9 * glr_mean, 0.9 * glr_se, ref_mean, ref_se, N_SE)
+
+
+# Any layer through `Noisy` (DESIGN.md section 6) -------------------------------
+
+
+def _wrapped_cases():
+    """name -> (input array, the wrapped layer, reference f(x, params) in plain TF ops)."""
+    rng = np.random.default_rng(5)
+    normal = keras.initializers.RandomNormal(0.0, 0.5, seed=1)
+    around_one = keras.initializers.RandomNormal(1.0, 0.5, seed=2)
+
+    def conv1d(x, p):
+        return tf.nn.conv1d(x, p[0], 1, "VALID") + p[1]
+
+    def embedding(x, p):
+        return tf.gather(p[0], x)
+
+    def layer_norm(x, p):
+        mean, variance = tf.nn.moments(x, [1], keepdims=True)
+        return p[0] * (x - mean) / tf.sqrt(variance + 1e-3) + p[1]
+
+    moving_mean, moving_variance = rng.normal(0.3, 0.2, 4), rng.uniform(0.5, 2.0, 4)
+
+    def batch_norm(x, p):
+        return p[0] * (x - moving_mean) / np.sqrt(moving_variance + 1e-3) + p[1]
+
+    def residual(x, p):
+        return x + tf.nn.relu(tf.nn.conv1d(x, p[0], 1, "SAME") + p[1])
+
+    def block():
+        inputs = keras.Input((5, 2))
+        inner = keras.layers.Conv1D(2, 3, padding="same", activation="relu", bias_initializer=normal)(inputs)
+        return keras.Model(inputs, keras.layers.Add()([inputs, inner]), name="residual_block")
+
+    norm = keras.layers.BatchNormalization(momentum=1.0, gamma_initializer=around_one, beta_initializer=normal,
+                                           moving_mean_initializer=keras.initializers.Constant(moving_mean),
+                                           moving_variance_initializer=keras.initializers.Constant(moving_variance))
+    return {
+        "conv1d": (rng.uniform(size=(3, 5, 2)), keras.layers.Conv1D(2, 3, bias_initializer=normal), conv1d),
+        "embedding": (rng.permutation(np.arange(12) % 6).reshape(3, 4), keras.layers.Embedding(6, 2), embedding),  # every row looked up
+        "layer_normalization": (rng.uniform(size=(3, 4)),
+                                keras.layers.LayerNormalization(gamma_initializer=around_one, beta_initializer=normal), layer_norm),
+        "batch_normalization_fixed_statistics": (rng.uniform(size=(3, 4)), norm, batch_norm),
+        "residual_block": (rng.uniform(size=(3, 5, 2)), block(), residual),
+    }
+
+
+def _wrapped_reference_gradients(f, weights, x, y, replicates, draws):
+    """Reparameterised backprop through v1 = f(x) + r1, a = sigmoid(v1), v2 = flatten(a) W + b + r2, CE; plain TF."""
+    params = [tf.Variable(w) for w in weights]
+    batch = x.shape[0]
+
+    @tf.function
+    def one_replicate():
+        xs = tf.repeat(x, draws, axis=0)
+        ys = tf.repeat(y, draws, axis=0)
+        with tf.GradientTape() as tape:
+            v1 = f(xs, params[:-2])
+            v1 += tf.random.normal(tf.shape(v1), dtype=tf.float64)
+            a = tf.reshape(tf.sigmoid(v1), [batch * draws, -1])
+            v2 = a @ params[-2] + params[-1]
+            v2 += tf.random.normal(tf.shape(v2), dtype=tf.float64)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ys, v2))
+        return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, params)], 0)
+
+    tf.random.set_seed(13)
+    return np.stack([one_replicate().numpy() for _ in range(replicates)])
+
+
+@pytest.mark.parametrize("case", list(_wrapped_cases()))
+def test_wrapped_layer_glr_matches_reparameterised_backprop(case):
+    """Objective: d/dtheta E[L] with noise at the wrapped layer's output (a block's output: block-local inside)."""
+    from keras_glr.layers import Noisy
+
+    x, layer, reference_f = _wrapped_cases()[case]
+    x = x if x.dtype.kind == "i" else x.astype("float32")
+    model = keras_glr.GLRSequential(
+        [
+            keras.Input(x.shape[1:], dtype="int32" if x.dtype.kind == "i" else "float32"),
+            Noisy(layer, activation="sigmoid"),
+            keras.layers.Flatten(),
+            NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
+        ]
+    )
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=2000)
+    y = np.arange(3).astype("int32")
+    glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
+    weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
+    reference = _wrapped_reference_gradients(reference_f, weights, x if x.dtype.kind == "i" else x.astype(np.float64), y, 200, 1000)
+    ref_mean, ref_se = mean_and_se(reference)
+    assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"GLR through Noisy({case}) vs reparameterised BP")
+    with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
+        assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)
