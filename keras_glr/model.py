@@ -212,6 +212,8 @@ class GLRTrainer:
         self._built_from_spec = False
         if self.built and estimator == "glr":
             validation.check_layers(self)
+        if self.built:
+            validation.check_chunks(self, copies_per_chunk)
 
     def _estimator_for(self, name):
         """The compiled loss and options as the estimator called `name`."""
@@ -404,6 +406,8 @@ class GLRTrainer:
         validation.check_arrays(self, x, y)
         if self.built and self.glr_config.estimator == "glr":
             validation.check_layers(self)
+        if self.built:
+            validation.check_chunks(self, self.glr_config.copies_per_chunk)
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")

@@ -269,3 +269,21 @@ def check_layers(model):
                 f"Noisy(layer, activation=...)), freeze it with "
                 f"`layer.trainable = False`, or compile with estimator='bp'."
             )
+
+
+def check_chunks(model, copies_per_chunk):
+    """Raises ValueError when chunks cannot give the one-pass estimate: a wrapped BatchNormalization.
+
+    Its moving statistics follow every training call (`keras_glr.layers.Noisy`),
+    so a later chunk would be normalised with statistics the earlier ones moved.
+    """
+    if copies_per_chunk is None:
+        return
+    for layer in noisy_layers(model):
+        if isinstance(getattr(layer, "layer", None), keras.layers.BatchNormalization) and layer.layer.trainable:
+            raise ValueError(
+                f"copies_per_chunk={copies_per_chunk} runs the batch in chunks, but '{layer.name}' wraps a "
+                "BatchNormalization whose moving statistics move after every chunk, so the chunks would not give the "
+                "one-pass estimate. Pass copies_per_chunk=None (a smaller batch bounds the rows too), or freeze the "
+                "normalization (`layer.trainable = False`)."
+            )

@@ -1,5 +1,7 @@
 """`Noisy`: any Keras layer made a noisy layer, v = f(x; theta) + r, y = phi(v)."""
 
+import re
+
 import keras
 from keras import ops
 
@@ -48,15 +50,16 @@ class Noisy(NoisyLayer, keras.layers.Layer):
         noisy_inference: bool, keep the noise on outside training.
         seed: int or None, seed of the `noisy_inference` noise.
         **kwargs: `keras.layers.Layer` arguments (`name`, ...); the name
-            defaults to "noisy_" followed by the wrapped layer's name
-            (numbered if taken).
+            defaults to "noisy_" and the wrapped layer's class in snake
+            case, numbered as Keras numbers its own names
+            (`Noisy(Dense(4))` is "noisy_dense", like a `NoisyDense`).
 
     Input shape: that of `layer`. Output shape: that of `layer`.
     """
 
     def __init__(self, layer, activation=None, noise=None, noisy_inference=False, seed=None, **kwargs):
         if kwargs.get("name") is None:
-            kwargs["name"] = _unique_name(f"noisy_{getattr(layer, 'name', 'layer')}")
+            kwargs["name"] = _unique_name("noisy_" + _snake_case(type(layer).__name__))
         super().__init__(**kwargs)
         self.layer = _checked(layer)
         self._init_noise(activation, noise, noisy_inference, seed)
@@ -86,6 +89,12 @@ class Noisy(NoisyLayer, keras.layers.Layer):
         config = dict(config)
         layer = keras.saving.deserialize_keras_object(config.pop("layer"), custom_objects=custom_objects)
         return cls(layer, **config)
+
+
+def _snake_case(name):
+    """Conv2DTranspose -> conv2d_transpose, as Keras names its layers."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _unique_name(prefix):
