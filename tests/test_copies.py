@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import keras_glr
-from keras_glr import checkpoints
 from keras_glr import architectures
+from keras_glr import checkpoints
 from keras_glr import copies
 from keras_glr import streams
 from keras_glr.layers import NoisyDense

@@ -8,8 +8,8 @@ import scipy.stats
 import keras_glr
 from keras_glr import checkpoints
 from keras_glr import streams
-from keras_glr.layers import noisy_layers
 from keras_glr.layers import NoisyDense
+from keras_glr.layers import noisy_layers
 from keras_glr.noise import Gaussian
 from keras_glr.noise import Laplace
 from keras_glr.recording import recording
