@@ -14,6 +14,7 @@ from keras_glr import losses
 from keras_glr import noise
 from keras_glr import recording
 from keras_glr import streams
+from keras_glr.conversion import convert
 from keras_glr.model import GLRModel
 from keras_glr.model import GLRSequential
 
@@ -24,6 +25,7 @@ __all__ = [
     "GLRSequential",
     "activations",
     "backprop",
+    "convert",
     "copies",
     "estimators",
     "layers",

@@ -72,7 +72,8 @@ class Noisy(NoisyLayer, keras.layers.Layer):
     def pre_activation(self, inputs):
         return self.layer(inputs, training=False)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, mask=None):
+        # `mask` is accepted for graphs that pass one (BatchNormalization's call takes it); the noise covers every row.
         outputs = super().call(inputs, training=training)
         if training and isinstance(self.layer, keras.layers.BatchNormalization) and self.layer.trainable:
             _follow_batch_statistics(self.layer, inputs)
