@@ -54,7 +54,7 @@ def build_parser():
         kind = _checked(kind) if "parse" in meta else kind
         default = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
         group.add_argument(*flags, type=kind, default=None if per_arch else default, choices=meta.get("choices"), help=help,
-                           metavar=None if "choices" in meta else field.name.upper())
+                           metavar=None if "choices" in meta else meta.get("metavar", field.name.upper()))
     several = p.add_argument_group("several devices or machines")
     several.add_argument("--strategy", choices=common.library_module("distribution").STRATEGIES, default="none",
                          help="mirrored: every local device; multi-worker: the workers in TF_CONFIG, each running this command "

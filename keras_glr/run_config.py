@@ -13,7 +13,7 @@ import os
 
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")
-ARCHITECTURES = ("mlp", "cnn")
+ARCHITECTURES = ("mlp", "cnn", "resnet")
 CNN_POOLS = ("output", "pre-activation")  # where `architectures.small_cnn` pools (it reads this tuple)
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
@@ -33,11 +33,12 @@ ARCH_DEFAULTS = {
     "mlp": {},
     "cnn": {"activation": "relu", "pool": "pre-activation", "sigma": 0.05, "copies": 232, "antithetic": True,
             "injection": "layerwise", "copy_split": (1, 2, 4), "schedule": "cosine"},
+    "resnet": {"activation": "relu", "sigma": 0.05, "antithetic": True, "injection": "layerwise", "schedule": "cosine"},
 }
 _GLR_ONLY = ("copies", "antithetic", "injection", "copy_split")  # defaults of the estimator, not of the network
 
 
-def parse_hidden(text):
+def parse_hidden(text, what="hidden layer widths", example="'20' or '50,50'"):
     """Parses "20" or "50,50" into a tuple of layer widths. Raises ValueError."""
     try:
         widths = tuple(int(part) for part in str(text).split(",") if part.strip() != "")
@@ -45,10 +46,15 @@ def parse_hidden(text):
         widths = ()
     if not widths or any(w < 1 for w in widths):
         raise ValueError(
-            f"Invalid hidden layer widths: {text!r}. Expected positive integers "
-            "separated by commas, e.g. '20' or '50,50'."
+            f"Invalid {what}: {text!r}. Expected positive integers "
+            f"separated by commas, e.g. {example}."
         )
     return widths
+
+
+def parse_filters(text):
+    """Parses "8,16" into the CNN's conv widths. Raises ValueError."""
+    return parse_hidden(text, "filters", "'8,16' or '32,64'")
 
 
 COPY_SPLITS = ("even", "proportional")
@@ -74,7 +80,7 @@ def parse_copy_split(text):
 
 
 def _option(default, group, help, **command_line):
-    """A field with its command-line help; `command_line` may hold choices, parse, flag, alias."""
+    """A field with its command-line help; `command_line` may hold choices, parse, flag, alias, metavar."""
     return dataclasses.field(default=default, metadata={"group": group, "help": help, **command_line})
 
 
@@ -91,8 +97,14 @@ class RunConfig:
     data_dir: str = _option(None, "data", "prepared TFDS data directory, or the tiny-imagenet-200 folder")
     image_size: int = _option(14, "data", "resize images to N x N (0 keeps their size)")
     validation_fraction: float = _option(0.1, "data", "share of the training examples held out for validation")
-    arch: str = _option("mlp", "network", "mlp (the paper's network) or cnn", choices=ARCHITECTURES)
+    arch: str = _option("mlp", "network", "mlp (the paper's network), cnn, or resnet (residual, batch-normalized)", choices=ARCHITECTURES)
     hidden: tuple = _option((20,), "network", "hidden layer widths of the MLP, e.g. 20 or 50,50", parse=parse_hidden)
+    filters: tuple = _option((8, 16), "network", "conv widths of the cnn (one per conv layer) or the resnet (stem and stages)",
+                             parse=parse_filters)
+    init_from: str = _option(
+        None, "network", "start from the weights of this run directory or .keras file (a BP run too; the network must "
+        "match, --activation may differ, e.g. step to binarise a relu run)", metavar="RUN_DIR",
+    )
     activation: str = _option("step", "network", "step (threshold), sigmoid, abs, sign, relu, ...")
     pool: str = _option(
         "output", "network", "cnn: max-pool each conv layer's output, or its pre-activation before the noise (a quarter "
@@ -135,6 +147,7 @@ class RunConfig:
 
     def __post_init__(self):
         self.hidden = tuple(self.hidden)
+        self.filters = tuple(self.filters)
         if isinstance(self.copy_split, list):
             self.copy_split = tuple(self.copy_split)
 
@@ -160,12 +173,12 @@ class RunConfig:
         """The run name: `run_name`, or one made from the main options."""
         if self.run_name:
             return self.run_name
-        hidden = "-".join(map(str, self.hidden)) if self.arch == "mlp" else "cnn"
+        hidden = "-".join(map(str, self.hidden)) if self.arch == "mlp" else self.arch
         return f"{self.dataset}_{hidden}_{self.activation}_{self.loss}_{self.estimator}_seed{self.seed}"
 
     def to_json(self):
         split = list(self.copy_split) if isinstance(self.copy_split, tuple) else self.copy_split
-        return {**dataclasses.asdict(self), "hidden": list(self.hidden), "copy_split": split}
+        return {**dataclasses.asdict(self), "hidden": list(self.hidden), "filters": list(self.filters), "copy_split": split}
 
     @classmethod
     def from_json(cls, values):
@@ -195,6 +208,8 @@ class RunConfig:
 
         choice("arch", ARCHITECTURES)
         choice("pool", CNN_POOLS)
+        if not self.filters or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in self.filters):
+            raise ValueError(f"Invalid `filters`: {self.filters!r}. Expected positive conv widths such as (8, 16).")
         if self.arch != "cnn" and self.pool != "output":
             raise ValueError(
                 f"Invalid `pool`: {self.pool!r}. It says where the CNN's conv layers pool, and this run's arch is "
@@ -276,9 +291,13 @@ def build_model(config, info, steps_per_epoch):
     noise = make_noise(config)
     if config.arch == "mlp":
         model = architectures.mlp(info.input_shape, info.num_classes, config.hidden, config.activation, noise)
+    elif config.arch == "cnn":
+        model = architectures.small_cnn(info.input_shape, info.num_classes, config.filters, activation=config.activation,
+                                        noise=noise, pool=config.pool)
     else:
-        model = architectures.small_cnn(info.input_shape, info.num_classes, activation=config.activation, noise=noise,
-                                          pool=config.pool)
+        model = architectures.resnet(info.input_shape, info.num_classes, config.filters, activation=config.activation, noise=noise)
+    if config.init_from:
+        initialise_from(model, config.init_from)
     model.compile(
         make_optimizer(config, steps_per_epoch),
         make_loss(config),
@@ -293,6 +312,31 @@ def build_model(config, info, steps_per_epoch):
         sampling=config.sampling,
     )
     return model
+
+
+def initialise_from(model, source):
+    """Sets `model`'s weights (trainable and not: BN statistics too) to those of the run or .keras file `source`.
+
+    The networks must match weight for weight; the activations may differ.
+    Raises ValueError naming the first mismatch.
+    """
+    import keras
+
+    from keras_glr import runs
+
+    path = runs.model_file(source)
+    weights = keras.saving.load_model(path, compile=False).get_weights()
+    shapes = [tuple(w.shape) for w in weights]
+    expected = [tuple(w.shape) for w in model.get_weights()]
+    if shapes != expected:
+        first = next((i for i, (a, b) in enumerate(zip(shapes, expected)) if a != b), min(len(shapes), len(expected)))
+        raise ValueError(
+            f"Invalid `init_from`: {source} holds a network of {len(shapes)} weight arrays, this configuration builds "
+            f"{len(expected)}; they differ first at array {first} ({shapes[first] if first < len(shapes) else 'none'} "
+            f"against {expected[first] if first < len(expected) else 'none'}). Use the --arch, --hidden, --filters and "
+            "--pool of the run you start from."
+        )
+    model.set_weights(weights)
 
 
 def copies_per_layer(config, model):

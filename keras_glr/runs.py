@@ -247,6 +247,10 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, re
     from keras_glr import plots
 
     test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
+    if config.init_from:  # where the run started, and how well that network did before this training
+        start = build_model(config, splits.info, splits.steps_per_epoch)
+        record = {**record, "init_from": os.path.abspath(config.init_from),
+                  "initial_test_accuracy": float(start.evaluate(splits.test, verbose=0)[1])}
     history = plots.read_log(log_path)
     last = {k: v[-1] for k, v in history.items() if v}
     metrics = {

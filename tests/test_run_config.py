@@ -129,7 +129,7 @@ def test_for_arch_fills_in_the_architectures_defaults_only_where_nothing_is_give
     with pytest.raises(ValueError, match="It shares the copies"):
         RunConfig.for_arch(arch="cnn", injection="all", copy_split=(1, 1, 1)).validate()
     with pytest.raises(ValueError, match="Expected one of"):
-        RunConfig.for_arch(arch="resnet")
+        RunConfig.for_arch(arch="vgg")
 
 
 def test_the_cnn_pools_its_pre_activations_and_older_runs_keep_pooling_the_output():
@@ -144,3 +144,16 @@ def test_the_cnn_pools_its_pre_activations_and_older_runs_keep_pooling_the_outpu
     for pool, dimensions in (("pre-activation", [392, 144, 10]), ("output", [1568, 784, 10])):
         model = run_config.build_model(RunConfig.for_arch(arch="cnn", pool=pool), info, steps_per_epoch=10)
         assert copies.noise_dimensions(model) == dimensions
+
+
+@pytest.mark.parametrize("bad", [(), (8, 0), (8, -1), (8.5,), (True,)])
+def test_bad_filters_are_refused(bad):
+    with pytest.raises(ValueError, match="Invalid `filters`"):
+        RunConfig(arch="cnn", filters=bad).validate()
+
+
+def test_older_run_records_load_with_the_filters_they_were_trained_with():
+    earlier = {k: v for k, v in RunConfig(arch="cnn").to_json().items() if k not in ("filters", "init_from")}
+    restored = RunConfig.from_json(earlier)
+    assert (restored.filters, restored.init_from) == ((8, 16), None)
+    assert RunConfig.from_json(RunConfig(arch="resnet", filters=(4, 6)).to_json()).filters == (4, 6)

@@ -199,3 +199,38 @@ def test_the_sampling_flag_reaches_the_compiled_model():
     splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True, seed=0)
     model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
     assert (model.glr_config.sampling, model.glr_config.baseline) == ("sobol", "none")
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet"])
+def test_every_cnn_takes_its_filters_and_28_pixel_images(arch):
+    from keras_glr import data
+    from keras_glr import run_config
+    from keras_glr_apps import train as train_app
+
+    config = train_app.config_from_args(train_app.build_parser().parse_args(["--arch", arch, "--image-size", "28", "--filters", "4,6"]))
+    config.validate()
+    splits = data.load("mnist5k", batch_size=16, image_size=28, seed=0)
+    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    assert model.inputs[0].shape[1:] == (28, 28, 1) and config.name() == f"mnist5k_{arch}_relu_ce_glr_seed0"
+    conv_widths = [w.shape[-1] for w in model.trainable_weights if len(w.shape) == 4]
+    assert conv_widths[0] == 4 and conv_widths[-1] == 6
+    x, y = next(iter(splits.train))
+    model.fit(x[:8], y[:8], epochs=1, verbose=0)  # a GLR step runs at 28 x 28
+
+
+def test_init_from_starts_from_a_trained_run_and_records_where(tmp_path, capsys):
+    """A BP run's weights start a GLR run with other units; the run says where it started and how well that did."""
+    out = str(tmp_path)
+    base = ["--epochs", "1", "--copies", "8", "--hidden", "8", "--batch-size", "100", "--noisy-passes", "2", "--quiet", "--out", out]
+    assert train_app.main(base + ["--run-name", "bp_sigmoid", "--estimator", "bp", "--activation", "sigmoid", "--epochs", "3"]) == 0
+    started = runs.read_json(os.path.join(out, "bp_sigmoid", "run.json"))["metrics"]["test_accuracy"]
+    assert train_app.main(base + ["--run-name", "tuned", "--init-from", os.path.join(out, "bp_sigmoid"), "--activation", "sigmoid",
+                                  "--lr", "1e-9"]) == 0
+    summary = runs.read_json(os.path.join(out, "tuned", "run.json"))
+    assert summary["init_from"] == os.path.join(out, "bp_sigmoid") and summary["config"]["init_from"]
+    assert summary["initial_test_accuracy"] == pytest.approx(started, abs=1e-6)
+    assert summary["metrics"]["test_accuracy"] == pytest.approx(started, abs=0.01)  # a learning rate of 1e-9 leaves it there
+    assert train_app.main(base + ["--run-name", "wider", "--init-from", os.path.join(out, "bp_sigmoid"), "--hidden", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid --init-from" in err and "Use the --arch, --hidden, --filters and --pool of the run you start from" in err
+    assert not os.path.exists(os.path.join(out, "wider"))
