@@ -3,6 +3,7 @@
     python benchmarks/speed.py            # everything (about 21 minutes on 2 cores)
     python benchmarks/speed.py --quick    # fewer repeats, smaller time-to-accuracy
     python benchmarks/speed.py --only-cnn # item 2b alone (about 3 minutes)
+    python benchmarks/speed.py --only-resnet  # item 2c alone
 
 1. Train-step time at the paper's configuration (196-20-10, K = 10000,
    batch 25) and at K = 100, batch 32; beside it the time to draw the same
@@ -18,6 +19,8 @@
 2b. Time to accuracy of the small CNN: BP against GLR with `glr-train --arch
    cnn`'s defaults (`run_config.ARCH_DEFAULTS`), to BP's mean final accuracy
    after 12 epochs minus three points: medians over 3 seeds.
+2c. The same for the residual CNN (`glr-train --arch resnet --image-size 28`)
+   at 28 x 28, to BP's accuracy minus two points.
 3. Peak resident memory of GLR steps at K = 10000, batch 128 (one process
    each; with and without `copies_per_chunk`; the peak is reset after
    TensorFlow has loaded and the step is traced).
@@ -26,7 +29,9 @@
 
 Targets: step <= 1.25 x noise floor at the paper's configuration; peak memory
 < 2 GB; GLR within 2 x BP's wall time to the same accuracy; the CNN by GLR
-within 5 x BP's wall time to BP's accuracy minus three points.
+within 5 x BP's wall time to BP's accuracy minus three points; the resnet
+by GLR at least 0.96 within 12 epochs, and within 6 x BP's wall time to BP's
+accuracy minus two points.
 """
 
 import argparse
@@ -144,28 +149,38 @@ def _epochs_until(model, splits, max_epochs, stop_at=None):
     return points
 
 
-def cnn_time_to_accuracy(max_epochs, seeds):
-    """The small CNN: BP against GLR with `glr-train --arch cnn`'s defaults, to BP's accuracy minus three points.
+def arch_time_to_accuracy(arch, max_epochs, seeds, image_size=14, margin=0.03):
+    """A CNN (`arch` "cnn" or "resnet"): BP against GLR with `glr-train --arch ARCH`'s defaults, to BP's accuracy minus `margin`.
 
-    Each trains as `runs.train` builds it (`RunConfig.for_arch(arch="cnn")`,
+    Each trains as `runs.train` builds it (`RunConfig.for_arch(arch=arch)`,
     GLR; `estimator="bp"` for BP) for every seed; BP trains `max_epochs`,
     GLR stops at the target. Returns {name: `_summary` + "target"}.
     """
     from keras_glr import run_config
 
     def curve(estimator, seed, stop_at=None):
-        config = run_config.RunConfig.for_arch(arch="cnn", estimator=estimator, seed=seed, epochs=max_epochs)
+        config = run_config.RunConfig.for_arch(arch=arch, estimator=estimator, seed=seed, epochs=max_epochs, image_size=image_size)
         keras.utils.set_random_seed(seed)
-        splits = data.load("mnist5k", batch_size=config.batch_size, image_size=14, seed=seed)
+        splits = data.load("mnist5k", batch_size=config.batch_size, image_size=image_size, seed=seed)
         model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
         return _epochs_until(model, splits, max_epochs, stop_at)
 
     bp = [curve("bp", seed) for seed in seeds]
-    target = statistics.mean(points[-1][1] for points in bp) - 0.03
+    target = statistics.mean(points[-1][1] for points in bp) - margin
     glr = [curve("glr", seed, stop_at=target) for seed in seeds]
-    setting = dict(run_config.ARCH_DEFAULTS["cnn"])
-    return {"bp cnn": {"target": target, **_summary({"estimator": "bp"}, bp, target)},
-            "glr cnn": {"target": target, **_summary(setting, glr, target)}}
+    setting = dict(run_config.ARCH_DEFAULTS[arch], image_size=image_size)
+    return {f"bp {arch}": {"target": target, **_summary({"estimator": "bp", "image_size": image_size}, bp, target)},
+            f"glr {arch}": {"target": target, **_summary(setting, glr, target)}}
+
+
+def cnn_time_to_accuracy(max_epochs, seeds):
+    """The small CNN at 14 x 14, to BP's accuracy minus three points (`arch_time_to_accuracy`)."""
+    return arch_time_to_accuracy("cnn", max_epochs, seeds)
+
+
+def resnet_time_to_accuracy(max_epochs, seeds):
+    """The residual CNN at 28 x 28, to BP's accuracy minus two points (`arch_time_to_accuracy`)."""
+    return arch_time_to_accuracy("resnet", max_epochs, seeds, image_size=28, margin=0.02)
 
 
 def time_to_accuracy(max_epochs, seeds):
@@ -275,6 +290,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     parser.add_argument("--only-cnn", action="store_true", help="only the CNN's time to accuracy (3 seeds, 12 epochs; about 3 minutes)")
+    parser.add_argument("--only-resnet", action="store_true", help="only the resnet's time to accuracy at 28 x 28 (3 seeds, 12 epochs)")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 31
     rows, numbers = [], {}
@@ -282,8 +298,11 @@ def main(argv=None):
     print(f"keras_glr benchmark on {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, devices: "
           f"{[d.device_type for d in tf.config.list_physical_devices()]}", flush=True)
     cnn_seeds = (0,) if args.quick else (0, 1, 2)
-    if args.only_cnn:
-        accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), "bp cnn", cnn_seeds, 12, rows, numbers)
+    if args.only_cnn or args.only_resnet:
+        if args.only_cnn:
+            accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), "bp cnn", cnn_seeds, 12, rows, numbers)
+        if args.only_resnet:
+            accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), "bp resnet", cnn_seeds, 12, rows, numbers)
         finish(rows, numbers, args.json)
         return
     for label, copies, batch in (("paper: K=10000, batch 25", 10000, 25), ("K=100, batch 32", 100, 32)):
@@ -304,6 +323,7 @@ def main(argv=None):
     seeds = (0,) if args.quick else (0, 1, 2, 3, 4)
     accuracy_rows(time_to_accuracy(epochs, seeds), "bp sigmoid", seeds, epochs, rows, numbers)
     accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), "bp cnn", cnn_seeds, 12, rows, numbers)
+    accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), "bp resnet", cnn_seeds, 12, rows, numbers)
 
     for chunk in ("none", 64000):
         before, peak = in_subprocess(_MEMORY, chunk)

@@ -83,3 +83,15 @@ def test_the_functional_example_of_the_guide_trains_and_estimates():
     model, grads = namespace["model"], namespace["grads"]
     assert [layer.name for layer in model.layers if "noisy" in type(layer).__name__.lower()] == ["shared", "logits"]
     assert len(grads) == len(model.trainable_variables) and all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_the_conversion_example_of_the_guide_binarises_and_fine_tunes():
+    (block,) = [b for b in _python_blocks() if "keras_glr.convert(bp_model" in b]
+    namespace = {}
+    exec(compile(block, _page_of(block), "exec"), namespace)  # noqa: S102 - the guide's own example
+    from keras_glr import activations
+    from keras_glr.layers import NoisyDense
+
+    glr_model = namespace["glr_model"]
+    assert [type(layer) for layer in glr_model.layers] == [NoisyDense, NoisyDense]
+    assert glr_model.layers[0].activation is activations.step
