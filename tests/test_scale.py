@@ -58,11 +58,12 @@ _DISTRIBUTED = r"""
 import json, os, sys
 import numpy as np
 import tensorflow as tf
-devices, injection = int(sys.argv[1]), sys.argv[2]
+devices, injection, kind = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, keras_glr
-from keras_glr.layers import NoisyDense
+from keras_glr.layers import Noisy, NoisyDense
+L = keras.layers
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"][:devices])
 results = []
 # Even shards; a last batch of 1 (one replica gets no example); odd batches (8 + 7).
@@ -71,21 +72,25 @@ for examples, batch in [(64, 16), (49, 16), (45, 15)]:
     x = np.random.default_rng(0).uniform(size=(examples, 6)).astype("float32")
     y = (np.arange(examples) % 3).astype("int32")
     with strategy.scope():
-        model = keras_glr.GLRSequential([keras.Input((6,)), NoisyDense(5, "step"), NoisyDense(3)], seed=1)
+        hidden = [NoisyDense(5, "step")] if kind == "dense" else [Noisy(L.Dense(5), "step"), Noisy(L.LayerNormalization(), "tanh"),
+                                                                Noisy(L.BatchNormalization(momentum=0.5), "tanh")]
+        model = keras_glr.GLRSequential([keras.Input((6,)), *hidden, NoisyDense(3)], seed=1)
         model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=6, injection=injection)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
     history = model.fit(dataset, epochs=2, verbose=0)
-    results.append({"weights": [np.asarray(w).tolist() for w in model.trainable_weights], "loss": history.history["loss"]})
+    statistics = [np.asarray(w).tolist() for w in model.non_trainable_weights if "moving" in w.path]  # all replicas' rows
+    results.append({"weights": [np.asarray(w).tolist() for w in model.trainable_weights] + statistics, "loss": history.history["loss"]})
 print(json.dumps(results))
 """
 
 
-@pytest.mark.parametrize("injection", ["all", pytest.param("layerwise", marks=pytest.mark.slow)])
-def test_mirrored_strategy_on_two_devices_matches_one_with_even_and_uneven_shards(injection):
+@pytest.mark.parametrize("injection, kind", [("all", "dense"), pytest.param("layerwise", "dense", marks=pytest.mark.slow),
+                                             pytest.param("layerwise", "wrapped", marks=pytest.mark.slow)])
+def test_mirrored_strategy_on_two_devices_matches_one_with_even_and_uneven_shards(injection, kind):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     runs = []
     for devices in (1, 2):
-        done = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(devices), injection], capture_output=True, text=True, env=env)
+        done = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(devices), injection, kind], capture_output=True, text=True, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     for one, two in zip(*runs):

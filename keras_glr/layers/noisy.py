@@ -3,7 +3,7 @@
 import re
 
 import keras
-from keras import ops
+import tensorflow as tf
 
 from keras_glr.layers.noisy_layer import NoisyLayer
 
@@ -105,14 +105,25 @@ def _unique_name(prefix):
 
 
 def _follow_batch_statistics(layer, inputs):
-    """moving <- momentum * moving + (1 - momentum) * batch moment, over every axis but the layer's."""
-    x = ops.cast(ops.stop_gradient(inputs), "float32")
+    """moving <- momentum * moving + (1 - momentum) * batch moment, over every axis but the layer's.
+
+    Under a `tf.distribute` strategy the moments are those of the rows of
+    every replica together (sums all-reduced), so all replicas agree.
+    """
+    x = tf.cast(tf.stop_gradient(inputs), tf.float32)
     axis = layer.axis % len(x.shape)
-    mean, variance = ops.moments(x, [i for i in range(len(x.shape)) if i != axis])
+    axes = [i for i in range(len(x.shape)) if i != axis]
+    count = tf.cast(tf.size(x) // tf.shape(x)[axis], tf.float32)
+    total, squares = tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        total, squares, count = context.all_reduce("sum", [total, squares, count])
+    mean = total / count
+    variance = tf.maximum(squares / count - tf.square(mean), 0.0)
     momentum = layer.momentum
-    layer.moving_mean.assign(layer.moving_mean * momentum + ops.cast(mean, layer.moving_mean.dtype) * (1.0 - momentum))
+    layer.moving_mean.assign(layer.moving_mean * momentum + tf.cast(mean, layer.moving_mean.dtype) * (1.0 - momentum))
     layer.moving_variance.assign(
-        layer.moving_variance * momentum + ops.cast(variance, layer.moving_variance.dtype) * (1.0 - momentum)
+        layer.moving_variance * momentum + tf.cast(variance, layer.moving_variance.dtype) * (1.0 - momentum)
     )
 
 
