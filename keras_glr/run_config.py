@@ -28,7 +28,9 @@ SAMPLINGS = ("mc", "latin", "sobol")
 #: antithetic pairs and a cosine schedule (README, "What makes the CNN
 #: train"); with the MLP's settings it does not train. Its copies are shared
 #: 1 : 2 : 4 among conv 1, conv 2 and the logits: a copy of a later layer's
-#: group is cheaper (it begins at that layer).
+#: group is cheaper (it begins at that layer). The resnet takes the CNN's
+#: units, noise scale, injection and schedule with an even split: its
+#: residual additions make every group's copies begin at the input.
 ARCH_DEFAULTS = {
     "mlp": {},
     "cnn": {"activation": "relu", "pool": "pre-activation", "sigma": 0.05, "copies": 232, "antithetic": True,
