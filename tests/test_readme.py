@@ -31,6 +31,14 @@ def test_the_python_example_trains_to_a_useful_accuracy(tmp_path, monkeypatch):
     assert held_out > 0.8, f"the README example reaches only {held_out:.3f} on its validation digits"
     grads = namespace["grads"]
     assert len(grads) == len(model.trainable_variables) and all(np.all(np.isfinite(g)) for g in grads)
+    (convert,) = [b for b in _python_blocks([README]) if "keras_glr.convert(bp" in b]
+    exec(compile(convert, str(README), "exec"), namespace)  # noqa: S102 - the README's conversion, after its example
+    from keras_glr import activations
+
+    bp, glr = namespace["bp"], namespace["glr"]
+    assert glr.layers[0].activation is activations.step
+    binarised = glr.evaluate(x[3000:], y[3000:], verbose=0)[1]
+    assert binarised > 0.5, f"the README's converted step network reaches only {binarised:.3f} after fine-tuning"
 
 
 def test_the_grpc_example_gets_probabilities_from_a_prediction_service(tmp_path):
