@@ -35,7 +35,9 @@ class Noisy(NoisyLayer, keras.layers.Layer):
     were before the call, then moves them toward the mean and variance of
     all the rows that reached the layer in that call (every copy of every
     example; under fan-out, the shared clean row of the copies that have not
-    yet diverged), with the layer's own `momentum`. So inference equals a
+    yet diverged; under a distribution strategy, the rows of every replica),
+    with the layer's own `momentum`. `copies_per_chunk` is refused with such
+    a layer: the statistics would move between chunks. So inference equals a
     plain Keras model with the same weights and statistics, and the estimate
     is unbiased for the network with the statistics of the step held fixed.
     A BatchNormalization inside a composite block is refused: wrap it on its
