@@ -1,9 +1,9 @@
 """GLR speed and scale, measured side by side in one run; prints one table.
 
-    python benchmarks/speed.py            # everything (about 21 minutes on 2 cores)
+    python benchmarks/speed.py            # everything (about 35 minutes on 2 cores)
     python benchmarks/speed.py --quick    # fewer repeats, smaller time-to-accuracy
     python benchmarks/speed.py --only-cnn # item 2b alone (about 3 minutes)
-    python benchmarks/speed.py --only-resnet  # item 2c alone
+    python benchmarks/speed.py --only-resnet  # item 2c alone (about 13 minutes)
 
 1. Train-step time at the paper's configuration (196-20-10, K = 10000,
    batch 25) and at K = 100, batch 32; beside it the time to draw the same
