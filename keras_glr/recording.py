@@ -166,6 +166,23 @@ class ForwardRecord:
         self._slots = {id(layer): index for index, layer in enumerate(slots)}
         self._calls = {}
         self.entries = []
+        self._graph = tf.compat.v1.get_default_graph()
+
+    def check_call_site(self, layer):
+        """Raises ValueError when `layer` is called inside a `tf.while_loop` opened after this record.
+
+        A report made in a loop body cannot leave the loop, so the estimate
+        could not read it; `keras.layers.RNN` runs its cell in such a loop.
+        """
+        graph = tf.compat.v1.get_default_graph()
+        while graph is not None and graph is not self._graph:
+            if type(graph).__name__ == "WhileBodyFuncGraph":
+                raise ValueError(
+                    f"Noisy layer '{layer.name}' is called inside a tf.while_loop (keras.layers.RNN runs its cell in "
+                    "one), where a GLR step cannot record its noise yet. Use keras.layers.RNN(cell, unroll=True), or "
+                    "call the layer once per time step in the model: every call draws its own noise."
+                )
+            graph = getattr(graph, "outer_graph", None)
 
     def perturb(self, layer, v):
         """Returns v + r for `layer`'s noiseless pre-activation `v`; records it.

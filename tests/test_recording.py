@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_glr import recording
+from keras_glr import streams
 from keras_glr.layers import NoisyDense
 from keras_glr.noise import Gaussian
 
@@ -84,3 +85,36 @@ def test_a_record_without_a_key_draws_fresh_noise():
         draws.append(np.asarray(record.entries[0].noise))
     assert not np.array_equal(*draws)
     keras.utils.set_random_seed(1)
+
+
+class _NoisyCell(keras.layers.Layer):
+    """h_t = tanh(NoisyDense([x_t, h_{t-1}])): a cell for keras.layers.RNN."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.state_size = units, units
+        self.dense = NoisyDense(units, "tanh")
+
+    def build(self, input_shape):
+        self.dense.build((None, input_shape[-1] + self.units))
+
+    def call(self, x, states, training=False):
+        h = self.dense(keras.ops.concatenate([x, states[0]], axis=-1), training=training)
+        return h, [h]
+
+
+def test_a_noisy_cell_in_a_while_loop_is_a_clear_error_and_unrolled_it_trains():
+    import keras_glr
+
+    x, y = np.random.default_rng(0).random((8, 5, 3), dtype=np.float32), np.arange(8) % 3
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    looped = keras_glr.GLRSequential([keras.Input((5, 3)), keras.layers.RNN(_NoisyCell(4)), NoisyDense(3)])
+    looped.compile("adam", loss, copies=4)
+    with pytest.raises(ValueError, match=r"inside a tf\.while_loop .* keras\.layers\.RNN\(cell, unroll=True\)"):
+        looped.fit(x, y, epochs=1, verbose=0)
+    unrolled = keras_glr.GLRSequential([keras.Input((5, 3)), keras.layers.RNN(_NoisyCell(4), unroll=True), NoisyDense(3)])
+    unrolled.compile("adam", loss, copies=4)
+    with recording.recording(copies=1, key=streams.stream_key([1, 2])) as record:
+        unrolled(x, training=True)
+    assert len(record.entries) == 5 + 1 and len({e.stream for e in record.entries}) == 6  # every step its own stream
+    assert np.isfinite(unrolled.fit(x, y, epochs=1, verbose=0).history["loss"][0])

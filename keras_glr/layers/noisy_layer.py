@@ -43,6 +43,7 @@ class NoisyLayer:
             # GLR: no gradient may cross from this layer into earlier ones.
             inputs = ops.stop_gradient(inputs)
         if record is not None:
+            record.check_call_site(self)
             v = record.noisy_pre_activation(self, inputs)
         else:
             v = self.pre_activation(inputs)
