@@ -39,6 +39,7 @@ def finished(tmp_path_factory):
     return out, argv
 
 
+@pytest.mark.slow  # a whole glr-reproduce run (90 s): the default suite stays under 10 minutes on 2 cores
 def test_report_has_the_papers_numbers_beside_numbers_from_this_run(finished):
     out, _ = finished
     report = (out / "REPORT.md").read_text()
@@ -74,12 +75,14 @@ def test_report_has_the_papers_numbers_beside_numbers_from_this_run(finished):
     assert (out / "samples" / "samples.npz").exists()
 
 
+@pytest.mark.slow  # a whole glr-reproduce run (90 s): the default suite stays under 10 minutes on 2 cores
 def test_an_interrupted_training_is_resumed_not_restarted(finished):
     out, _ = finished
     summary = runs.read_json(out / "runs" / "glr_threshold_seed0" / "run.json")
     assert summary["status"] == "finished" and summary["resumed_from_epoch"] == 1 and summary["epochs"] == 2
 
 
+@pytest.mark.slow  # a whole glr-reproduce run (90 s): the default suite stays under 10 minutes on 2 cores
 def test_a_rerun_recomputes_nothing(finished):
     out, argv = finished
     watched = [out / "runs" / "glr_threshold_seed0" / "model.keras", out / "evaluations" / "glr_threshold_seed0.json",
