@@ -455,3 +455,66 @@ def test_wrapped_layer_glr_matches_reparameterised_backprop(case):
     assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"GLR through Noisy({case}) vs reparameterised BP")
     with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
         assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)
+
+
+# Spiking units in time: a LIF recurrence, noise on every step's current ------------
+
+
+def _lif_losses(weights, x, y, r_current, r_out, leak=0.8, threshold=1.0):
+    """Per-draw, per-example cross-entropy of the LIF network, in numpy.
+
+    I_t = x_t W + b + r_t, u_t = leak u_{t-1} + I_t - threshold s_{t-1},
+    s_t = 1[u_t > threshold]; logits = mean_t(s_t) V + c + r_out.
+    r_current: (draws, T, B, units); r_out: (draws, B, classes). Returns (draws, B).
+    """
+    w, b, v, c = weights
+    u = np.zeros(r_current.shape[:1] + r_current.shape[2:])
+    s = np.zeros_like(u)
+    total = np.zeros_like(u)
+    for t in range(x.shape[1]):
+        u = leak * u + x[:, t] @ w + b + r_current[:, t] - threshold * s
+        s = (u - threshold > 0).astype(np.float64)
+        total += s
+    logits = (total / x.shape[1]) @ v + c + r_out
+    logits -= logits.max(-1, keepdims=True)
+    picked = np.take_along_axis(logits, np.broadcast_to(y[None, :, None], logits.shape[:2] + (1,)), -1)[..., 0]
+    return np.log(np.exp(logits).sum(-1)) - picked
+
+
+def test_lif_glr_matches_finite_differences_with_common_random_numbers():
+    """Objective: d/dtheta E[L] with independent noise on the current at every step and on the readout (spikes never differentiated)."""
+    from keras_glr.layers import LIFCell
+
+    steps, features, units = 3, 2, 3
+    model = keras_glr.GLRSequential(
+        [
+            keras.Input((steps, features)),
+            keras.layers.RNN(LIFCell(units, bias_initializer=keras.initializers.RandomNormal(0.8, 0.3, seed=4)), unroll=True,
+                             return_sequences=True),
+            keras.layers.GlobalAveragePooling1D(),
+            NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
+        ]
+    )
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=2000)
+    rng = np.random.default_rng(6)
+    x = rng.uniform(size=(3, steps, features)).astype("float32")
+    y = np.arange(3).astype("int32")
+    glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
+    weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
+    draws, h = 200_000, 0.1
+    r_current = rng.normal(size=(draws, steps, 3, units))
+    r_out = rng.normal(size=(draws, 3, CLASSES))
+    columns = []
+    for index, w in enumerate(weights):
+        for flat in range(w.size):
+            shifted = []
+            for sign in (1.0, -1.0):
+                moved = [v.copy() for v in weights]
+                moved[index].flat[flat] += sign * h
+                shifted.append(_lif_losses(moved, x.astype(np.float64), y, r_current, r_out).mean(axis=1))
+            columns.append((shifted[0] - shifted[1]) / (2 * h))
+    fd_mean, fd_se = mean_and_se(np.stack(columns, axis=1))
+    assert np.max(np.abs(fd_mean)) > 10 * np.max(fd_se), "the reference gradient is all noise"
+    assert_agree(glr_mean, glr_se, fd_mean, fd_se, N_SE, what="GLR vs finite differences (LIF units in time)")
+    with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
+        assert_agree(0.9 * glr_mean, glr_se, fd_mean, fd_se, N_SE)
