@@ -35,7 +35,7 @@ def test_the_python_example_trains_to_a_useful_accuracy(tmp_path, monkeypatch):
     exec(compile(convert, str(README), "exec"), namespace)  # noqa: S102 - the README's conversion, after its example
     from keras_glr import activations
 
-    bp, glr = namespace["bp"], namespace["glr"]
+    glr = namespace["glr"]
     assert glr.layers[0].activation is activations.step
     binarised = glr.evaluate(x[3000:], y[3000:], verbose=0)[1]
     assert binarised > 0.5, f"the README's converted step network reaches only {binarised:.3f} after fine-tuning"
