@@ -65,6 +65,7 @@ class _InterruptAfter(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow  # three trainings (28 s): the default suite stays under 10 minutes on 2 cores
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
     config = dict(hidden=(8,), copies=8, epochs=3, batch_size=100, noisy_passes=2)
     runs.train(runs.RunConfig(run_name="whole", **config), str(tmp_path), verbose=0)

@@ -18,6 +18,7 @@ def _mnist14(seed=0):
     return (images[:3000], labels[:3000]), (images[3000:], labels[3000:])
 
 
+@pytest.mark.slow  # 12 epochs (10 s); the README example's test trains on the same digits in the default suite
 def test_step_network_reaches_85_percent_on_held_out_digits():
     (x_train, y_train), (x_test, y_test) = _mnist14()
     model = keras_glr.GLRSequential(
