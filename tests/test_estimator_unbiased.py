@@ -209,6 +209,14 @@ def _finite_difference_gradients(weights, x, y, noise, draws, h, rng):
     """
     r1 = _draw(noise, rng, (draws, len(x), HIDDEN))
     r2 = _draw(noise, rng, (draws, len(x), CLASSES))
+    return _central_differences(weights, lambda moved: _step_net_losses(moved, x, y, r1, r2).mean(axis=1), h)
+
+
+def _central_differences(weights, losses, h):
+    """[losses(theta + h e_i) - losses(theta - h e_i)] / 2h for every weight, shape (draws, P).
+
+    `losses(weights)` gives the per-draw mean loss with the draws held fixed (common random numbers).
+    """
     columns = []
     for index, w in enumerate(weights):
         for flat in range(w.size):
@@ -216,7 +224,7 @@ def _finite_difference_gradients(weights, x, y, noise, draws, h, rng):
             for sign in (1.0, -1.0):
                 moved = [v.copy() for v in weights]
                 moved[index].flat[flat] += sign * h
-                shifted.append(_step_net_losses(moved, x, y, r1, r2).mean(axis=1))
+                shifted.append(losses(moved))
             columns.append((shifted[0] - shifted[1]) / (2 * h))
     return np.stack(columns, axis=1)
 
@@ -234,32 +242,18 @@ def test_glr_matches_finite_differences_for_step_and_zero_one_loss(noise):
 
 
 def _conv_reference_gradients(weights, x, y, stddev, replicates, draws, pool=None):
-    """Reparameterised backprop through the noisy conv net, in plain TF ops.
+    """Reparameterised backprop through the noisy conv net, in plain TF ops (`_reference_gradients`).
 
     v1 = conv(x, K) + c + r1, or maxpool(conv(x, K) + c) + r1 with `pool`,
     a = sigmoid(v1), v2 = flatten(a) W + b + r2, L = cross-entropy.
     Returns `replicates` means over `draws` noise draws.
     """
-    kernel, bias, dense_w, dense_b = [tf.Variable(w) for w in weights]
-    batch = x.shape[0]
 
-    @tf.function
-    def one_replicate():
-        xs = tf.repeat(x, draws, axis=0)
-        ys = tf.repeat(y, draws, axis=0)
-        with tf.GradientTape() as tape:
-            v1 = tf.nn.conv2d(xs, kernel, 1, "VALID") + bias
-            if pool:
-                v1 = tf.nn.max_pool2d(v1, pool, pool, "VALID")
-            v1 += tf.random.normal(tf.shape(v1), stddev=stddev, dtype=tf.float64)
-            a = tf.reshape(tf.sigmoid(v1), [batch * draws, -1])
-            v2 = a @ dense_w + dense_b
-            v2 += tf.random.normal(tf.shape(v2), stddev=stddev, dtype=tf.float64)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ys, v2))
-        return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, [kernel, bias, dense_w, dense_b])], 0)
+    def conv(xs, params):
+        v1 = tf.nn.conv2d(xs, params[0], 1, "VALID") + params[1]
+        return tf.nn.max_pool2d(v1, pool, pool, "VALID") if pool else v1
 
-    tf.random.set_seed(11)
-    return np.stack([one_replicate().numpy() for _ in range(replicates)])
+    return _reference_gradients(conv, weights, x, y, replicates, draws, stddev=stddev, seed=11)
 
 
 @pytest.mark.parametrize("pool", [None, 2], ids=["conv", "conv_pooled_pre_activation"])
@@ -409,8 +403,12 @@ def _wrapped_cases():
     }
 
 
-def _wrapped_reference_gradients(f, weights, x, y, replicates, draws):
-    """Reparameterised backprop through v1 = f(x) + r1, a = sigmoid(v1), v2 = flatten(a) W + b + r2, CE; plain TF."""
+def _reference_gradients(f, weights, x, y, replicates, draws, stddev=1.0, seed=13):
+    """Reparameterised backprop through v1 = f(x) + r1, a = sigmoid(v1), v2 = flatten(a) W + b + r2, CE; plain TF.
+
+    f(x, params) uses all weights but the last two (the dense logits'); r ~ N(0, stddev^2).
+    Returns `replicates` means over `draws` noise draws.
+    """
     params = [tf.Variable(w) for w in weights]
     batch = x.shape[0]
 
@@ -420,14 +418,14 @@ def _wrapped_reference_gradients(f, weights, x, y, replicates, draws):
         ys = tf.repeat(y, draws, axis=0)
         with tf.GradientTape() as tape:
             v1 = f(xs, params[:-2])
-            v1 += tf.random.normal(tf.shape(v1), dtype=tf.float64)
+            v1 += tf.random.normal(tf.shape(v1), stddev=stddev, dtype=tf.float64)
             a = tf.reshape(tf.sigmoid(v1), [batch * draws, -1])
             v2 = a @ params[-2] + params[-1]
-            v2 += tf.random.normal(tf.shape(v2), dtype=tf.float64)
+            v2 += tf.random.normal(tf.shape(v2), stddev=stddev, dtype=tf.float64)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ys, v2))
         return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, params)], 0)
 
-    tf.random.set_seed(13)
+    tf.random.set_seed(seed)
     return np.stack([one_replicate().numpy() for _ in range(replicates)])
 
 
@@ -450,7 +448,7 @@ def test_wrapped_layer_glr_matches_reparameterised_backprop(case):
     y = np.arange(3).astype("int32")
     glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
     weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
-    reference = _wrapped_reference_gradients(reference_f, weights, x if x.dtype.kind == "i" else x.astype(np.float64), y, 200, 1000)
+    reference = _reference_gradients(reference_f, weights, x if x.dtype.kind == "i" else x.astype(np.float64), y, 200, 1000)
     ref_mean, ref_se = mean_and_se(reference)
     assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"GLR through Noisy({case}) vs reparameterised BP")
     with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
@@ -504,16 +502,8 @@ def test_lif_glr_matches_finite_differences_with_common_random_numbers():
     draws, h = 200_000, 0.1
     r_current = rng.normal(size=(draws, steps, 3, units))
     r_out = rng.normal(size=(draws, 3, CLASSES))
-    columns = []
-    for index, w in enumerate(weights):
-        for flat in range(w.size):
-            shifted = []
-            for sign in (1.0, -1.0):
-                moved = [v.copy() for v in weights]
-                moved[index].flat[flat] += sign * h
-                shifted.append(_lif_losses(moved, x.astype(np.float64), y, r_current, r_out).mean(axis=1))
-            columns.append((shifted[0] - shifted[1]) / (2 * h))
-    fd_mean, fd_se = mean_and_se(np.stack(columns, axis=1))
+    fd = _central_differences(weights, lambda moved: _lif_losses(moved, x.astype(np.float64), y, r_current, r_out).mean(axis=1), h)
+    fd_mean, fd_se = mean_and_se(fd)
     assert np.max(np.abs(fd_mean)) > 10 * np.max(fd_se), "the reference gradient is all noise"
     assert_agree(glr_mean, glr_se, fd_mean, fd_se, N_SE, what="GLR vs finite differences (LIF units in time)")
     with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
