@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py            # everything (about 35 minutes on 2 cores)
     python benchmarks/speed.py --quick    # fewer repeats, smaller time-to-accuracy
+    python benchmarks/speed.py --only-mlp # item 2 alone: the MLP rows against BP and bp-ste
     python benchmarks/speed.py --only-cnn # item 2b alone (about 3 minutes)
     python benchmarks/speed.py --only-resnet  # item 2c alone (about 13 minutes)
 
@@ -10,8 +11,11 @@
    noise alone (the floor: the library's sampler, and for reference
    TensorFlow's own normal op) and one BP step on the same network; ratios
    (GLR/noise: the median and quartiles of the per-round ratios).
-2. Time to accuracy on mnist5k: GLR (step and sigmoid) against BP on the
-   same network, to BP's best accuracy minus one point: medians over 5 seeds,
+2. Time to accuracy on mnist5k, each GLR network against its fair control:
+   GLR sigmoid against BP sigmoid, GLR step against its bp-ste twin
+   (straight-through step units with the same noise; backprop has no
+   gradient through steps), each to its control's best accuracy minus one
+   point (GLR step also to BP sigmoid's, for the record): medians over 5 seeds,
    each model at its fastest Adam learning rate of 0.01, 0.02, 0.03, 0.05,
    GLR (K = 100) with sigmoid units also at its fastest noise scale sigma of
    0.5, 1.0 (step units: 1.0), and GLR at its faster injection, "all" or
@@ -28,7 +32,7 @@
    (both models in one process, epochs alternating; medians).
 
 Targets: step <= 1.25 x noise floor at the paper's configuration; peak memory
-< 2 GB; GLR within 2 x BP's wall time to the same accuracy; the CNN by GLR
+< 2 GB; GLR within 2 x its control's wall time to the same accuracy; the CNN by GLR
 within 5 x BP's wall time to BP's accuracy minus three points; the resnet
 by GLR at least 0.96 within 12 epochs, and within 6 x BP's wall time to BP's
 accuracy minus two points.
@@ -170,7 +174,7 @@ def arch_time_to_accuracy(arch, max_epochs, seeds, image_size=14, margin=0.03):
     glr = [curve("glr", seed, stop_at=target) for seed in seeds]
     setting = dict(run_config.ARCH_DEFAULTS[arch], image_size=image_size)
     return {f"bp {arch}": {"target": target, **_summary({"estimator": "bp", "image_size": image_size}, bp, target)},
-            f"glr {arch}": {"target": target, **_summary(setting, glr, target)}}
+            f"glr {arch}": {"target": target, "control": f"bp {arch}", **_summary(setting, glr, target)}}
 
 
 def cnn_time_to_accuracy(max_epochs, seeds):
@@ -184,51 +188,65 @@ def resnet_time_to_accuracy(max_epochs, seeds):
 
 
 def time_to_accuracy(max_epochs, seeds):
-    """Per model: the fastest median (seconds, epochs) to BP's accuracy minus one point.
+    """Per model: the fastest median (seconds, epochs) to its control's best accuracy minus one point.
 
     Every model trains on mnist5k (Adam, batch 32) with each seed (model,
     shuffling and noise) in `seeds`, at each learning rate in LEARNING_RATES,
     GLR models (K = GLR_COPIES) also at each noise scale sigma in
-    NOISE_SCALES and each injection in INJECTIONS; test accuracy is measured after each epoch, outside the
-    timing (tracing is inside, for every model). BP trains `max_epochs`
-    epochs; the target is its best final accuracy (mean over seeds) minus
-    0.01. GLR stops at the target or after `max_epochs`. A setting's time and
-    epochs are the medians over seeds (a seed that misses the target counts as
-    infinitely slow), so it counts when most seeds reach the target; each
-    model reports its fastest setting. Returns {name: {"target", "seconds",
-    "epochs", "range" (fastest and slowest seed that reached), "first_epoch_s"
-    (median seconds of the first epoch, tracing included), "later_epoch_s"
-    (median seconds of the epochs after it), "reached"
-    (seeds that reached, of len(seeds)), "setting" ({"learning_rate", and for
-    GLR "sigma", "copies", "injection"}), "best_accuracy" (highest test accuracy seen)}}.
+    NOISE_SCALES and each injection in INJECTIONS; test accuracy is measured
+    after each epoch, outside the timing (tracing is inside, for every model).
+    The controls train `max_epochs` epochs: BP on sigmoid units, the control
+    of GLR sigmoid, and bp-ste on step units (straight-through, the same
+    noise sigma = 1 and K = GLR_COPIES copies), the fair twin of GLR step
+    (`keras_glr.twins`); a control's target is its best final accuracy (mean
+    over seeds, at its best learning rate) minus 0.01. GLR stops at its
+    target or after `max_epochs`; GLR step is also timed to BP sigmoid's
+    target, for the record. A setting's time and epochs are the medians over
+    seeds (a seed that misses the target counts as infinitely slow), so it
+    counts when most seeds reach the target; each model reports its fastest
+    setting. Returns {name: {"target", "control" (the name of the model it is
+    compared with, GLR rows only), "seconds", "epochs", "range" (fastest and
+    slowest seed that reached), "first_epoch_s" (median seconds of the first
+    epoch, tracing included), "later_epoch_s" (median seconds of the epochs
+    after it), "reached" (seeds that reached, of len(seeds)), "setting"
+    ({"learning_rate", and for noisy models "sigma", "copies", "injection"}),
+    "best_accuracy" (highest test accuracy seen)}}.
     """
 
     def curve(activation, setting, seed, stop_at=None):
         keras.utils.set_random_seed(seed)
         splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True, seed=seed)
         model = network(activation, setting.get("sigma", 1.0))
-        if "copies" in setting:
-            options = {"copies": setting["copies"], "injection": setting["injection"]}
-        else:
-            options = {"estimator": "bp", "copies": 1, "baseline": "none"}
+        options = {key: setting[key] for key in ("estimator", "copies", "injection") if key in setting}
+        if "copies" not in setting:
+            options.update(copies=1, baseline="none")
         model.compile(keras.optimizers.Adam(setting["learning_rate"]), CE, metrics=["accuracy"], **options)
         return _epochs_until(model, splits, max_epochs, stop_at)
 
-    bp_runs = [({"learning_rate": lr}, [curve("sigmoid", {"learning_rate": lr}, seed) for seed in seeds]) for lr in LEARNING_RATES]
+    def grid(activation, settings, stop_at=None):
+        return [(setting, [curve(activation, setting, seed, stop_at) for seed in seeds]) for setting in settings]
+
     final = lambda per_seed: statistics.mean(points[-1][1] for points in per_seed)  # noqa: E731
-    target = max(final(per_seed) for _, per_seed in bp_runs) - 0.01
-    runs = {"bp sigmoid": bp_runs}
-    for activation in ("step", "sigmoid"):
-        settings = [{"learning_rate": lr, "sigma": sigma, "copies": GLR_COPIES, "injection": injection}
-                    for injection in INJECTIONS for sigma in NOISE_SCALES[activation] for lr in LEARNING_RATES]
-        runs[f"glr {activation}"] = [(setting, [curve(activation, setting, seed, stop_at=target) for seed in seeds])
-                                     for setting in settings]
+    controls = {"bp sigmoid": ("sigmoid", {"estimator": "bp"}), "bp-ste step": ("step", {"estimator": "bp-ste", "sigma": 1.0, "copies": GLR_COPIES})}
+    control_runs = {name: grid(activation, [{**fixed, "learning_rate": lr} for lr in LEARNING_RATES]) for name, (activation, fixed) in controls.items()}
+    targets = {name: max(final(per_seed) for _, per_seed in model_runs) - 0.01 for name, model_runs in control_runs.items()}
+    glr_settings = {activation: [{"learning_rate": lr, "sigma": sigma, "copies": GLR_COPIES, "injection": injection}
+                                 for injection in INJECTIONS for sigma in NOISE_SCALES[activation] for lr in LEARNING_RATES]
+                    for activation in ("step", "sigmoid")}
+    step_runs = grid("step", glr_settings["step"], stop_at=max(targets.values()))
+    sigmoid_runs = grid("sigmoid", glr_settings["sigmoid"], stop_at=targets["bp sigmoid"])
+    compared = {  # name: (runs, control)
+        "bp sigmoid": (control_runs["bp sigmoid"], None), "glr sigmoid": (sigmoid_runs, "bp sigmoid"),
+        "bp-ste step": (control_runs["bp-ste step"], None), "glr step": (step_runs, "bp-ste step"),
+        "glr step, to bp sigmoid's target": (step_runs, "bp sigmoid"),
+    }
     results = {}
-    for name, model_runs in runs.items():
+    for name, (model_runs, control) in compared.items():
+        target = targets[control or name]
         summaries = [_summary(setting, per_seed, target) for setting, per_seed in model_runs]
         best = min(summaries, key=lambda r: (r["seconds"], -r["best_accuracy"]))
         best["best_accuracy"] = max(r["best_accuracy"] for r in summaries)
-        results[name] = {"target": target, **best}
+        results[name] = {"target": target, **best, **({"control": control} if control else {})}
     return results
 
 
@@ -289,6 +307,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    parser.add_argument("--only-mlp", action="store_true", help="only the MLP rows' time to accuracy (item 2: 5 seeds, 20 epochs)")
     parser.add_argument("--only-cnn", action="store_true", help="only the CNN's time to accuracy (3 seeds, 12 epochs; about 3 minutes)")
     parser.add_argument("--only-resnet", action="store_true", help="only the resnet's time to accuracy at 28 x 28 (3 seeds, 12 epochs)")
     args = parser.parse_args(argv)
@@ -298,11 +317,14 @@ def main(argv=None):
     print(f"keras_glr benchmark on {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, devices: "
           f"{[d.device_type for d in tf.config.list_physical_devices()]}", flush=True)
     cnn_seeds = (0,) if args.quick else (0, 1, 2)
-    if args.only_cnn or args.only_resnet:
+    if args.only_mlp or args.only_cnn or args.only_resnet:
+        if args.only_mlp:
+            epochs, seeds = (8, (0,)) if args.quick else (20, (0, 1, 2, 3, 4))
+            accuracy_rows(time_to_accuracy(epochs, seeds), seeds, epochs, rows, numbers)
         if args.only_cnn:
-            accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), "bp cnn", cnn_seeds, 12, rows, numbers)
+            accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
         if args.only_resnet:
-            accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), "bp resnet", cnn_seeds, 12, rows, numbers)
+            accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
         finish(rows, numbers, args.json)
         return
     for label, copies, batch in (("paper: K=10000, batch 25", 10000, 25), ("K=100, batch 32", 100, 32)):
@@ -321,9 +343,9 @@ def main(argv=None):
 
     epochs = 8 if args.quick else 20
     seeds = (0,) if args.quick else (0, 1, 2, 3, 4)
-    accuracy_rows(time_to_accuracy(epochs, seeds), "bp sigmoid", seeds, epochs, rows, numbers)
-    accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), "bp cnn", cnn_seeds, 12, rows, numbers)
-    accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), "bp resnet", cnn_seeds, 12, rows, numbers)
+    accuracy_rows(time_to_accuracy(epochs, seeds), seeds, epochs, rows, numbers)
+    accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
+    accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
 
     for chunk in ("none", 64000):
         before, peak = in_subprocess(_MEMORY, chunk)
@@ -339,18 +361,18 @@ def main(argv=None):
     finish(rows, numbers, args.json)
 
 
-def accuracy_rows(accuracy, bp_name, seeds, epochs, rows, numbers):
-    """Appends (and prints) one row per model of a time-to-accuracy result, GLR as ratios to `bp_name`."""
-    bp = accuracy[bp_name]
+def accuracy_rows(accuracy, seeds, epochs, rows, numbers):
+    """Appends (and prints) one row per model of a time-to-accuracy result, each GLR row as ratios to its control."""
     for name, result in accuracy.items():
         numbers[f"time to accuracy, {name}"] = {k: (None if v == math.inf else v) for k, v in result.items()}
         label = f"time to {result['target']:.3f} test accuracy, {name}"
+        control = accuracy.get(result.get("control"))
         if result["seconds"] == math.inf:
             rows.append((label, f"not reached by most of {len(seeds)} seeds in {epochs} epochs (best accuracy seen {result['best_accuracy']:.3f})", "-"))
         else:
-            ratio = "" if name.startswith("bp") else (
-                f"GLR/BP time {result['seconds'] / bp['seconds']:.2f} (epochs {result['epochs'] / bp['epochs']:.2f}, "
-                f"first epoch {result['first_epoch_s'] / bp['first_epoch_s']:.2f}, later epochs {result['later_epoch_s'] / bp['later_epoch_s']:.2f})")
+            ratio = "" if control is None else (
+                f"GLR/{result['control']} time {result['seconds'] / control['seconds']:.2f} (epochs {result['epochs'] / control['epochs']:.2f}, "
+                f"first epoch {result['first_epoch_s'] / control['first_epoch_s']:.2f}, later epochs {result['later_epoch_s'] / control['later_epoch_s']:.2f})")
             setting = ", ".join(f"{key} {value}" for key, value in result["setting"].items())
             low, high = result["range"]
             rows.append((label, f"median {result['epochs']:g} epochs, {result['seconds']:.2f} s ({result['reached']} seeds reached it, "

@@ -1,23 +1,29 @@
 """The paper's Tables I and II from one call, with the controls the paper lacks.
 
-    settings = reproduction.Settings(quick=True)
+    settings = reproduction.Settings(quick=True)               # suite="mlp"
     reproduction.reproduce(settings, out="reproduction")   # -> out/REPORT.md
+    reproduction.reproduce(reproduction.Settings(suite="cnn"), out="reproduction_cnn")
 
 What runs (every training is an ordinary run directory, out/runs/<name>):
-    surrogate   BP, 196-50-50-10 ReLU: the transfer attacks are crafted on it;
-    table rows  BP sigmoid; GLR with sigmoid, threshold and |x| units and
-                cross-entropy; GLR sigmoid and threshold with the 0-1 loss
-                (twice the epochs, as in the paper); GLR sigmoid with Laplace
-                noise;
+    surrogate   a BP ReLU network of another architecture than the rows: the
+                transfer attacks are crafted on it;
+    table rows  suite "mlp", the paper's 196-20-10 network: BP sigmoid; GLR
+                with sigmoid, threshold and |x| units and cross-entropy; GLR
+                sigmoid and threshold with the 0-1 loss (twice the epochs, as
+                in the paper); GLR sigmoid with Laplace noise. Suite "cnn",
+                the small CNN: BP ReLU; GLR ReLU; GLR step units fine-tuned
+                from the BP ReLU network of the same seed;
     twins       for every GLR row its BP control with the same noise,
-                optimizer, epochs and seed (`keras_glr.twins`);
+                optimizer, epochs, seed and start (`keras_glr.twins`);
 each for `seeds` seeds. Measured on the same test inputs: clean accuracy;
 FGSM (an epsilon sweep), PGD and L-BFGS crafted once on the surrogate;
 white-box PGD (BPDA / EOT gradients), SPSA and Square Attack (queries only)
 and the checklist of Carlini et al. on each model; certified accuracy of each
 model's smoothed classifier (randomized smoothing); the paper's four
-corruptions at five severities. GLR rows and twins are measured with
-deterministic and with noisy prediction.
+corruptions at five severities (suite "cnn": the whole MNIST-C set). GLR rows
+and twins are measured with deterministic and with noisy prediction. The
+report says, row by row, where GLR is more and where less robust than its
+twin.
 
 A re-run skips finished trainings and resumes interrupted ones; evaluations
 are cached per model (out/evaluations/) and the crafted inputs are saved
@@ -36,9 +42,11 @@ import tensorflow as tf
 
 from keras_glr import checkpoints
 from keras_glr import data as data_module
+from keras_glr import run_config
 from keras_glr import runs
 from keras_glr import seed_statistics
 from keras_glr import twins
+from keras_glr.robustness import corruptions as corruption_module
 from keras_glr.robustness import evaluation
 from keras_glr.robustness import report
 
@@ -55,7 +63,7 @@ PAPER_TABLE_II = {  # gaussian noise, impulse noise, glass blur, contrast
     "bp_sigmoid": (0.64, 0.40, 0.38, 0.25),
     "glr_sigmoid": (0.75, 0.51, 0.44, 0.45),
 }
-CORRUPTIONS = ("gaussian_noise", "impulse_noise", "glass_blur", "contrast")
+CORRUPTIONS = corruption_module.PAPER_NAMES  # the paper's Table II
 HEADLINE_EPS = 0.1
 
 
@@ -66,43 +74,126 @@ class Row:
     key: str  # run-name stem, e.g. "glr_threshold"
     title: str  # e.g. "GLR threshold"
     overrides: dict
-    twin_of: str = None  # key of the GLR row this row is the BP control of
+    epochs: float = 1.0  # share of `Settings.epochs` (2: the 0-1 loss, as in the paper; 0.25: fine-tuning)
+    init_from: str = None  # key of the row whose run of the same seed this one starts from
 
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """The networks one report compares, under the paper's protocol.
+
+    base: `RunConfig` values shared by every row (its overrides come after);
+    surrogate: those of the BP network the transfer attacks are crafted on,
+    of a different architecture than the rows (the paper: two hidden layers
+    where its rows have one); corruptions: the corruptions measured; paper:
+    whether the paper's numbers stand beside ours; defaults: (quick, full)
+    values of the `Settings` left at None; radii: those of the certificates
+    (they scale with the noise); default_rows: the rows trained unless
+    `Settings.rows` names others.
+    """
+
+    name: str
+    title: str
+    network: str
+    rows: tuple
+    base: dict
+    surrogate: dict
+    surrogate_words: str
+    corruptions: tuple
+    paper: bool
+    defaults: dict
+    radii: tuple = evaluation.RADII  # input-space radii of the certified-accuracy columns
+    default_rows: tuple = None  # the rows a run without `rows` trains (None: all)
+
+    @property
+    def row_keys(self):
+        return tuple(row.key for row in self.rows)
+
+    @property
+    def flatten(self):
+        return self.base.get("arch", "mlp") == "mlp"
+
+
+_BP = {"estimator": "bp", "copies": 1, "baseline": "none"}
 
 ROWS = (
-    Row("bp_sigmoid", "BP sigmoid", {"estimator": "bp", "activation": "sigmoid", "copies": 1, "baseline": "none"}),
+    Row("bp_sigmoid", "BP sigmoid", {**_BP, "activation": "sigmoid"}),
     Row("glr_sigmoid", "GLR sigmoid", {"activation": "sigmoid"}),
     Row("glr_threshold", "GLR threshold", {"activation": "step"}),
     Row("glr_abs", "GLR |x|", {"activation": "abs"}),
-    Row("glr_sigmoid_01", "GLR sigmoid, 0-1 loss", {"activation": "sigmoid", "loss": "zero-one"}),
-    Row("glr_threshold_01", "GLR threshold, 0-1 loss", {"activation": "step", "loss": "zero-one"}),
+    Row("glr_sigmoid_01", "GLR sigmoid, 0-1 loss", {"activation": "sigmoid", "loss": "zero-one"}, epochs=2),
+    Row("glr_threshold_01", "GLR threshold, 0-1 loss", {"activation": "step", "loss": "zero-one"}, epochs=2),
     Row("glr_sigmoid_laplace", "GLR sigmoid, Laplace noise", {"activation": "sigmoid", "noise": "laplace"}),
 )
 ROW_KEYS = tuple(row.key for row in ROWS)
+
+_MLP_SUITE = Suite(
+    name="mlp", title="Reproduction of the paper's Tables I and II", network="196-20-10 for every row",
+    rows=ROWS, base={"arch": "mlp", "hidden": (20,)},
+    surrogate={"arch": "mlp", "hidden": (50, 50), "run_name": "surrogate_bp_50-50_relu"},
+    surrogate_words="a BP 196-50-50-10 ReLU surrogate (as in the paper)",
+    corruptions=corruption_module.PAPER_NAMES, paper=True,
+    defaults={"seeds": (1, 3), "copies": (50, 300), "epochs": (3, 12), "sigma": (2.0, 2.0), "batch_size": (25, 25),
+              "examples": (300, None), "whitebox_examples": (20, 100), "certify_examples": (100, 500),
+              "certify_samples": (1000, 10_000)},
+)
+
+_CNN = run_config.ARCH_DEFAULTS["cnn"]
+CNN_ROWS = (
+    Row("bp_cnn", "BP ReLU CNN", {**_BP, "activation": "relu"}),
+    Row("glr_cnn", "GLR ReLU CNN", {"activation": "relu"}),
+    Row("glr_cnn_step", "GLR step CNN, fine-tuned from BP ReLU", {"activation": "step"}, epochs=0.25, init_from="bp_cnn"),
+    # The residual CNN at its own `--arch resnet` defaults (K = 100: the resnet's copies cost more).
+    Row("bp_resnet", "BP ReLU resnet", {**_BP, "arch": "resnet", "activation": "relu"}),
+    Row("glr_resnet", "GLR ReLU resnet", {"arch": "resnet", "activation": "relu", "copies": 100}),
+)
+
+_CNN_SUITE = Suite(
+    name="cnn", title="The paper's protocol on the small CNN",
+    network=("the small CNN of `glr-train --arch cnn` (conv 3x3, 8 filters, 2x2 max-pool; conv 3x3, 16 filters, 2x2 "
+             "max-pool; dense logits; each conv pools its pre-activation before the noise) and the residual CNN of "
+             "`glr-train --arch resnet` (stem and two residual stages of 8 and 16 filters, every conv and batch "
+             "normalization noisy), each with that command's defaults"),
+    rows=CNN_ROWS, base={"arch": "cnn"},
+    surrogate={"arch": "cnn", "filters": (16, 32, 32), "pool": "output", "run_name": "surrogate_bp_cnn-16-32-32_relu"},
+    surrogate_words="a BP ReLU CNN of three conv layers (16, 32 and 32 filters, each max-pooled) where the rows have two",
+    corruptions=corruption_module.NAMES, paper=False,
+    defaults={"seeds": (1, 3), "copies": (_CNN["copies"], _CNN["copies"]), "epochs": (3, 12), "sigma": (_CNN["sigma"], _CNN["sigma"]),
+              "batch_size": (32, 32), "examples": (300, None), "whitebox_examples": (20, 100), "certify_examples": (100, 500),
+              "certify_samples": (1000, 10_000)},
+    radii=(0.0, 0.01, 0.02, 0.03, 0.05, 0.1),  # sigma = 0.05: radii a tenth of the MLP's (sigma = 2)
+    default_rows=("bp_cnn", "glr_cnn", "glr_cnn_step"),  # the resnet rows double the run's time: ask for them
+)
+
+SUITES = {suite.name: suite for suite in (_MLP_SUITE, _CNN_SUITE)}
 
 
 @dataclasses.dataclass
 class Settings:
     """What a reproduction trains and measures. `quick` shrinks everything.
 
-    The paper trains with K = 10000 copies and plain SGD for 12 epochs (24
-    with the 0-1 loss); on 2 CPU cores that is hours per row, so the default
-    uses fewer copies and Adam, which reaches the paper's clean accuracy
-    range in the same epochs. Every setting is written into the report.
+    suite: "mlp" (the paper's 196-20-10 network and rows) or "cnn" (the small
+    CNN with ReLU units, its step-unit fine-tuning and plain BP). The paper
+    trains with K = 10000 copies and plain SGD for 12 epochs (24 with the
+    0-1 loss); on 2 CPU cores that is hours per row, so the default uses
+    fewer copies and Adam, which reaches the paper's clean accuracy range in
+    the same epochs. Settings left at None take the suite's defaults
+    (`Suite.defaults`). Every setting is written into the report.
     """
 
     quick: bool = False
+    suite: str = "mlp"
     dataset: str = "mnist5k"
     data_dir: str = None
     seeds: int = None
-    rows: tuple = ROW_KEYS
+    rows: tuple = None  # row keys (None: all of the suite's)
     twins: bool = True
     copies: int = None
     epochs: int = None
-    sigma: float = 2.0  # the paper's sigma^2 = 4
+    sigma: float = None  # mlp: the paper's sigma^2 = 4
     optimizer: str = "adam"
     learning_rate: float = 0.01
-    batch_size: int = 25
+    batch_size: int = None
     examples: int = None  # test examples measured (None: all)
     whitebox_examples: int = None
     eps: tuple = (0.05, 0.1, 0.2)
@@ -112,15 +203,16 @@ class Settings:
     alpha: float = 0.001
 
     def __post_init__(self):
-        defaults = {"seeds": (1, 3), "copies": (50, 300), "epochs": (3, 12), "examples": (300, None), "whitebox_examples": (20, 100),
-                    "certify_examples": (100, 500), "certify_samples": (1000, 10_000)}
-        for name, (quick, full) in defaults.items():
+        if self.suite not in SUITES:
+            raise ValueError(f"Unknown suite {self.suite!r}. Expected one of {list(SUITES)}.")
+        suite = SUITES[self.suite]
+        for name, (quick, full) in suite.defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, quick if self.quick else full)
-        self.rows = tuple(self.rows)
-        unknown = [key for key in self.rows if key not in ROW_KEYS]
+        self.rows = (suite.default_rows or suite.row_keys) if self.rows is None else tuple(self.rows)
+        unknown = [key for key in self.rows if key not in suite.row_keys]
         if unknown:
-            raise ValueError(f"Unknown rows {unknown}. Expected some of {list(ROW_KEYS)}.")
+            raise ValueError(f"Unknown rows {unknown} for the {self.suite} suite. Expected some of {list(suite.row_keys)}.")
         for name in ("seeds", "copies", "epochs", "whitebox_examples", "noisy_passes", "batch_size", "certify_examples", "certify_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -128,36 +220,46 @@ class Settings:
         if self.examples is not None and (not isinstance(self.examples, int) or self.examples < 1):
             raise ValueError(f"Invalid examples: {self.examples!r}. Expected a positive integer or None (all).")
 
+    @property
+    def suite_spec(self):
+        """The `Suite` these settings measure."""
+        return SUITES[self.suite]
+
     def to_json(self):
         return {**dataclasses.asdict(self), "rows": list(self.rows), "eps": list(self.eps)}
 
 
 def surrogate_config(settings):
-    """The paper's attack surrogate: BP, two hidden layers of 50 ReLU units."""
-    return runs.RunConfig(
-        dataset=settings.dataset, data_dir=settings.data_dir, hidden=(50, 50), activation="relu",
-        estimator="bp", copies=1, baseline="none", optimizer="adam", learning_rate=0.01,
-        epochs=max(settings.epochs, 10) if not settings.quick else settings.epochs, batch_size=32,
-        seed=0, run_name="surrogate_bp_50-50_relu",
+    """The BP network the transfer attacks are crafted on (`Suite.surrogate`), ReLU units."""
+    epochs = max(settings.epochs, 10) if not settings.quick else settings.epochs
+    return runs.RunConfig.for_arch(
+        **settings.suite_spec.surrogate, dataset=settings.dataset, data_dir=settings.data_dir, activation="relu", **_BP,
+        optimizer="adam", learning_rate=0.01, epochs=epochs, batch_size=32, seed=0,
     )
 
 
-def row_configs(settings):
-    """[(row, twin of (row or None), RunConfig)] for every selected row, seed and twin."""
+def row_configs(settings, root=""):
+    """[(row, twin of (row or None), RunConfig)] for every selected row, seed and twin.
+
+    A row with `init_from` starts from its base row's run of the same seed
+    under `root` (the folder the runs are trained in), and so does its twin;
+    the base row comes first in the suite.
+    """
     out = []
-    for row in ROWS:
+    for row in settings.suite_spec.rows:
         if row.key not in settings.rows:
             continue
         for seed in range(settings.seeds):
             values = dict(
-                dataset=settings.dataset, data_dir=settings.data_dir, hidden=(20,), sigma=settings.sigma,
+                settings.suite_spec.base, dataset=settings.dataset, data_dir=settings.data_dir, sigma=settings.sigma,
                 copies=settings.copies, optimizer=settings.optimizer, learning_rate=settings.learning_rate,
-                batch_size=settings.batch_size, epochs=settings.epochs, seed=seed, noisy_passes=settings.noisy_passes,
+                batch_size=settings.batch_size, epochs=max(1, round(row.epochs * settings.epochs)), seed=seed,
+                noisy_passes=settings.noisy_passes,
             )
             values.update(row.overrides)
-            if values.get("loss") == "zero-one":
-                values["epochs"] = 2 * settings.epochs  # as the paper: 24 instead of 12
-            config = runs.RunConfig(**values, run_name=f"{row.key}_seed{seed}")
+            if row.init_from:
+                values["init_from"] = os.path.join(root, f"{row.init_from}_seed{seed}")
+            config = runs.RunConfig.for_arch(**values, run_name=f"{row.key}_seed{seed}")
             out.append((row, None, config))
             if settings.twins and config.estimator == "glr":
                 twin = twins.twin_config(config)
@@ -177,14 +279,15 @@ class _Progress(keras.callbacks.Callback):
 
 
 def _load_test_set(settings):
-    """The test inputs every model is measured on (flat 14x14 images), as numpy."""
-    return data_module.test_arrays(settings.dataset, image_size=14, flatten=True, examples=settings.examples, data_dir=settings.data_dir)
+    """The test inputs every model is measured on (14x14 images, flat for the MLP), as numpy."""
+    flatten = settings.suite_spec.flatten
+    return data_module.test_arrays(settings.dataset, image_size=14, flatten=flatten, examples=settings.examples, data_dir=settings.data_dir)
 
 
 def _train_all(settings, out, say):
     """Trains (or skips / resumes) every run; returns {label: (row, twin_of, run_dir | error)}."""
     root = os.path.join(out, "runs")
-    todo = [(None, None, surrogate_config(settings))] + row_configs(settings)
+    todo = [(None, None, surrogate_config(settings))] + row_configs(settings, root)
     total_epochs = sum(config.epochs for _, _, config in todo)
     bar = keras.utils.Progbar(total_epochs, unit_name="epoch")
     trained = {}
@@ -208,9 +311,10 @@ def _train_all(settings, out, say):
 
 
 def _plans(settings):
-    transfer = evaluation.Plan(attacks=("fgsm", "pgd", "lbfgs"), eps=tuple(settings.eps), corruptions=CORRUPTIONS, mode="transfer")
+    transfer = evaluation.Plan(attacks=("fgsm", "pgd", "lbfgs"), eps=tuple(settings.eps), corruptions=settings.suite_spec.corruptions, mode="transfer")
     whitebox = evaluation.Plan(attacks=("pgd", "spsa", "square"), eps=(HEADLINE_EPS,), corruptions=(), mode="whitebox", checklist=True)
-    certify = evaluation.Plan(attacks=(), corruptions=(), mode="whitebox", certify=True, certify_samples=settings.certify_samples, alpha=settings.alpha)
+    certify = evaluation.Plan(attacks=(), corruptions=(), mode="whitebox", certify=True, certify_samples=settings.certify_samples, alpha=settings.alpha,
+                              radii=settings.suite_spec.radii)
     return transfer, whitebox, certify
 
 
@@ -225,8 +329,9 @@ def _cache_key(settings, run_dir, noisy):
         "whitebox_examples": settings.whitebox_examples,
         "eps": list(settings.eps),
         "noisy_passes": settings.noisy_passes if noisy else None,
-        "certify": None if noisy else [settings.certify_examples, settings.certify_samples, settings.alpha, list(evaluation.RADII)],
+        "certify": None if noisy else [settings.certify_examples, settings.certify_samples, settings.alpha, list(settings.suite_spec.radii)],
         "plan": PLAN_VERSION,
+        "corruptions": list(settings.suite_spec.corruptions),
     }
 
 
@@ -378,7 +483,7 @@ def _cells(evaluated, labels, getter):
     return seed_statistics.summarize(values)
 
 
-def _columns(eps):
+def _columns(eps, corruptions=CORRUPTIONS, radii=evaluation.RADII):
     """(name, getter) for every measurement, in report order."""
     head = str(HEADLINE_EPS)
     columns = [
@@ -386,13 +491,13 @@ def _columns(eps):
         ("L-BFGS", lambda r, l: r["attacks"]["lbfgs"]["min"][l]),
         (f"FGSM {head}", lambda r, l: r["attacks"]["fgsm"][head][l]),
     ]
-    for name in CORRUPTIONS:
+    for name in corruptions:
         columns.append((name.replace("_", " "), lambda r, l, n=name: r["corruption_means"][n][l]))
     columns.append(("corruptions mean", lambda r, l: r["corruption_overall"][l]))
     columns.append((f"PGD {head}", lambda r, l: r["attacks"]["pgd"][head][l]))
     columns.append((f"SPSA {head}", lambda r, l: r["attacks"]["spsa"][head][l]))
     columns.append((f"Square {head}", lambda r, l: r["attacks"]["square"][head][l]))
-    for i, radius in enumerate(evaluation.RADII):
+    for i, radius in enumerate(radii):
         columns.append((f"certified {radius}", lambda r, l, i=i: r["certified"][l]["accuracy"][i]))
     columns.append((f"white-box PGD {head}", lambda r, l: r["attacks"]["pgd-whitebox"][head][l]))
     for e in eps:
@@ -426,37 +531,56 @@ def _cell(summary):
     return "failed" if summary.n == 0 else str(summary)
 
 
+def _training_words(settings, examples):
+    """The report's paragraph on the data, the networks and their training."""
+    suite = settings.suite_spec
+    shape = "flat, 196 inputs" if suite.flatten else "images of 14x14x1"
+    words = (f"Data: {settings.dataset} at 14x14 ({shape}), the same split for every run; {examples} test examples "
+             f"measured. Network: {suite.network}. Training: {settings.optimizer} at learning rate "
+             f"{settings.learning_rate}, batch {settings.batch_size}, {settings.epochs} epochs")
+    other = [f"{max(1, round(row.epochs * settings.epochs))} for {row.title}" for row in suite.rows if row.key in settings.rows and row.epochs != 1]
+    words += f" ({'; '.join(other)})" if other else ""
+    words += (f", K = {settings.copies} copies, noise standard deviation {settings.sigma}, {settings.seeds} seed(s) "
+              "per row (mean ± standard deviation).")
+    if suite.name == "cnn":
+        cnn = run_config.ARCH_DEFAULTS["cnn"]
+        words += (f" GLR rows use the CNN's estimator defaults ({cnn['schedule']} schedule, antithetic pairs, "
+                  f"{cnn['injection']} injection shared {':'.join(map(str, cnn['copy_split']))} among the layers); "
+                  "their twins inject noise at every layer with the same K. The step row converts the BP ReLU CNN of "
+                  "the same seed to step units (`glr-train --init-from RUN --activation step`) and fine-tunes it; its "
+                  "twin fine-tunes the same start by bp-ste.")
+    if suite.paper:
+        words += " The paper: SGD at 0.1, batch 25, 12 (24) epochs, K = 10000, sigma = 2."
+    return words + " Every number below was computed by the run that wrote this file."
+
+
 def render_report(settings, trained, evaluated, merged, configs, examples, seconds, command):
     """REPORT.md: the paper's tables beside ours, the controls, failures, plots."""
-    columns = dict(_columns(settings.eps))
+    suite = settings.suite_spec
+    columns = dict(_columns(settings.eps, suite.corruptions, suite.radii))
     groups = _labels_by_group(trained)
     noisy_groups = _labels_by_group(trained, "_noisy")
-    rows = [row for row in ROWS if row.key in settings.rows]
-    lines = ["# Reproduction of the paper's Tables I and II", ""]
+    rows = [row for row in suite.rows if row.key in settings.rows]
+    lines = [f"# {suite.title}", ""]
     lines += [
         f"Produced by `{command or 'glr-reproduce'}` on {time.strftime('%Y-%m-%d')}: "
         f"{platform.machine()} with {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}; {seconds / 60:.1f} minutes in all "
         "(a re-run only counts what it had to redo).",
         "",
-        f"Data: {settings.dataset} at 14x14 (flat, 196 inputs), the same split for every run; "
-        f"{examples} test examples measured. Network 196-20-10 for every row. Training: "
-        f"{settings.optimizer} at learning rate {settings.learning_rate}, batch {settings.batch_size}, "
-        f"{settings.epochs} epochs ({2 * settings.epochs} with the 0-1 loss), K = {settings.copies} copies, "
-        f"noise standard deviation {settings.sigma}, {settings.seeds} seed(s) per row "
-        f"(mean ± standard deviation). The paper: SGD at 0.1, batch 25, 12 (24) epochs, K = 10000, "
-        "sigma = 2. Every number below was computed by the run that wrote this file.",
+        _training_words(settings, examples),
         "",
-        f"Attacks: FGSM, PGD (20 steps) and L-BFGS are transfer attacks crafted once on a BP "
-        f"196-50-50-10 ReLU surrogate (as in the paper; its clean accuracy: "
-        f"{merged['surrogate_clean']:.3f})." if merged else "Attacks: no model could be evaluated.",
+        f"Attacks: FGSM, PGD (20 steps) and L-BFGS are transfer attacks crafted once on "
+        f"{suite.surrogate_words} (its clean accuracy: {merged['surrogate_clean']:.3f})."
+        if merged else "Attacks: no model could be evaluated.",
         f"White-box attacks on each model itself, on the first {settings.whitebox_examples} test examples: PGD "
         "(20 steps) through BPDA gradients (step units pass the gradient straight through) and, for noisy "
         f"prediction, EOT over {evaluation.Plan().eot_samples} noisy passes; and SPSA (gradient-free, 20 steps "
         "of 64 queries) and Square Attack (random search, 1000 queries), which query the prediction itself. SPSA's finite differences see the piecewise-"
         "constant output of a step network as flat almost everywhere, so for threshold units its number is "
         "an upper bound; white-box PGD is the stronger test there. Epsilons are L-inf radii on pixels in [0, 1]; L-BFGS finds a minimal "
-        "perturbation per example. Corruptions: mean accuracy over five severities (paper Eq. 6).",
+        "perturbation per example. Corruptions: mean accuracy over five severities (paper Eq. 6)"
+        + ("." if suite.corruptions == CORRUPTIONS else f"; the paper's four and the rest of the MNIST-C set ({len(suite.corruptions)} in all)."),
         "",
     ]
 
@@ -477,9 +601,17 @@ def render_report(settings, trained, evaluated, merged, configs, examples, secon
         return out + [""]
 
     table_rows = [(row.title, row.key, groups.get(row.key, [])) for row in rows]
-    lines += table("Table I: clean, L-BFGS and FGSM accuracy", ["clean", "L-BFGS", f"FGSM {HEADLINE_EPS}"], PAPER_TABLE_I, table_rows,
-                   "Deterministic prediction. The paper's column beside each of ours.")
-    lines += table("Table II: corruptions", [n.replace("_", " ") for n in CORRUPTIONS], PAPER_TABLE_II, table_rows)
+    if suite.paper:
+        lines += table("Table I: clean, L-BFGS and FGSM accuracy", ["clean", "L-BFGS", f"FGSM {HEADLINE_EPS}"], PAPER_TABLE_I, table_rows,
+                       "Deterministic prediction. The paper's column beside each of ours.")
+        lines += table("Table II: corruptions", [n.replace("_", " ") for n in CORRUPTIONS], PAPER_TABLE_II, table_rows)
+    else:
+        lines += table("Table I: clean, L-BFGS and FGSM accuracy", ["clean", "L-BFGS", f"FGSM {HEADLINE_EPS}"], None, table_rows,
+                       "Deterministic prediction; the paper has no conv nets, so there is no paper column.")
+        lines += table("Table II: corruptions", [n.replace("_", " ") for n in CORRUPTIONS] + ["corruptions mean"], None, table_rows,
+                       f"The paper's four; \"corruptions mean\" averages all {len(suite.corruptions)} (the next table).")
+        lines += table("MNIST-C corruptions", [n.replace("_", " ") for n in suite.corruptions if n not in CORRUPTIONS], None, table_rows,
+                       "Mean accuracy over five severities of each MNIST-C corruption (Mu and Gilmer, 2019) beyond the paper's four.")
     lines += table("More attacks", [f"PGD {HEADLINE_EPS}", f"white-box PGD {HEADLINE_EPS}", f"SPSA {HEADLINE_EPS}", f"Square {HEADLINE_EPS}"] + [f"FGSM {e}" for e in settings.eps if str(e) != str(HEADLINE_EPS)]
                    + ["corruptions mean"], None, table_rows)
 
@@ -507,6 +639,7 @@ def render_report(settings, trained, evaluated, merged, configs, examples, secon
                   "training does from what the GLR estimator does. " + seed_statistics.RULE, "",
                   "| row | twin | " + " | ".join(compare) + " |", "|---|---|" + "---|" * len(compare)]
         lines += twin_lines + [""]
+        lines += _verdict_lines(rows, groups, evaluated, columns, compare)
 
     noisy_lines = []
     for title_, key in [(row.title, row.key) for row in rows] + [(f"{row.title}, BP twin", f"{row.key}_twin") for row in rows]:
@@ -547,9 +680,37 @@ def render_report(settings, trained, evaluated, merged, configs, examples, secon
     return "\n".join(lines)
 
 
+def _verdict_lines(rows, groups, evaluated, columns, compare):
+    """Per GLR row: where it is more and where less robust than its twin (seeds rule), with the checklist's flags."""
+    out = ["What the controls say, row by row (from the table above, by the rule stated there):", ""]
+    for row in rows:
+        glr, twin = groups.get(row.key, []), groups.get(f"{row.key}_twin")
+        if not twin:
+            continue
+        better, worse = [], []
+        for name in compare:
+            a, b = _cells(evaluated, glr, columns[name]), _cells(evaluated, twin, columns[name])
+            if seed_statistics.significant(a, b):
+                (better if a.mean > b.mean else worse).append(f"{name} ({a.mean:.3f} against {b.mean:.3f})")
+        robust = [c for c in better if not c.startswith("clean")]
+        seeds = min(sum(isinstance(evaluated.get(label), dict) for label in labels) for labels in (glr, twin))
+        verdict = ("not decided: the rule needs at least two seeds on each side" if seeds < 2 else"GLR's advantage over its twin holds" if robust and not worse else
+                   "mixed: GLR is ahead on some measurements and behind on others" if robust else
+                   "no advantage for GLR")
+        flags = sorted({f"{flag} ({label})" for label in glr + twin if isinstance(evaluated.get(label), dict)
+                        for flag in evaluated[label].get("checklist", {}).get(label, {}).get("flags", [])})
+        words = f"- **{row.title}**: {verdict}. "
+        words += f"Ahead: {', '.join(better)}. " if better else "Ahead nowhere. "
+        words += f"Behind: {', '.join(worse)}. " if worse else "Behind nowhere. "
+        words += ("Checklist flags (white-box numbers of these models are loose upper bounds): " + ", ".join(flags) + "."
+                  if flags else "No checklist flag on either side.")
+        out.append(words)
+    return out + [""]
+
+
 def _certified_section(settings, rows, groups, evaluated, columns, merged):
     """Certified accuracy of every row and twin at the radii, GLR against twin by the seeds rule."""
-    names = [f"certified {r}" for r in evaluation.RADII]
+    names = [f"certified {r}" for r in settings.suite_spec.radii]
     body = []
     for row in rows:
         for title, key, twin_key in ((row.title, row.key, f"{row.key}_twin"), (f"{row.title}, BP twin", f"{row.key}_twin", None)):
@@ -577,7 +738,7 @@ def _certified_section(settings, rows, groups, evaluated, columns, merged):
         "operator norm (the upper bound the radii are divided by) and the median radius of the correctly "
         "certified examples are shown. A row marked * differs from its BP twin by the rule above.", "",
         report.CERTIFICATE_TEXT, "",
-        "| row | norm | operator norm | " + " | ".join(f"r = {r}" for r in evaluation.RADII) + " | median radius |",
+        "| row | norm | operator norm | " + " | ".join(f"r = {r}" for r in settings.suite_spec.radii) + " | median radius |",
         "|---|---|---|" + "---|" * (len(names) + 1),
     ] + body + ["", "![certified accuracy against radius](evaluation/certified_accuracy.png)", ""]
 

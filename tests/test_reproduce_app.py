@@ -146,3 +146,52 @@ def test_rows_and_twins_select_the_runs():
     assert twin.estimator == "bp-ste" and twin.epochs == 2 * chosen.epochs  # 0-1 loss: twice the epochs, STE control
     alone = reproduction.Settings(quick=True, rows=("glr_sigmoid_01",), twins=False)
     assert [c.run_name for _, _, c in reproduction.row_configs(alone)] == ["glr_sigmoid_01_seed0"]
+
+
+def test_the_cnn_suite_fine_tunes_the_step_row_from_the_bp_row_of_the_same_seed(tmp_path):
+    settings = reproduction.Settings(suite="cnn", quick=True, seeds=2, rows=("bp_cnn", "glr_cnn_step"))
+    configs = reproduction.row_configs(settings, root=str(tmp_path))
+    names = [c.run_name for _, _, c in configs]
+    assert names == ["bp_cnn_seed0", "bp_cnn_seed1", "glr_cnn_step_seed0", "glr_cnn_step_twin_seed0",
+                     "glr_cnn_step_seed1", "glr_cnn_step_twin_seed1"]
+    by_name = {c.run_name: c for _, _, c in configs}
+    for seed in (0, 1):
+        step, twin = by_name[f"glr_cnn_step_seed{seed}"], by_name[f"glr_cnn_step_twin_seed{seed}"]
+        assert step.init_from == twin.init_from == str(tmp_path / f"bp_cnn_seed{seed}")
+        assert (step.arch, step.activation, step.estimator, twin.estimator) == ("cnn", "step", "glr", "bp-ste")
+        assert step.epochs == 1 and reproduction.Settings(suite="cnn").epochs == 12  # a quarter of 3, at least one
+    bp = by_name["bp_cnn_seed0"]
+    assert (bp.estimator, bp.activation, bp.init_from) == ("bp", "relu", None)
+    full = reproduction.Settings(suite="cnn")
+    glr = next(c for _, _, c in reproduction.row_configs(full) if c.run_name == "glr_cnn_seed0")
+    assert (glr.copies, glr.sigma, glr.injection, glr.schedule) == (232, 0.05, "layerwise", "cosine")  # `--arch cnn` defaults
+    assert next(c for _, _, c in reproduction.row_configs(full) if c.run_name == "glr_cnn_step_seed0").epochs == 3
+    surrogate = reproduction.surrogate_config(full)
+    assert surrogate.arch == "cnn" and len(surrogate.filters) == 3 and surrogate.estimator == "bp"  # another architecture
+
+
+def test_rows_of_another_suite_are_a_clear_error():
+    with pytest.raises(ValueError, match=r"Unknown rows \['glr_sigmoid'\] for the cnn suite.*glr_cnn"):
+        reproduction.Settings(suite="cnn", rows=("glr_sigmoid",))
+    with pytest.raises(ValueError, match="Unknown suite 'rnn'"):
+        reproduction.Settings(suite="rnn")
+
+
+@pytest.mark.slow  # a whole glr-reproduce --suite cnn run on a few examples (about 2 minutes)
+def test_the_cnn_suite_writes_a_report_with_twins_mnist_c_and_a_verdict(tmp_path):
+    out = tmp_path / "out"
+    argv = ["--suite", "cnn", "--quick", "--rows", "bp_cnn,glr_cnn_step", "--epochs", "2", "--copies", "14", "--examples", "40",
+            "--whitebox-examples", "4", "--certify-examples", "10", "--certify-samples", "100", "--out", str(out)]
+    assert reproduce_app.main(argv) == 0
+    report = (out / "REPORT.md").read_text()
+    results = json.loads((out / "evaluation" / "results.json").read_text())
+    assert report.startswith("# The paper's protocol on the small CNN")
+    assert "None: every run trained" in report and "| GLR step CNN, fine-tuned from BP ReLU | bp-ste |" in report
+    step = runs.read_json(out / "runs" / "glr_cnn_step_seed0" / "run.json")
+    assert step["init_from"] == str(out / "runs" / "bp_cnn_seed0") and 0 <= step["initial_test_accuracy"] <= 1
+    assert set(results["corruption_means"]) == set(reproduction.SUITES["cnn"].corruptions) and len(results["corruption_means"]) > 4
+    assert "## MNIST-C corruptions" in report and "| BP ReLU CNN | 1 |" in report
+    assert "- **GLR step CNN, fine-tuned from BP ReLU**:" in report  # the row-by-row verdict
+    assert set(results["certified"]) == {"bp_cnn_seed0", "glr_cnn_step_seed0", "glr_cnn_step_twin_seed0"}
+    row = next(line for line in report.splitlines() if line.startswith("| BP ReLU CNN | 1 |"))
+    assert f"{results['clean']['bp_cnn_seed0']:.3f}" in row
