@@ -94,7 +94,7 @@ class Suite:
 
     name: str
     title: str
-    network: str
+    network: dict  # architecture -> words for the report
     rows: tuple
     base: dict
     surrogate: dict
@@ -128,7 +128,7 @@ ROWS = (
 ROW_KEYS = tuple(row.key for row in ROWS)
 
 _MLP_SUITE = Suite(
-    name="mlp", title="Reproduction of the paper's Tables I and II", network="196-20-10 for every row",
+    name="mlp", title="Reproduction of the paper's Tables I and II", network={"mlp": "196-20-10 for every row"},
     rows=ROWS, base={"arch": "mlp", "hidden": (20,)},
     surrogate={"arch": "mlp", "hidden": (50, 50), "run_name": "surrogate_bp_50-50_relu"},
     surrogate_words="a BP 196-50-50-10 ReLU surrogate (as in the paper)",
@@ -150,10 +150,10 @@ CNN_ROWS = (
 
 _CNN_SUITE = Suite(
     name="cnn", title="The paper's protocol on the small CNN",
-    network=("the small CNN of `glr-train --arch cnn` (conv 3x3, 8 filters, 2x2 max-pool; conv 3x3, 16 filters, 2x2 "
-             "max-pool; dense logits; each conv pools its pre-activation before the noise) and the residual CNN of "
-             "`glr-train --arch resnet` (stem and two residual stages of 8 and 16 filters, every conv and batch "
-             "normalization noisy), each with that command's defaults"),
+    network={"cnn": "the small CNN of `glr-train --arch cnn` (conv 3x3, 8 filters, 2x2 max-pool; conv 3x3, 16 filters, 2x2 "
+                    "max-pool; dense logits; each conv pools its pre-activation before the noise)",
+             "resnet": "the residual CNN of `glr-train --arch resnet` (stem and two residual stages of 8 and 16 filters, "
+                       "every conv and batch normalization noisy)"},
     rows=CNN_ROWS, base={"arch": "cnn"},
     surrogate={"arch": "cnn", "filters": (16, 32, 32), "pool": "output", "run_name": "surrogate_bp_cnn-16-32-32_relu"},
     surrogate_words="a BP ReLU CNN of three conv layers (16, 32 and 32 filters, each max-pooled) where the rows have two",
@@ -535,8 +535,13 @@ def _training_words(settings, examples):
     """The report's paragraph on the data, the networks and their training."""
     suite = settings.suite_spec
     shape = "flat, 196 inputs" if suite.flatten else "images of 14x14x1"
+    chosen = [row for row in suite.rows if row.key in settings.rows]
+    arches = dict.fromkeys(row.overrides.get("arch", suite.base.get("arch", "mlp")) for row in chosen)
+    network = " and ".join(suite.network[arch] for arch in arches)
+    if suite.name != "mlp":
+        network += ", each with that command's defaults"
     words = (f"Data: {settings.dataset} at 14x14 ({shape}), the same split for every run; {examples} test examples "
-             f"measured. Network: {suite.network}. Training: {settings.optimizer} at learning rate "
+             f"measured. Network: {network}. Training: {settings.optimizer} at learning rate "
              f"{settings.learning_rate}, batch {settings.batch_size}, {settings.epochs} epochs")
     other = [f"{max(1, round(row.epochs * settings.epochs))} for {row.title}" for row in suite.rows if row.key in settings.rows and row.epochs != 1]
     words += f" ({'; '.join(other)})" if other else ""
@@ -549,6 +554,8 @@ def _training_words(settings, examples):
                   "their twins inject noise at every layer with the same K. The step row converts the BP ReLU CNN of "
                   "the same seed to step units (`glr-train --init-from RUN --activation step`) and fine-tunes it; its "
                   "twin fine-tunes the same start by bp-ste.")
+        if "glr_resnet" in settings.rows:
+            words += " The GLR resnet row and its twin use K = 100, the `--arch resnet` default."
     if suite.paper:
         words += " The paper: SGD at 0.1, batch 25, 12 (24) epochs, K = 10000, sigma = 2."
     return words + " Every number below was computed by the run that wrote this file."
