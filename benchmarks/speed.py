@@ -1,8 +1,8 @@
 """GLR speed and scale, measured side by side in one run; prints one table.
 
-    python benchmarks/speed.py            # everything (about 35 minutes on 2 cores)
+    python benchmarks/speed.py            # everything (about 50 minutes on 2 cores)
     python benchmarks/speed.py --quick    # fewer repeats, smaller time-to-accuracy
-    python benchmarks/speed.py --only-mlp # item 2 alone: the MLP rows against BP and bp-ste
+    python benchmarks/speed.py --only-mlp # item 2 alone: the MLP rows against BP and bp-ste (30 minutes)
     python benchmarks/speed.py --only-cnn # item 2b alone (about 3 minutes)
     python benchmarks/speed.py --only-resnet  # item 2c alone (about 13 minutes)
 
