@@ -23,7 +23,7 @@ def build_parser():
     p.add_argument("--dataset", default="mnist5k", help="mnist5k (offline) or a prepared TFDS image dataset such as mnist")
     p.add_argument("--data-dir", default=None, help="prepared TFDS data directory")
     p.add_argument("--seeds", type=int, default=None, help="seeds per row (default 3; 1 with --quick)")
-    p.add_argument("--rows", default=None, help="comma-separated row keys of the suite, or all (default: mlp every row; cnn bp_cnn, glr_cnn, glr_cnn_step, and with all also bp_resnet, glr_resnet, which double the run's time; an unknown key is an error that lists them all)")
+    p.add_argument("--rows", default=None, help="comma-separated row keys of the suite, or all (default: mlp every row; cnn bp_cnn, glr_cnn, glr_cnn_step, and with all also bp_resnet, glr_resnet, which more than double the run's time; an unknown key is an error that lists them all)")
     p.add_argument("--no-twins", action="store_true", help="skip the BP twins of the GLR rows")
     p.add_argument("--copies", type=int, default=None, help="K (mlp: 300, 50 with --quick; cnn: the --arch cnn default, 232)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per row, doubled for the 0-1 loss, a quarter for fine-tuning (default 12; 3 with --quick)")

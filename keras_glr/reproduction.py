@@ -162,7 +162,7 @@ _CNN_SUITE = Suite(
               "batch_size": (32, 32), "examples": (300, None), "whitebox_examples": (20, 100), "certify_examples": (100, 500),
               "certify_samples": (1000, 10_000)},
     radii=(0.0, 0.01, 0.02, 0.03, 0.05, 0.1),  # sigma = 0.05: radii a tenth of the MLP's (sigma = 2)
-    default_rows=("bp_cnn", "glr_cnn", "glr_cnn_step"),  # the resnet rows double the run's time: ask for them
+    default_rows=("bp_cnn", "glr_cnn", "glr_cnn_step"),  # the resnet rows more than double the run's time: ask for them
 )
 
 SUITES = {suite.name: suite for suite in (_MLP_SUITE, _CNN_SUITE)}
