@@ -77,6 +77,10 @@ class Row:
     epochs: float = 1.0  # share of `Settings.epochs` (2: the 0-1 loss, as in the paper; 0.25: fine-tuning)
     init_from: str = None  # key of the row whose run of the same seed this one starts from
 
+    def epochs_of(self, settings_epochs):
+        """The epochs this row trains when the settings say `settings_epochs` (at least one)."""
+        return max(1, round(self.epochs * settings_epochs))
+
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
@@ -115,6 +119,9 @@ class Suite:
 
 
 _BP = {"estimator": "bp", "copies": 1, "baseline": "none"}
+# (quick, full) `Settings` defaults every suite shares; each adds its copies, sigma and batch size.
+_DEFAULTS = {"seeds": (1, 3), "epochs": (3, 12), "examples": (300, None), "whitebox_examples": (20, 100),
+             "certify_examples": (100, 500), "certify_samples": (1000, 10_000)}
 
 ROWS = (
     Row("bp_sigmoid", "BP sigmoid", {**_BP, "activation": "sigmoid"}),
@@ -133,9 +140,7 @@ _MLP_SUITE = Suite(
     surrogate={"arch": "mlp", "hidden": (50, 50), "run_name": "surrogate_bp_50-50_relu"},
     surrogate_words="a BP 196-50-50-10 ReLU surrogate (as in the paper)",
     corruptions=corruption_module.PAPER_NAMES, paper=True,
-    defaults={"seeds": (1, 3), "copies": (50, 300), "epochs": (3, 12), "sigma": (2.0, 2.0), "batch_size": (25, 25),
-              "examples": (300, None), "whitebox_examples": (20, 100), "certify_examples": (100, 500),
-              "certify_samples": (1000, 10_000)},
+    defaults={**_DEFAULTS, "copies": (50, 300), "sigma": (2.0, 2.0), "batch_size": (25, 25)},
 )
 
 _CNN = run_config.ARCH_DEFAULTS["cnn"]
@@ -158,9 +163,7 @@ _CNN_SUITE = Suite(
     surrogate={"arch": "cnn", "filters": (16, 32, 32), "pool": "output", "run_name": "surrogate_bp_cnn-16-32-32_relu"},
     surrogate_words="a BP ReLU CNN of three conv layers (16, 32 and 32 filters, each max-pooled) where the rows have two",
     corruptions=corruption_module.NAMES, paper=False,
-    defaults={"seeds": (1, 3), "copies": (_CNN["copies"], _CNN["copies"]), "epochs": (3, 12), "sigma": (_CNN["sigma"], _CNN["sigma"]),
-              "batch_size": (32, 32), "examples": (300, None), "whitebox_examples": (20, 100), "certify_examples": (100, 500),
-              "certify_samples": (1000, 10_000)},
+    defaults={**_DEFAULTS, "copies": (_CNN["copies"],) * 2, "sigma": (_CNN["sigma"],) * 2, "batch_size": (32, 32)},
     radii=(0.0, 0.01, 0.02, 0.03, 0.05, 0.1),  # sigma = 0.05: radii a tenth of the MLP's (sigma = 2)
     default_rows=("bp_cnn", "glr_cnn", "glr_cnn_step"),  # the resnet rows more than double the run's time: ask for them
 )
@@ -186,7 +189,7 @@ class Settings:
     dataset: str = "mnist5k"
     data_dir: str = None
     seeds: int = None
-    rows: tuple = None  # row keys (None: all of the suite's)
+    rows: tuple = None  # row keys (None: the suite's default rows)
     twins: bool = True
     copies: int = None
     epochs: int = None
@@ -253,7 +256,7 @@ def row_configs(settings, root=""):
             values = dict(
                 settings.suite_spec.base, dataset=settings.dataset, data_dir=settings.data_dir, sigma=settings.sigma,
                 copies=settings.copies, optimizer=settings.optimizer, learning_rate=settings.learning_rate,
-                batch_size=settings.batch_size, epochs=max(1, round(row.epochs * settings.epochs)), seed=seed,
+                batch_size=settings.batch_size, epochs=row.epochs_of(settings.epochs), seed=seed,
                 noisy_passes=settings.noisy_passes,
             )
             values.update(row.overrides)
@@ -543,12 +546,12 @@ def _training_words(settings, examples):
     words = (f"Data: {settings.dataset} at 14x14 ({shape}), the same split for every run; {examples} test examples "
              f"measured. Network: {network}. Training: {settings.optimizer} at learning rate "
              f"{settings.learning_rate}, batch {settings.batch_size}, {settings.epochs} epochs")
-    other = [f"{max(1, round(row.epochs * settings.epochs))} for {row.title}" for row in suite.rows if row.key in settings.rows and row.epochs != 1]
+    other = [f"{row.epochs_of(settings.epochs)} for {row.title}" for row in chosen if row.epochs != 1]
     words += f" ({'; '.join(other)})" if other else ""
     words += (f", K = {settings.copies} copies, noise standard deviation {settings.sigma}, {settings.seeds} seed(s) "
               "per row (mean ± standard deviation).")
     if suite.name == "cnn":
-        cnn = run_config.ARCH_DEFAULTS["cnn"]
+        cnn = _CNN
         words += (f" GLR rows use the CNN's estimator defaults ({cnn['schedule']} schedule, antithetic pairs, "
                   f"{cnn['injection']} injection shared {':'.join(map(str, cnn['copy_split']))} among the layers); "
                   "their twins inject noise at every layer with the same K. The step row converts the BP ReLU CNN of "
@@ -694,21 +697,26 @@ def _verdict_lines(rows, groups, evaluated, columns, compare):
         glr, twin = groups.get(row.key, []), groups.get(f"{row.key}_twin")
         if not twin:
             continue
-        better, worse = [], []
+        better, worse = {}, {}  # measurement -> "GLR against twin"
         for name in compare:
             a, b = _cells(evaluated, glr, columns[name]), _cells(evaluated, twin, columns[name])
             if seed_statistics.significant(a, b):
-                (better if a.mean > b.mean else worse).append(f"{name} ({a.mean:.3f} against {b.mean:.3f})")
-        robust = [c for c in better if not c.startswith("clean")]
+                (better if a.mean > b.mean else worse)[name] = f"{name} ({a.mean:.3f} against {b.mean:.3f})"
+        robust = set(better) - {"clean"}
         seeds = min(sum(isinstance(evaluated.get(label), dict) for label in labels) for labels in (glr, twin))
-        verdict = ("not decided: the rule needs at least two seeds on each side" if seeds < 2 else"GLR's advantage over its twin holds" if robust and not worse else
-                   "mixed: GLR is ahead on some measurements and behind on others" if robust else
-                   "no advantage for GLR")
+        if seeds < 2:
+            verdict = "not decided: the rule needs at least two seeds on each side"
+        elif robust and not worse:
+            verdict = "GLR's advantage over its twin holds"
+        elif robust:
+            verdict = "mixed: GLR is ahead on some measurements and behind on others"
+        else:
+            verdict = "no advantage for GLR"
         flags = sorted({f"{flag} ({label})" for label in glr + twin if isinstance(evaluated.get(label), dict)
                         for flag in evaluated[label].get("checklist", {}).get(label, {}).get("flags", [])})
         words = f"- **{row.title}**: {verdict}. "
-        words += f"Ahead: {', '.join(better)}. " if better else "Ahead nowhere. "
-        words += f"Behind: {', '.join(worse)}. " if worse else "Behind nowhere. "
+        words += f"Ahead: {', '.join(better.values())}. " if better else "Ahead nowhere. "
+        words += f"Behind: {', '.join(worse.values())}. " if worse else "Behind nowhere. "
         words += ("Checklist flags (white-box numbers of these models are loose upper bounds): " + ", ".join(flags) + "."
                   if flags else "No checklist flag on either side.")
         out.append(words)
