@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_glr import recurrence
 from keras_glr.layers import NoisyLayer
 from keras_glr.layers import noisy_layers
 from keras_glr.recording import recording
@@ -106,7 +107,8 @@ def forward(model, x, copies, training=True, groups=None, **record_options):
     the input. With layer-wise `groups` (`layer_groups`) each group's copies
     begin at its own layer when the noisy layers form a chain
     (`can_fan_out_by_layer`). `record_options` go to
-    `recording.ForwardRecord`.
+    `recording.ForwardRecord`. Recurrent layers holding noisy cells run
+    unrolled (`keras_glr.recurrence`).
     """
     slots = noisy_layers(model)
     if copies > 1 and groups is not None and can_fan_out_by_layer(model):
@@ -116,7 +118,8 @@ def forward(model, x, copies, training=True, groups=None, **record_options):
     if not fan_out:
         x = repeat(x, copies)
     with recording(copies=copies, fan_out=fan_out, slots=slots, groups=groups, **record_options) as record:
-        y_pred = model(x, training=training)
+        with recurrence.unrolled(model):
+            y_pred = model(x, training=training)
     return y_pred, record
 
 

@@ -169,18 +169,22 @@ class ForwardRecord:
         self._graph = tf.compat.v1.get_default_graph()
 
     def check_call_site(self, layer):
-        """Raises ValueError when `layer` is called inside a `tf.while_loop` opened after this record.
+        """Raises ValueError when `layer` would record noise inside a `tf.while_loop` opened after this record.
 
         A report made in a loop body cannot leave the loop, so the estimate
-        could not read it; `keras.layers.RNN` runs its cell in such a loop.
+        could not read it. `keras.layers.RNN` layers are unrolled for noisy
+        records (`keras_glr.recurrence`); this catches other loops.
         """
+        if not self.noise:
+            return
         graph = tf.compat.v1.get_default_graph()
         while graph is not None and graph is not self._graph:
             if type(graph).__name__ == "WhileBodyFuncGraph":
                 raise ValueError(
-                    f"Noisy layer '{layer.name}' is called inside a tf.while_loop (keras.layers.RNN runs its cell in "
-                    "one), where a GLR step cannot record its noise yet. Use keras.layers.RNN(cell, unroll=True), or "
-                    "call the layer once per time step in the model: every call draws its own noise."
+                    f"Noisy layer '{layer.name}' is called inside a tf.while_loop, where a GLR step cannot record its "
+                    "noise: the loss that weighs each step's noise is only known after the loop. Wrap the recurrence "
+                    "in keras.layers.RNN (a GLR step runs it unrolled), or call the layer once per time step in "
+                    "Python: every call draws its own noise."
                 )
             graph = getattr(graph, "outer_graph", None)
 

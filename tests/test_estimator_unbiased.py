@@ -487,8 +487,8 @@ def test_lif_glr_matches_finite_differences_with_common_random_numbers():
     model = keras_glr.GLRSequential(
         [
             keras.Input((steps, features)),
-            keras.layers.RNN(LIFCell(units, bias_initializer=keras.initializers.RandomNormal(0.8, 0.3, seed=4)), unroll=True,
-                             return_sequences=True),
+            keras.layers.RNN(LIFCell(units, bias_initializer=keras.initializers.RandomNormal(0.8, 0.3, seed=4)),
+                             return_sequences=True),  # the while-loop form: a GLR step unrolls it
             keras.layers.GlobalAveragePooling1D(),
             NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
         ]
@@ -508,3 +508,71 @@ def test_lif_glr_matches_finite_differences_with_common_random_numbers():
     assert_agree(glr_mean, glr_se, fd_mean, fd_se, N_SE, what="GLR vs finite differences (LIF units in time)")
     with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
         assert_agree(0.9 * glr_mean, glr_se, fd_mean, fd_se, N_SE)
+
+
+# Recurrent cells: backprop through time with independent noise at every step --------
+
+
+def _recurrent_step(kind, x_t, state, kernel, recurrent, bias, r):
+    """One step of a tanh or LSTM recurrence in plain TF, noise r on its pre-activation."""
+    v = x_t @ kernel + state[0] @ recurrent + bias + r
+    if kind == "tanh":
+        return (tf.tanh(v),)
+    i, f, g, o = tf.split(v, 4, axis=-1)
+    c = tf.sigmoid(f) * state[1] + tf.sigmoid(i) * tf.tanh(g)
+    return tf.sigmoid(o) * tf.tanh(c), c
+
+
+def _bptt_reference(kind, weights, x, y, replicates, draws, seed=21):
+    """Reparameterised BPTT: h_t = cell(x_t W + h_{t-1} U + b + r_t), logits = h_T V + c + r_out, CE; plain TF.
+
+    Every step and the readout draw independent N(0, 1) noise. Returns
+    `replicates` means over `draws` noise draws, shape (replicates, P).
+    """
+    params = [tf.Variable(w) for w in weights]
+    units = weights[1].shape[0]
+
+    @tf.function
+    def one_replicate():
+        xs, ys = tf.repeat(x, draws, axis=0), tf.repeat(y, draws, axis=0)
+        rows = tf.shape(xs)[0]
+        with tf.GradientTape() as tape:
+            state = (tf.zeros([rows, units], tf.float64),) * (1 if kind == "tanh" else 2)
+            for t in range(x.shape[1]):
+                r = tf.random.normal([rows, weights[0].shape[1]], dtype=tf.float64)
+                state = _recurrent_step(kind, xs[:, t], state, *params[:3], r)
+            logits = state[0] @ params[3] + params[4] + tf.random.normal([rows, CLASSES], dtype=tf.float64)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ys, logits))
+        return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, params)], 0)
+
+    tf.random.set_seed(seed)
+    return np.stack([one_replicate().numpy() for _ in range(replicates)])
+
+
+@pytest.mark.parametrize("kind", ["tanh", "lstm"])
+def test_recurrent_glr_matches_backprop_through_time(kind):
+    """Objective: d/dtheta E[L] with independent noise at every step's pre-activation and at the readout.
+
+    The cell runs in `keras.layers.RNN`'s while-loop form (a GLR step unrolls it).
+    """
+    from keras_glr.layers import NoisyLSTMCell
+    from keras_glr.layers import NoisySimpleRNNCell
+
+    steps, features, units = 3, 2, 3
+    around = keras.initializers.RandomNormal(0.0, 0.5, seed=3)
+    cell = (NoisySimpleRNNCell(units, bias_initializer=around) if kind == "tanh"
+            else NoisyLSTMCell(units, bias_initializer=around, unit_forget_bias=False))
+    model = keras_glr.GLRSequential(
+        [keras.Input((steps, features)), keras.layers.RNN(cell),
+         NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5))]
+    )
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=2000)
+    x = np.random.default_rng(8).uniform(size=(3, steps, features)).astype("float32")
+    y = np.arange(3).astype("int32")
+    glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
+    weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
+    ref_mean, ref_se = mean_and_se(_bptt_reference(kind, weights, x.astype(np.float64), y, 200, 1000))
+    assert np.max(np.abs(ref_mean)) > 10 * np.max(ref_se), "the reference gradient is all noise"
+    assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"GLR vs BPTT ({kind} recurrence)")
+    with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
+        assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)

@@ -4,15 +4,15 @@ import keras
 from keras import ops
 
 from keras_glr import activations
-from keras_glr import recording
 from keras_glr.layers.noisy_dense import NoisyDense
+from keras_glr.layers.noisy_layer import NoisyLayer
 
 RESETS = ("subtract", "zero")
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")
 class LIFCell(keras.layers.Layer):
-    """A recurrent cell of leaky integrate-and-fire units, for `keras.layers.RNN(LIFCell(...), unroll=True)`.
+    """A recurrent cell of leaky integrate-and-fire units, for `keras.layers.RNN(LIFCell(...))`.
 
     At step t, with input x_t (batch, features):
 
@@ -20,6 +20,7 @@ class LIFCell(keras.layers.Layer):
         u_t = leak * u_{t-1} + I_t - threshold * s_{t-1}    reset="subtract"
         u_t = leak * u_{t-1} * (1 - s_{t-1}) + I_t          reset="zero"
         s_t = step(u_t - threshold)            the spikes, 0 or 1: the cell's output
+        s_t = step(u_t - threshold) * (1 - s_{t-1})    refractory=True: no spike right after one
 
     The current is a `NoisyDense` called once per step, so every step draws its
     own noise, and the GLR estimate for W is sum_t x_t^T (L * s(r_t)): everything
@@ -28,9 +29,8 @@ class LIFCell(keras.layers.Layer):
     "bp-ste" estimator (the fair BP control) the spikes pass the gradient
     straight through instead (`keras_glr.activations.straight_through`).
 
-    Run it unrolled: in `keras.layers.RNN`'s default form the cell runs in a
-    `tf.while_loop`, where a GLR step cannot record its noise yet (a clear
-    error says so).
+    A GLR step runs the recurrence unrolled (`keras_glr.recurrence`); at
+    inference the layer keeps its own form.
 
     Args:
         units: positive int, number of neurons.
@@ -38,6 +38,7 @@ class LIFCell(keras.layers.Layer):
         threshold: positive float, the firing threshold.
         reset: "subtract" (the threshold is subtracted after a spike) or
             "zero" (the membrane restarts from zero).
+        refractory: bool, a neuron that fired at t - 1 cannot fire at t.
         noise: the current's noise, a `keras_glr.noise` distribution;
             `Gaussian(1.0)` if None.
         **kwargs: `keras.layers.Layer` arguments, and the `NoisyDense`
@@ -46,8 +47,8 @@ class LIFCell(keras.layers.Layer):
     State: (u, s), each (batch, units). Output: s_t, (batch, units).
     """
 
-    def __init__(self, units, leak=0.8, threshold=1.0, reset="subtract", noise=None, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(self, units, leak=0.8, threshold=1.0, reset="subtract", refractory=False, noise=None,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
             raise ValueError(f"Invalid value received for argument `units`. Expected a positive integer. Received: units={units!r}")
@@ -59,7 +60,10 @@ class LIFCell(keras.layers.Layer):
             )
         if reset not in RESETS:
             raise ValueError(f"Invalid value received for argument `reset`. Expected one of {list(RESETS)}. Received: reset={reset!r}")
+        if not isinstance(refractory, bool):
+            raise ValueError(f"Invalid value received for argument `refractory`. Expected True or False. Received: refractory={refractory!r}")
         self.units, self.leak, self.threshold, self.reset = units, float(leak), float(threshold), reset
+        self.refractory = refractory
         self.state_size = [units, units]
         self.output_size = units
         self.current = NoisyDense(units, noise=noise, kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
@@ -76,14 +80,10 @@ class LIFCell(keras.layers.Layer):
             membrane = self.leak * membrane + current - self.threshold * spikes
         else:
             membrane = self.leak * membrane * (1.0 - spikes) + current
-        spikes = self._spike(membrane - self.threshold)
-        return spikes, [membrane, spikes]
-
-    def _spike(self, x):
-        record = recording.current()
-        if record is not None and record.straight_through:
-            return activations.straight_through(activations.step, record.straight_through["slope"])(x)
-        return activations.step(x)
+        fired = NoisyLayer.activate(activations.step, membrane - self.threshold)
+        if self.refractory:
+            fired = fired * (1.0 - spikes)
+        return fired, [membrane, fired]
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, self.units)), ops.zeros((batch_size, self.units))]
@@ -95,6 +95,7 @@ class LIFCell(keras.layers.Layer):
             "leak": self.leak,
             "threshold": self.threshold,
             "reset": self.reset,
+            "refractory": self.refractory,
             "noise": keras.saving.serialize_keras_object(self.current.noise),
             "kernel_initializer": keras.initializers.serialize(self.current.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.current.bias_initializer),

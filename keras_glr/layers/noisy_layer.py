@@ -7,6 +7,7 @@ noise and records (v, s(r)) for the GLR estimator.
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from keras_glr import activations
@@ -38,20 +39,33 @@ class NoisyLayer:
         raise NotImplementedError
 
     def call(self, inputs, training=False):
+        return self.activate(self.activation, self.noisy_pre_activation(inputs))
+
+    def noisy_pre_activation(self, inputs):
+        """v = g(inputs; theta) + r under a record (which draws r and records the call), else g(inputs; theta).
+
+        `inputs` may be a tuple (a recurrent cell's (x_t, h_{t-1})): under a
+        GLR record every part is cut off from the gradient.
+        """
         record = recording.current()
         if record is not None and record.local:
             # GLR: no gradient may cross from this layer into earlier ones.
-            inputs = ops.stop_gradient(inputs)
+            inputs = tf.nest.map_structure(ops.stop_gradient, inputs)
         if record is not None:
             record.check_call_site(self)
-            v = record.noisy_pre_activation(self, inputs)
-        else:
-            v = self.pre_activation(inputs)
-            if self.noisy_inference:
-                v = v + self.noise.sample(ops.shape(v), seed=self.seed_generator)
+            return record.noisy_pre_activation(self, inputs)
+        v = self.pre_activation(inputs)
+        if self.noisy_inference:
+            v = v + self.noise.sample(ops.shape(v), seed=self.seed_generator)
+        return v
+
+    @staticmethod
+    def activate(activation, v):
+        """activation(v); step and sign units pass gradients straight through under a "bp-ste" record."""
+        record = recording.current()
         if record is not None and record.straight_through:
-            return activations.straight_through(self.activation, record.straight_through["slope"])(v)
-        return self.activation(v)
+            return activations.straight_through(activation, record.straight_through["slope"])(v)
+        return activation(v)
 
     def _noise_config(self):
         return {

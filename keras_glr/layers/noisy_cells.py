@@ -1,0 +1,156 @@
+"""Recurrent cells with noise on every step's pre-activation: `NoisySimpleRNNCell`, `NoisyLSTMCell`.
+
+Each is a noisy layer whose pre-activation reads the step's input and the
+carried state, v_t = g((x_t, h_{t-1}); theta) + r_t; a cell run for T steps
+is T calls, each with its own noise stream, and its GLR estimate is the sum
+over steps of each step's VJP at L * s(r_t), x_t and h_{t-1} cut off from
+the gradient. Use them as `keras.layers.RNN(cell)`: a GLR step runs the
+loop unrolled (`keras_glr.recurrence`).
+"""
+
+import keras
+from keras import ops
+
+from keras_glr.layers.noisy_layer import NoisyLayer
+
+
+class _NoisyCell(NoisyLayer, keras.layers.Layer):
+    """kernel (in, G u), recurrent_kernel (u, G u), bias (G u): the weights of Keras's cell with G gates."""
+
+    gates = 1
+
+    def __init__(self, units, activation, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
+                 bias_initializer, use_bias, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(f"Invalid value received for argument `units`. Expected a positive integer. Received: units={units!r}")
+        self.units = units
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self._init_noise(activation, noise, noisy_inference, seed)
+
+    def build(self, input_shape):
+        width = self.gates * self.units
+        self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer, name="kernel")
+        self.recurrent_kernel = self.add_weight((self.units, width), self.recurrent_initializer, name="recurrent_kernel")
+        self.bias = self.add_weight((width,), self._bias_initializer(), name="bias") if self.use_bias else None
+        self.built = True
+
+    def _bias_initializer(self):
+        return self.bias_initializer
+
+    def pre_activation(self, inputs):
+        """v = x_t W + h_{t-1} U + b for inputs (x_t, h_{t-1}), shape (batch, gates * units)."""
+        x, h = inputs
+        v = ops.matmul(x, self.kernel) + ops.matmul(h, self.recurrent_kernel)
+        return v if self.bias is None else v + self.bias
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            **self._noise_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["noise"] = keras.saving.deserialize_keras_object(config["noise"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_glr")
+class NoisySimpleRNNCell(_NoisyCell):
+    """h_t = phi(x_t W + h_{t-1} U + b + r_t), r_t drawn afresh at every step.
+
+    The weights are those of `keras.layers.SimpleRNNCell` (kernel,
+    recurrent_kernel, bias), so a BP-trained cell's weights load unchanged.
+    The GLR estimate for W is sum_t x_t^T (L * s(r_t)), for U
+    sum_t h_{t-1}^T (L * s(r_t)).
+
+    Args:
+        units: positive int, the state's width.
+        activation: phi, as in `NoisyDense` ("tanh" by default; "step" for
+            binary units).
+        noise: a `keras_glr.noise` distribution; `Gaussian(1.0)` if None.
+        noisy_inference: bool, keep the noise on outside training.
+        seed: int or None, seed of the `noisy_inference` noise.
+        kernel_initializer, recurrent_initializer, bias_initializer,
+            use_bias: as in `keras.layers.SimpleRNNCell`.
+
+    State: h, (batch, units). Output: h_t, (batch, units).
+    """
+
+    def __init__(self, units, activation="tanh", noise=None, noisy_inference=False, seed=None, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", use_bias=True, **kwargs):
+        super().__init__(units, activation, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
+                         bias_initializer, use_bias, **kwargs)
+        self.state_size = units
+        self.output_size = units
+
+    def call(self, inputs, states, training=False):
+        h = self.activate(self.activation, self.noisy_pre_activation((inputs, states[0])))
+        return h, [h]
+
+
+@keras.saving.register_keras_serializable(package="keras_glr")
+class NoisyLSTMCell(_NoisyCell):
+    """An LSTM cell with noise on each gate's pre-activation.
+
+        [v_i, v_f, v_c, v_o] = x_t W + h_{t-1} U + b + r_t      (4 * units noise values per step)
+        c_t = sigmoid(v_f) c_{t-1} + sigmoid(v_i) tanh(v_c)
+        h_t = sigmoid(v_o) tanh(c_t)
+
+    The weights and gate order are those of `keras.layers.LSTMCell` (the
+    forget gate's bias starts at 1, `unit_forget_bias`). The cell's only
+    weights sit in v, so its GLR estimate is v's VJP at L * s(r_t), summed
+    over steps: the gates and the carried c_{t-1} are never differentiated.
+
+    Args:
+        units: positive int, the width of h and c.
+        noise, noisy_inference, seed: as in `NoisySimpleRNNCell`.
+        kernel_initializer, recurrent_initializer, bias_initializer,
+            use_bias, unit_forget_bias: as in `keras.layers.LSTMCell`.
+
+    State: (h, c), each (batch, units). Output: h_t, (batch, units).
+    """
+
+    gates = 4
+
+    def __init__(self, units, noise=None, noisy_inference=False, seed=None, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", use_bias=True, unit_forget_bias=True, **kwargs):
+        kwargs.pop("activation", None)  # the gates fix their own: sigmoid and tanh
+        super().__init__(units, "linear", noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
+                         bias_initializer, use_bias, **kwargs)
+        self.unit_forget_bias = unit_forget_bias
+        self.state_size = [units, units]
+        self.output_size = units
+
+    def _bias_initializer(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        units, base = self.units, self.bias_initializer
+
+        def initializer(shape, dtype=None):
+            return ops.concatenate([base((units,), dtype), ops.ones((units,), dtype), base((2 * units,), dtype)])
+
+        return initializer
+
+    def call(self, inputs, states, training=False):
+        h, c = states
+        v_i, v_f, v_c, v_o = ops.split(self.noisy_pre_activation((inputs, h)), 4, axis=-1)
+        c = ops.sigmoid(v_f) * c + ops.sigmoid(v_i) * ops.tanh(v_c)
+        h = ops.sigmoid(v_o) * ops.tanh(c)
+        return h, [h, c]
+
+    def get_config(self):
+        config = {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+        config.pop("activation")
+        return config
+
