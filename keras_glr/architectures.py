@@ -1,14 +1,21 @@
-"""Ready-made GLR networks: the paper's MLP, a small CNN and a small residual CNN."""
+"""Ready-made GLR networks: the paper's MLP, a small CNN, a small residual CNN, a recurrent and a spiking network."""
 
 import keras
 
 from keras_glr import activations
+from keras_glr.layers import DirectEncoder
+from keras_glr.layers import LIFCell
 from keras_glr.layers import Noisy
 from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
+from keras_glr.layers import NoisyLSTMCell
+from keras_glr.layers import NoisySimpleRNNCell
+from keras_glr.layers import RateEncoder
 from keras_glr.model import GLRModel
 from keras_glr.model import GLRSequential
+from keras_glr.run_config import CELLS
 from keras_glr.run_config import CNN_POOLS
+from keras_glr.run_config import ENCODINGS
 
 
 def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, name="glr_mlp"):
@@ -111,4 +118,65 @@ def resnet(input_shape, num_classes, filters=(8, 16), activation="relu", noise=N
         h = keras.layers.Activation(activations.get(activation))(keras.layers.Add()([shortcut, y]))
         width = f
     h = keras.layers.Flatten()(keras.layers.MaxPooling2D()(h))
+    return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(h), name=name)
+
+
+def rnn(input_shape, num_classes, hidden=(64,), cell="simple", activation="tanh", noise=None, name="glr_rnn"):
+    """An image read row by row: rows are time steps -> stacked noisy recurrences -> dense logits of the last state.
+
+    Every step of every cell draws its own noise (`keras_glr.layers.NoisySimpleRNNCell`,
+    `NoisyLSTMCell`), and so do the logits.
+
+    Args:
+        input_shape: (height, width, channels), read as `height` steps of
+            width * channels features; or (time_steps, features).
+        num_classes: width C of the logits.
+        hidden: the width of each stacked recurrence, e.g. (64,).
+        cell: "simple" (h_t = phi(x_t W + h_{t-1} U + b + r_t)) or "lstm".
+        activation: phi of the simple cell (the LSTM's gates fix their own).
+        noise: the noise of every noisy layer; `Gaussian(1.0)` if None.
+    """
+    if cell not in CELLS:
+        raise ValueError(f"Invalid `cell`: {cell!r}. Expected one of {', '.join(CELLS)}.")
+    if len(input_shape) not in (2, 3):
+        raise ValueError(
+            f"The rnn reads sequences of shape (time_steps, features) or images (height, width, channels) row by row; "
+            f"received input_shape={tuple(input_shape)}. Do not flatten the data."
+        )
+    inputs = keras.Input(tuple(input_shape))
+    h = inputs if len(input_shape) == 2 else keras.layers.Reshape((input_shape[0], input_shape[1] * input_shape[2]))(inputs)
+    for i, units in enumerate(hidden):
+        made = NoisySimpleRNNCell(units, activation, noise=noise) if cell == "simple" else NoisyLSTMCell(units, noise=noise)
+        h = keras.layers.RNN(made, return_sequences=i < len(hidden) - 1, name=f"recurrence_{i + 1}")(h)
+    return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(h), name=name)
+
+
+def snn(input_shape, num_classes, hidden=(128,), time_steps=8, encoding="direct", leak=0.8, threshold=1.0, noise=None,
+        seed=None, name="glr_snn"):
+    """A spiking network: input encoded over `time_steps` -> LIF layers -> dense logits of the mean spike rate.
+
+        s_0 = encode(x) (T steps)      direct: x at every step; rate: Bernoulli(x) spikes
+        s_l = LIF(s_{l-1} W_l + b_l + r)   per step, noise on each step's input current
+        logits = mean_t(s_L) V + c + r_out
+
+    Spikes are the step function, never differentiated (`keras_glr.layers.LIFCell`).
+
+    Args:
+        input_shape: the shape of one input (an image is flattened).
+        num_classes: width C of the logits.
+        hidden: the number of neurons of each LIF layer.
+        time_steps: T, steps the input is presented for.
+        encoding: "direct" or "rate" (`keras_glr.layers.DirectEncoder`, `RateEncoder`).
+        leak, threshold: of every LIF unit.
+        noise: the noise of every noisy layer; `Gaussian(1.0)` if None.
+        seed: seed of the rate encoder's draws.
+    """
+    if encoding not in ENCODINGS:
+        raise ValueError(f"Invalid `encoding`: {encoding!r}. Expected one of {', '.join(ENCODINGS)}.")
+    inputs = keras.Input(tuple(input_shape))
+    h = (DirectEncoder(time_steps) if encoding == "direct" else RateEncoder(time_steps, seed=seed))(inputs)
+    for i, units in enumerate(hidden):
+        h = keras.layers.RNN(LIFCell(units, leak=leak, threshold=threshold, noise=noise), return_sequences=True,
+                             name=f"spiking_{i + 1}")(h)
+    h = keras.layers.GlobalAveragePooling1D(name="spike_rate")(h)
     return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(h), name=name)

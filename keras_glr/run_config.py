@@ -13,7 +13,9 @@ import os
 
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")
-ARCHITECTURES = ("mlp", "cnn", "resnet")
+ARCHITECTURES = ("mlp", "cnn", "resnet", "rnn", "snn")
+CELLS = ("simple", "lstm")  # the cells of `architectures.rnn`
+ENCODINGS = ("direct", "rate")  # the spike encoders of `architectures.snn`
 CNN_POOLS = ("output", "pre-activation")  # where `architectures.small_cnn` pools (it reads this tuple)
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
@@ -36,6 +38,8 @@ ARCH_DEFAULTS = {
     "cnn": {"activation": "relu", "pool": "pre-activation", "sigma": 0.05, "copies": 232, "antithetic": True,
             "injection": "layerwise", "copy_split": (1, 2, 4), "schedule": "cosine"},
     "resnet": {"activation": "relu", "sigma": 0.05, "antithetic": True, "injection": "layerwise", "schedule": "cosine"},
+    "rnn": {"activation": "tanh", "hidden": (64,), "sigma": 0.1, "antithetic": True, "schedule": "cosine"},
+    "snn": {"hidden": (128,), "sigma": 0.3, "antithetic": True, "schedule": "cosine"},
 }
 _GLR_ONLY = ("copies", "antithetic", "injection", "copy_split")  # defaults of the estimator, not of the network
 
@@ -99,15 +103,23 @@ class RunConfig:
     data_dir: str = _option(None, "data", "prepared TFDS data directory, or the tiny-imagenet-200 folder")
     image_size: int = _option(14, "data", "resize images to N x N (0 keeps their size)")
     validation_fraction: float = _option(0.1, "data", "share of the training examples held out for validation")
-    arch: str = _option("mlp", "network", "mlp (the paper's network), cnn, or resnet (residual, batch-normalized)", choices=ARCHITECTURES)
-    hidden: tuple = _option((20,), "network", "hidden layer widths of the MLP, e.g. 20 or 50,50", parse=parse_hidden)
+    arch: str = _option(
+        "mlp", "network", "mlp (the paper's network), cnn, resnet (residual, batch-normalized), rnn (rows as time steps) "
+        "or snn (spiking, LIF units)", choices=ARCHITECTURES,
+    )
+    hidden: tuple = _option((20,), "network", "hidden layer widths of the mlp, or of each stacked recurrence of the rnn or snn, "
+                            "e.g. 20 or 50,50", parse=parse_hidden)
     filters: tuple = _option((8, 16), "network", "conv widths of the cnn (one per conv layer) or the resnet (stem and stages)",
                              parse=parse_filters)
     init_from: str = _option(
         None, "network", "start from the weights of this run directory or .keras file (a BP run too; the network must "
         "match, --activation may differ, e.g. step to binarise a relu run)", metavar="RUN_DIR",
     )
-    activation: str = _option("step", "network", "step (threshold), sigmoid, abs, sign, relu, ...")
+    cell: str = _option("simple", "network", "rnn: simple (h = phi(x W + h U + b + r)) or lstm", choices=CELLS)
+    time_steps: int = _option(8, "network", "snn: steps each input is presented for")
+    encoding: str = _option("direct", "network", "snn: direct (the input as current at every step) or rate (Bernoulli spikes)",
+                            choices=ENCODINGS)
+    activation: str = _option("step", "network", "step (threshold), sigmoid, abs, sign, relu, ... (the snn's units always spike)")
     pool: str = _option(
         "output", "network", "cnn: max-pool each conv layer's output, or its pre-activation before the noise (a quarter "
         "of the noise values; the same function for step and relu units)", choices=CNN_POOLS,
@@ -176,6 +188,8 @@ class RunConfig:
         if self.run_name:
             return self.run_name
         hidden = "-".join(map(str, self.hidden)) if self.arch == "mlp" else self.arch
+        if self.arch == "snn":
+            return f"{self.dataset}_snn_{self.loss}_{self.estimator}_seed{self.seed}"
         return f"{self.dataset}_{hidden}_{self.activation}_{self.loss}_{self.estimator}_seed{self.seed}"
 
     def to_json(self):
@@ -210,6 +224,15 @@ class RunConfig:
 
         choice("arch", ARCHITECTURES)
         choice("pool", CNN_POOLS)
+        choice("cell", CELLS)
+        choice("encoding", ENCODINGS)
+        positive("time_steps", int)
+        for name, arch, default in (("cell", "rnn", "simple"), ("time_steps", "snn", 8), ("encoding", "snn", "direct")):
+            if self.arch != arch and getattr(self, name) != default:
+                raise ValueError(
+                    f"Invalid `{name}`: {getattr(self, name)!r}. It is an option of the {arch}, and this run's arch is "
+                    f"{self.arch!r}. Drop it, or train the {arch}."
+                )
         if not self.filters or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in self.filters):
             raise ValueError(f"Invalid `filters`: {self.filters!r}. Expected positive conv widths such as (8, 16).")
         if self.arch != "cnn" and self.pool != "output":
@@ -296,8 +319,13 @@ def build_model(config, info, steps_per_epoch):
     elif config.arch == "cnn":
         model = architectures.small_cnn(info.input_shape, info.num_classes, config.filters, activation=config.activation,
                                         noise=noise, pool=config.pool)
-    else:
+    elif config.arch == "resnet":
         model = architectures.resnet(info.input_shape, info.num_classes, config.filters, activation=config.activation, noise=noise)
+    elif config.arch == "rnn":
+        model = architectures.rnn(info.input_shape, info.num_classes, config.hidden, config.cell, config.activation, noise)
+    else:
+        model = architectures.snn(info.input_shape, info.num_classes, config.hidden, config.time_steps, config.encoding,
+                                  noise=noise, seed=config.seed)
     if config.init_from:
         initialise_from(model, config.init_from)
     model.compile(

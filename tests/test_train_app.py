@@ -235,3 +235,38 @@ def test_init_from_starts_from_a_trained_run_and_records_where(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "Invalid --init-from" in err and "Use the --arch, --hidden, --filters and --pool of the run you start from" in err
     assert not os.path.exists(os.path.join(out, "wider"))
+
+
+@pytest.mark.parametrize(
+    "argv, name, noisy",
+    [(["--arch", "rnn"], "mnist5k_rnn_tanh_ce_glr_seed0", 2), (["--arch", "rnn", "--cell", "lstm", "--hidden", "6,5"], None, 3),
+     (["--arch", "snn", "--time-steps", "3", "--encoding", "rate"], "mnist5k_snn_ce_glr_seed0", 2)],
+    ids=["rnn", "stacked_lstm", "snn_rate"],
+)
+def test_networks_in_time_take_their_options_and_train_on_images(argv, name, noisy):
+    """rnn: rows of the image as time steps; snn: the image encoded over --time-steps steps."""
+    from keras_glr import data
+    from keras_glr import run_config
+    from keras_glr.layers import noisy_layers
+
+    config = train_app.config_from_args(train_app.build_parser().parse_args(argv + ["--copies", "4"]))
+    config.validate()
+    assert name is None or config.name() == name
+    splits = data.load("mnist5k", batch_size=16, image_size=14, seed=0)
+    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    assert len(noisy_layers(model)) == noisy and model.inputs[0].shape[1:] == (14, 14, 1)
+    x, y = next(iter(splits.train))
+    before = [np.asarray(w) for w in model.get_weights()]
+    model.fit(x[:8], y[:8], epochs=1, verbose=0)
+    assert all(np.any(a != b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--cell", "lstm"], "`cell`: 'lstm'. It is an option of the rnn"), (["--arch", "rnn", "--time-steps", "4"], "option of the snn"),
+     (["--arch", "snn", "--time-steps", "0"], "`time_steps`: 0. Expected a positive integer")],
+)
+def test_options_of_another_network_in_time_are_refused(argv, message):
+    config = train_app.config_from_args(train_app.build_parser().parse_args(argv))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config.validate()
