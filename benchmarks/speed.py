@@ -5,6 +5,7 @@
     python benchmarks/speed.py --only-mlp # item 2 alone: the MLP rows against BP and bp-ste (30 minutes)
     python benchmarks/speed.py --only-cnn # item 2b alone (about 3 minutes)
     python benchmarks/speed.py --only-resnet  # item 2c alone (about 13 minutes)
+    python benchmarks/speed.py --only-time    # item 2d alone: the rnn and the snn
 
 1. Train-step time at the paper's configuration (196-20-10, K = 10000,
    batch 25) and at K = 100, batch 32; beside it the time to draw the same
@@ -25,6 +26,12 @@
    after 12 epochs minus three points: medians over 3 seeds.
 2c. The same for the residual CNN (`glr-train --arch resnet --image-size 28`)
    at 28 x 28, to BP's accuracy minus two points.
+2d. Networks in time (`glr-train --arch rnn` and `--arch snn`, their
+   defaults), 12 epochs each on 3 seeds: the rnn against BPTT on the same
+   network (`--estimator bp`), the snn against its surrogate-gradient twin
+   (`--estimator bp-ste`, the same noise, one copy per example); the time to
+   the control's accuracy minus three points, and every model's test
+   accuracy after the last epoch.
 3. Peak resident memory of GLR steps at K = 10000, batch 128 (one process
    each; with and without `copies_per_chunk`; the peak is reset after
    TensorFlow has loaded and the step is traced).
@@ -35,7 +42,9 @@ Targets: step <= 1.25 x noise floor at the paper's configuration; peak memory
 < 2 GB; GLR within 2 x its control's wall time to the same accuracy; the CNN by GLR
 within 5 x BP's wall time to BP's accuracy minus three points; the resnet
 by GLR at least 0.96 within 12 epochs, and within 6 x BP's wall time to BP's
-accuracy minus two points.
+accuracy minus two points; the rnn within 3 points of BPTT and the snn at least
+as accurate as its twin and 0.90, each within 8 x its control's wall time to
+the control's accuracy minus three points.
 """
 
 import argparse
@@ -153,28 +162,40 @@ def _epochs_until(model, splits, max_epochs, stop_at=None):
     return points
 
 
-def arch_time_to_accuracy(arch, max_epochs, seeds, image_size=14, margin=0.03):
-    """A CNN (`arch` "cnn" or "resnet"): BP against GLR with `glr-train --arch ARCH`'s defaults, to BP's accuracy minus `margin`.
+def arch_time_to_accuracy(arch, max_epochs, seeds, image_size=14, margin=0.03, control="bp", control_options=None,
+                          train_through=False):
+    """BP (or `control`) against GLR with `glr-train --arch ARCH`'s defaults, to the control's accuracy minus `margin`.
 
     Each trains as `runs.train` builds it (`RunConfig.for_arch(arch=arch)`,
-    GLR; `estimator="bp"` for BP) for every seed; BP trains `max_epochs`,
-    GLR stops at the target. Returns {name: `_summary` + "target"}.
+    GLR; `estimator=control` and `control_options` for the control) for every
+    seed; the control trains `max_epochs`, GLR stops at the target unless
+    `train_through` (then it trains `max_epochs` too, and "final_accuracy"
+    is comparable). Returns {name: `_summary` + "target", "final_accuracy"
+    (the mean over seeds after the last epoch trained), "final_per_seed"}.
     """
     from keras_glr import run_config
 
-    def curve(estimator, seed, stop_at=None):
-        config = run_config.RunConfig.for_arch(arch=arch, estimator=estimator, seed=seed, epochs=max_epochs, image_size=image_size)
+    def curve(estimator, seed, stop_at=None, **options):
+        config = run_config.RunConfig.for_arch(arch=arch, estimator=estimator, seed=seed, epochs=max_epochs, image_size=image_size,
+                                               **options)
         keras.utils.set_random_seed(seed)
         splits = data.load("mnist5k", batch_size=config.batch_size, image_size=image_size, seed=seed)
         model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
         return _epochs_until(model, splits, max_epochs, stop_at)
 
-    bp = [curve("bp", seed) for seed in seeds]
-    target = statistics.mean(points[-1][1] for points in bp) - margin
-    glr = [curve("glr", seed, stop_at=target) for seed in seeds]
+    def finals(per_seed):
+        return {"final_accuracy": statistics.mean(points[-1][1] for points in per_seed),
+                "final_per_seed": [points[-1][1] for points in per_seed]}
+
+    options = dict(control_options or {})
+    controls = [curve(control, seed, **options) for seed in seeds]
+    target = statistics.mean(points[-1][1] for points in controls) - margin
+    glr = [curve("glr", seed, stop_at=None if train_through else target) for seed in seeds]
     setting = dict(run_config.ARCH_DEFAULTS[arch], image_size=image_size)
-    return {f"bp {arch}": {"target": target, **_summary({"estimator": "bp", "image_size": image_size}, bp, target)},
-            f"glr {arch}": {"target": target, "control": f"bp {arch}", **_summary(setting, glr, target)}}
+    name = f"{control} {arch}"
+    return {name: {"target": target, **_summary({"estimator": control, "image_size": image_size, **options}, controls, target),
+                   **finals(controls)},
+            f"glr {arch}": {"target": target, "control": name, **_summary(setting, glr, target), **finals(glr)}}
 
 
 def cnn_time_to_accuracy(max_epochs, seeds):
@@ -185,6 +206,18 @@ def cnn_time_to_accuracy(max_epochs, seeds):
 def resnet_time_to_accuracy(max_epochs, seeds):
     """The residual CNN at 28 x 28, to BP's accuracy minus two points (`arch_time_to_accuracy`)."""
     return arch_time_to_accuracy("resnet", max_epochs, seeds, image_size=28, margin=0.02)
+
+
+def rnn_time_to_accuracy(max_epochs, seeds):
+    """The rnn (rows as time steps) against BPTT on the same network, both 12 epochs, to BPTT's accuracy minus three points."""
+    return arch_time_to_accuracy("rnn", max_epochs, seeds, train_through=True)
+
+
+def snn_time_to_accuracy(max_epochs, seeds):
+    """The snn against its surrogate-gradient twin (bp-ste: spikes pass the gradient straight through, the same
+    noise sigma, one copy per example), both 12 epochs, to the twin's accuracy minus three points."""
+    return arch_time_to_accuracy("snn", max_epochs, seeds, control="bp-ste", control_options={"sigma": 0.3, "copies": 1},
+                                 train_through=True)
 
 
 def time_to_accuracy(max_epochs, seeds):
@@ -310,6 +343,7 @@ def main(argv=None):
     parser.add_argument("--only-mlp", action="store_true", help="only the MLP rows' time to accuracy (item 2: 5 seeds, 20 epochs)")
     parser.add_argument("--only-cnn", action="store_true", help="only the CNN's time to accuracy (3 seeds, 12 epochs; about 3 minutes)")
     parser.add_argument("--only-resnet", action="store_true", help="only the resnet's time to accuracy at 28 x 28 (3 seeds, 12 epochs)")
+    parser.add_argument("--only-time", action="store_true", help="only the rnn and snn rows against BPTT and the surrogate twin (3 seeds, 12 epochs)")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 31
     rows, numbers = [], {}
@@ -317,7 +351,7 @@ def main(argv=None):
     print(f"keras_glr benchmark on {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, devices: "
           f"{[d.device_type for d in tf.config.list_physical_devices()]}", flush=True)
     cnn_seeds = (0,) if args.quick else (0, 1, 2)
-    if args.only_mlp or args.only_cnn or args.only_resnet:
+    if args.only_mlp or args.only_cnn or args.only_resnet or args.only_time:
         if args.only_mlp:
             epochs, seeds = (8, (0,)) if args.quick else (20, (0, 1, 2, 3, 4))
             accuracy_rows(time_to_accuracy(epochs, seeds), seeds, epochs, rows, numbers)
@@ -325,6 +359,8 @@ def main(argv=None):
             accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
         if args.only_resnet:
             accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
+        if args.only_time:
+            accuracy_rows({**rnn_time_to_accuracy(12, cnn_seeds), **snn_time_to_accuracy(12, cnn_seeds)}, cnn_seeds, 12, rows, numbers)
         finish(rows, numbers, args.json)
         return
     for label, copies, batch in (("paper: K=10000, batch 25", 10000, 25), ("K=100, batch 32", 100, 32)):
@@ -346,6 +382,7 @@ def main(argv=None):
     accuracy_rows(time_to_accuracy(epochs, seeds), seeds, epochs, rows, numbers)
     accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
     accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
+    accuracy_rows({**rnn_time_to_accuracy(12, cnn_seeds), **snn_time_to_accuracy(12, cnn_seeds)}, cnn_seeds, 12, rows, numbers)
 
     for chunk in ("none", 64000):
         before, peak = in_subprocess(_MEMORY, chunk)
@@ -375,9 +412,12 @@ def accuracy_rows(accuracy, seeds, epochs, rows, numbers):
                 f"first epoch {result['first_epoch_s'] / control['first_epoch_s']:.2f}, later epochs {result['later_epoch_s'] / control['later_epoch_s']:.2f})")
             setting = ", ".join(f"{key} {value}" for key, value in result["setting"].items())
             low, high = result["range"]
+            final = "" if "final_per_seed" not in result else (
+                f"; test accuracy after the last epoch {result['final_accuracy']:.3f} (seeds: "
+                f"{', '.join(f'{a:.3f}' for a in result['final_per_seed'])})")
             rows.append((label, f"median {result['epochs']:g} epochs, {result['seconds']:.2f} s ({result['reached']} seeds reached it, "
                                 f"{low:.2f}-{high:.2f} s) at {setting}; first epoch {result['first_epoch_s']:.2f} s "
-                                f"(tracing included), later epochs {result['later_epoch_s']:.2f} s each", ratio))
+                                f"(tracing included), later epochs {result['later_epoch_s']:.2f} s each{final}", ratio))
         print(rows[-1], flush=True)
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/variance.py              # about 5 minutes on 2 cores
     python benchmarks/variance.py --replicates 20
+    python benchmarks/variance.py --time       # the rnn's estimate step by step (about 3 minutes)
 
 For the paper's MLP (196-20-10, step units, sigma 1) and the small CNN
 (`architectures.small_cnn`, step units), at initialisation and after
@@ -21,6 +22,16 @@ after the max-pool (`glr-train --pool pre-activation`), with the same
 weights (trained on the default CNN for the second measurement). The
 options estimate different objectives (see `keras_glr.estimators.GLR`):
 this measures their noise, not their target.
+
+With --time: the rnn of `glr-train --arch rnn` (14 steps of 14 pixels, 64
+tanh units, sigma 0.1, K = 100, antithetic), at initialisation and after
+`--epochs` epochs of its default GLR training, on one batch of 32 digits:
+the recurrent cell's estimate split into its steps' terms (each step's VJP
+at L * s(r_t)), and per step the squared norm of the mean term (its
+signal, debiased for the replicates' noise) and the total variance of the
+term, each as a share of the sum over steps; beside them the same split of backprop through time on the same
+noise draws (reparameterised, `estimator="bp-noise"`'s objective): the
+signal GLR should find at each step.
 """
 
 import argparse
@@ -35,6 +46,8 @@ import numpy as np  # noqa: E402
 from keras_glr import architectures  # noqa: E402
 from keras_glr import copies  # noqa: E402
 from keras_glr import data  # noqa: E402
+from keras_glr import estimators  # noqa: E402
+from keras_glr import streams  # noqa: E402
 from keras_glr.layers import noisy_layers  # noqa: E402
 from keras_glr.noise import Gaussian  # noqa: E402
 
@@ -94,12 +107,79 @@ def layer_variances(model, x, y, replicates, copies):
     return per_layer, seconds
 
 
+def step_terms(model, x, y, k, key):
+    """Per step of the rnn's first recurrence, its terms of the cell's estimate, flattened: (GLR, BPTT), each (T, P).
+
+    GLR: step t's VJP at cotangent (L - baseline) * s(r_t) / (B K). BPTT:
+    backprop through the same noisy pass, the gradient through step t's
+    pre-activation alone (its cotangent dL/dv_t, the same VJP).
+    """
+    import tensorflow as tf
+
+    from keras_glr import losses as glr_losses
+
+    loss = glr_losses.per_example(model.loss)
+    cell = model.get_layer("recurrence_1").cell
+    variables = [cell.kernel, cell.recurrent_kernel, cell.bias]
+    with tf.GradientTape(persistent=True) as tape:
+        y_pred, record = copies.forward(model, x, k, local=True, antithetic=True, key=key)
+        losses, _, _ = copies.copy_losses(loss, y, y_pred, None, k)
+    centred = estimators.centre_losses(tf.stop_gradient(losses), k, "loo", True) / tf.cast(tf.size(losses), tf.float32)
+    steps = [entry for entry in record.entries if entry.layer is cell]
+    glr = [estimators.local_gradients(tape, [entry], centred, variables) for entry in steps]
+    with tf.GradientTape(persistent=True) as tape:
+        y_pred, record = copies.forward(model, x, k, local=False, antithetic=True, key=key)
+        mean_loss = tf.reduce_mean(copies.copy_losses(loss, y, y_pred, None, k)[0])
+    steps = [entry for entry in record.entries if entry.layer is cell]
+    cotangents = tape.gradient(mean_loss, [entry.pre_activation for entry in steps])
+    with tf.GradientTape(persistent=True) as tape:
+        y_pred, record = copies.forward(model, x, k, local=True, antithetic=True, key=key)
+    steps = [entry for entry in record.entries if entry.layer is cell]
+    bptt = [tape.gradient(entry.pre_activation, variables, output_gradients=c) for entry, c in zip(steps, cotangents)]
+    flat = lambda terms: np.stack([np.concatenate([np.ravel(g) for g in term]) for term in terms])  # noqa: E731
+    return flat(glr), flat(bptt)
+
+
+def report_time(args):
+    """The rnn's per-step table (see the module docstring)."""
+    from keras_glr import run_config
+
+    (x, y) = data.test_arrays("mnist5k", image_size=14, flatten=False, examples=32)
+    config = run_config.RunConfig.for_arch(arch="rnn")
+    splits = data.load("mnist5k", batch_size=32, image_size=14, seed=0)
+    keras.utils.set_random_seed(0)
+    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    for stage in ("at initialisation", f"after {args.epochs} epochs"):
+        if stage != "at initialisation":
+            model.fit(splits.train, epochs=args.epochs, verbose=0)
+            print(f"(trained {args.epochs} epochs: test accuracy {model.evaluate(splits.test, verbose=0)[1]:.3f})")
+        draws = [step_terms(model, x, y, config.copies, streams.stream_key([7, i])) for i in range(args.replicates)]
+        glr, bptt = (np.stack([d[k] for d in draws]) for k in (0, 1))  # (R, T, P)
+        variance = glr.var(0, ddof=1).sum(-1)
+        signal = np.square(glr.mean(0)).sum(-1) - variance / len(draws)  # unbiased for the squared norm of the mean
+        reference = np.square(bptt.mean(0)).sum(-1) - bptt.var(0, ddof=1).sum(-1) / len(draws)
+        print(f"\nrnn ({config.hidden[0]} tanh units, sigma {config.sigma}), K = {config.copies}, batch 32, {args.replicates} "
+              f"estimates, {stage}: the cell's estimate step by step")
+        print("| step | GLR signal share | GLR variance share | BPTT signal share | GLR signal / variance |")
+        print("| --- | --- | --- | --- | --- |")
+        for t in range(glr.shape[1]):
+            print(f"| {t + 1} | {signal[t] / signal.sum():.3f} | {variance[t] / variance.sum():.3f} | "
+                  f"{reference[t] / reference.sum():.3f} | {signal[t] / variance[t]:.3f} |")
+        total = glr.sum(1)
+        whole = (np.square(total.mean(0)).sum() - total.var(0, ddof=1).sum() / len(draws)) / total.var(0, ddof=1).sum()
+        print(f"whole estimate: signal / variance {whole:.3f} (squared norm of the mean over the trace of the covariance)", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicates", type=int, default=40)
     parser.add_argument("--copies", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=2, help="epochs of default GLR training before the second measurement (0: none)")
+    parser.add_argument("--time", action="store_true", help="only the rnn's per-step table")
     args = parser.parse_args()
+    if args.time:
+        report_time(args)
+        return
     for name, (build, (x, y), flatten) in _networks().items():
         stages = [("at initialisation", None)]
         if args.epochs:
