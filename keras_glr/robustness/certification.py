@@ -103,8 +103,9 @@ def first_noisy_layer(model):
         raise ValueError(f"{model.name} has no noisy layer: randomized smoothing needs noise (a NoisyDense or NoisyConv2D).")
     if not copies.can_fan_out(model):
         raise ValueError(
-            f"The noise of {model.name} does not begin at one layer (several noisy layers read the input, or the input "
-            "bypasses the first one); the certificate needs exactly one noisy layer between the input and everything else."
+            f"The noise of {model.name} does not begin at one layer (several noisy layers read the input, the input "
+            "bypasses the first one, or a recurrence reads it at every time step); the certificate needs exactly one "
+            "noisy layer between the input and everything else."
         )
     first = layers[0]
     for layer in model._flatten_layers(include_self=False, recursive=True):
