@@ -167,7 +167,8 @@ def snn(input_shape, num_classes, hidden=(128,), time_steps=8, encoding="direct"
         hidden: the number of neurons of each LIF layer.
         time_steps: T, steps the input is presented for.
         encoding: "direct" or "rate" (`keras_glr.layers.DirectEncoder`, `RateEncoder`).
-        leak, threshold: of every LIF unit.
+        leak: the membrane's decay per step, of every LIF unit.
+        threshold: the firing threshold of every LIF unit.
         noise: the noise of every noisy layer; `Gaussian(1.0)` if None.
         seed: seed of the rate encoder's draws.
     """

@@ -103,3 +103,11 @@ def test_the_conversion_example_of_the_guide_binarises_and_fine_tunes():
     glr_model = namespace["glr_model"]
     assert [type(layer) for layer in glr_model.layers] == [NoisyDense, NoisyDense]
     assert glr_model.layers[0].activation is activations.step
+
+
+def test_the_recurrent_example_of_the_guide_trains_in_the_while_loop_form():
+    (block,) = [b for b in _python_blocks() if "NoisySimpleRNNCell(32" in b]
+    namespace = {}
+    exec(compile(block, _page_of(block), "exec"), namespace)  # noqa: S102 - the guide's own example
+    model = namespace["model"]
+    assert not model.layers[0].unroll and np.isfinite(model.history.history["loss"][0])

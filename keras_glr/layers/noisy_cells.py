@@ -81,8 +81,10 @@ class NoisySimpleRNNCell(_NoisyCell):
         noise: a `keras_glr.noise` distribution; `Gaussian(1.0)` if None.
         noisy_inference: bool, keep the noise on outside training.
         seed: int or None, seed of the `noisy_inference` noise.
-        kernel_initializer, recurrent_initializer, bias_initializer,
-            use_bias: as in `keras.layers.SimpleRNNCell`.
+        kernel_initializer: as in `keras.layers.SimpleRNNCell`.
+        recurrent_initializer: as in `keras.layers.SimpleRNNCell`.
+        bias_initializer: as in `keras.layers.SimpleRNNCell`.
+        use_bias: as in `keras.layers.SimpleRNNCell`.
 
     State: h, (batch, units). Output: h_t, (batch, units).
     """
@@ -114,9 +116,14 @@ class NoisyLSTMCell(_NoisyCell):
 
     Args:
         units: positive int, the width of h and c.
-        noise, noisy_inference, seed: as in `NoisySimpleRNNCell`.
-        kernel_initializer, recurrent_initializer, bias_initializer,
-            use_bias, unit_forget_bias: as in `keras.layers.LSTMCell`.
+        noise: as in `NoisySimpleRNNCell`.
+        noisy_inference: as in `NoisySimpleRNNCell`.
+        seed: as in `NoisySimpleRNNCell`.
+        kernel_initializer: as in `keras.layers.LSTMCell`.
+        recurrent_initializer: as in `keras.layers.LSTMCell`.
+        bias_initializer: as in `keras.layers.LSTMCell`.
+        use_bias: as in `keras.layers.LSTMCell`.
+        unit_forget_bias: as in `keras.layers.LSTMCell` (the forget gate's bias starts at 1).
 
     State: (h, c), each (batch, units). Output: h_t, (batch, units).
     """
