@@ -70,6 +70,7 @@ def test_twin_config_changes_only_the_estimator():
         twins.twin_config(RunConfig(estimator="bp"))
 
 
+@pytest.mark.slow  # two trainings (12 s): the default suite stays under 10 minutes on 2 cores
 def test_glr_train_twin_of_writes_a_run_that_differs_only_in_the_estimator(tmp_path):
     fast = ["--epochs", "1", "--copies", "4", "--hidden", "8", "--batch-size", "100", "--noisy-passes", "2", "--quiet", "--out", str(tmp_path)]
     assert train_app.main(fast + ["--run-name", "glr"]) == 0

@@ -219,6 +219,7 @@ def test_every_cnn_takes_its_filters_and_28_pixel_images(arch):
     model.fit(x[:8], y[:8], epochs=1, verbose=0)  # a GLR step runs at 28 x 28
 
 
+@pytest.mark.slow  # three trainings (17 s): the default suite stays under 10 minutes on 2 cores
 def test_init_from_starts_from_a_trained_run_and_records_where(tmp_path, capsys):
     """A BP run's weights start a GLR run with other units; the run says where it started and how well that did."""
     out = str(tmp_path)
@@ -239,7 +240,8 @@ def test_init_from_starts_from_a_trained_run_and_records_where(tmp_path, capsys)
 
 @pytest.mark.parametrize(
     "argv, name, noisy",
-    [(["--arch", "rnn"], "mnist5k_rnn_tanh_ce_glr_seed0", 2), (["--arch", "rnn", "--cell", "lstm", "--hidden", "6,5"], None, 3),
+    [pytest.param(["--arch", "rnn"], "mnist5k_rnn_tanh_ce_glr_seed0", 2, marks=pytest.mark.slow),  # 7 s: the suite stays under 10 minutes
+     pytest.param(["--arch", "rnn", "--cell", "lstm", "--hidden", "6,5"], None, 3, marks=pytest.mark.slow),  # 9 s
      (["--arch", "snn", "--time-steps", "3", "--encoding", "rate"], "mnist5k_snn_ce_glr_seed0", 2)],
     ids=["rnn", "stacked_lstm", "snn_rate"],
 )
@@ -270,3 +272,22 @@ def test_options_of_another_network_in_time_are_refused(argv, message):
     config = train_app.config_from_args(train_app.build_parser().parse_args(argv))
     with pytest.raises(ValueError, match=re.escape(message)):
         config.validate()
+
+
+@pytest.mark.slow  # two trainings and an evaluation with white-box attacks (about 40 s)
+def test_networks_in_time_train_resume_and_are_evaluated(tmp_path):
+    """glr-train --arch rnn / snn leave complete runs; glr-evaluate attacks them through BPDA and corrupts their inputs."""
+    from keras_glr_apps import evaluate as evaluate_app
+
+    out = str(tmp_path)
+    for arch in ("rnn", "snn"):
+        argv = ["--arch", arch, "--epochs", "1", "--copies", "8", "--batch-size", "100", "--quiet", "--out", out, "--run-name", arch]
+        assert train_app.main(argv) == 0
+        assert (tmp_path / arch / "saved_model" / "1" / "saved_model.pb").exists()
+        assert train_app.main(argv[:3] + ["2"] + argv[4:] + ["--resume"]) == 0  # one more epoch, from the checkpoint
+        assert runs.read_json(os.path.join(out, arch, "run.json"))["config"]["epochs"] == 2
+    assert evaluate_app.main([os.path.join(out, "rnn"), os.path.join(out, "snn"), "--attacks", "fgsm", "--eps", "0.1", "--mode", "whitebox",
+                              "--corruptions", "gaussian_noise", "--examples", "100", "--out", os.path.join(out, "eval")]) == 0
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    text = json.dumps(results)
+    assert "rnn" in text and "snn" in text and "gaussian_noise" in text

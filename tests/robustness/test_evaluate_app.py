@@ -25,6 +25,7 @@ def models(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # 19 s: the default suite stays under 10 minutes on 2 cores
 def test_end_to_end_table_csv_json_and_plots(models, tmp_path, capsys):
     out = tmp_path / "eval"
     argv = [str(models / n) for n in ("glr_seed0", "glr_seed1", "twin_seed0", "twin_seed1")]
