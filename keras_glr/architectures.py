@@ -8,6 +8,7 @@ from keras_glr.layers import LIFCell
 from keras_glr.layers import Noisy
 from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
+from keras_glr.layers import NoisyGRUCell
 from keras_glr.layers import NoisyLSTMCell
 from keras_glr.layers import NoisySimpleRNNCell
 from keras_glr.layers import RateEncoder
@@ -125,15 +126,15 @@ def rnn(input_shape, num_classes, hidden=(64,), cell="simple", activation="tanh"
     """An image read row by row: rows are time steps -> stacked noisy recurrences -> dense logits of the last state.
 
     Every step of every cell draws its own noise (`keras_glr.layers.NoisySimpleRNNCell`,
-    `NoisyLSTMCell`), and so do the logits.
+    `NoisyLSTMCell`, `NoisyGRUCell`), and so do the logits.
 
     Args:
         input_shape: (height, width, channels), read as `height` steps of
             width * channels features; or (time_steps, features).
         num_classes: width C of the logits.
         hidden: the width of each stacked recurrence, e.g. (64,).
-        cell: "simple" (h_t = phi(x_t W + h_{t-1} U + b + r_t)) or "lstm".
-        activation: phi of the simple cell (the LSTM's gates fix their own).
+        cell: "simple" (h_t = phi(x_t W + h_{t-1} U + b + r_t)), "lstm" or "gru".
+        activation: phi of the simple cell (the LSTM's and GRU's gates fix their own).
         noise: the noise of every noisy layer; `Gaussian(1.0)` if None.
     """
     if cell not in CELLS:
@@ -146,7 +147,10 @@ def rnn(input_shape, num_classes, hidden=(64,), cell="simple", activation="tanh"
     inputs = keras.Input(tuple(input_shape))
     h = inputs if len(input_shape) == 2 else keras.layers.Reshape((input_shape[0], input_shape[1] * input_shape[2]))(inputs)
     for i, units in enumerate(hidden):
-        made = NoisySimpleRNNCell(units, activation, noise=noise) if cell == "simple" else NoisyLSTMCell(units, noise=noise)
+        if cell == "simple":
+            made = NoisySimpleRNNCell(units, activation, noise=noise)
+        else:
+            made = (NoisyLSTMCell if cell == "lstm" else NoisyGRUCell)(units, noise=noise)
         h = keras.layers.RNN(made, return_sequences=i < len(hidden) - 1, name=f"recurrence_{i + 1}")(h)
     return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(h), name=name)
 

@@ -14,7 +14,7 @@ import os
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")
 ARCHITECTURES = ("mlp", "cnn", "resnet", "rnn", "snn")
-CELLS = ("simple", "lstm")  # the cells of `architectures.rnn`
+CELLS = ("simple", "lstm", "gru")  # the cells of `architectures.rnn`
 ENCODINGS = ("direct", "rate")  # the spike encoders of `architectures.snn`
 CNN_POOLS = ("output", "pre-activation")  # where `architectures.small_cnn` pools (it reads this tuple)
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
@@ -120,7 +120,7 @@ class RunConfig:
         None, "network", "start from the weights of this run directory or .keras file (a BP run too; the network must "
         "match, --activation may differ, e.g. step to binarise a relu run)", metavar="RUN_DIR",
     )
-    cell: str = _option("simple", "network", "rnn: simple (h = phi(x W + h U + b + r)) or lstm", choices=CELLS)
+    cell: str = _option("simple", "network", "rnn: simple (h = phi(x W + h U + b + r)), lstm or gru", choices=CELLS)
     time_steps: int = _option(8, "network", "snn: steps each input is presented for")
     encoding: str = _option("direct", "network", "snn: direct (the input as current at every step) or rate (Bernoulli spikes)",
                             choices=ENCODINGS)

@@ -514,7 +514,17 @@ def test_lif_glr_matches_finite_differences_with_common_random_numbers():
 
 
 def _recurrent_step(kind, x_t, state, kernel, recurrent, bias, r):
-    """One step of a tanh or LSTM recurrence in plain TF, noise r on its pre-activation."""
+    """One step of a tanh, LSTM or GRU recurrence in plain TF, noise r on its pre-activations.
+
+    GRU (Keras's reset_after form, bias (2, 3u)): r holds the gates' noise,
+    then the candidate's, 3u values.
+    """
+    if kind == "gru":
+        u = recurrent.shape[0]
+        gates = x_t @ kernel[:, : 2 * u] + state[0] @ recurrent[:, : 2 * u] + bias[0, : 2 * u] + bias[1, : 2 * u] + r[:, : 2 * u]
+        z, g = tf.split(tf.sigmoid(gates), 2, axis=-1)
+        v_h = x_t @ kernel[:, 2 * u :] + bias[0, 2 * u :] + g * (state[0] @ recurrent[:, 2 * u :] + bias[1, 2 * u :]) + r[:, 2 * u :]
+        return (z * state[0] + (1 - z) * tf.tanh(v_h),)
     v = x_t @ kernel + state[0] @ recurrent + bias + r
     if kind == "tanh":
         return (tf.tanh(v),)
@@ -525,6 +535,8 @@ def _recurrent_step(kind, x_t, state, kernel, recurrent, bias, r):
 
 def _bptt_reference(kind, weights, x, y, replicates, draws, seed=21):
     """Reparameterised BPTT: h_t = cell(x_t W + h_{t-1} U + b + r_t), logits = h_T V + c + r_out, CE; plain TF.
+
+    (The GRU adds noise to its gates and to its candidate, `_recurrent_step`.)
 
     Every step and the readout draw independent N(0, 1) noise. Returns
     `replicates` means over `draws` noise draws, shape (replicates, P).
@@ -537,9 +549,9 @@ def _bptt_reference(kind, weights, x, y, replicates, draws, seed=21):
         xs, ys = tf.repeat(x, draws, axis=0), tf.repeat(y, draws, axis=0)
         rows = tf.shape(xs)[0]
         with tf.GradientTape() as tape:
-            state = (tf.zeros([rows, units], tf.float64),) * (1 if kind == "tanh" else 2)
+            state = (tf.zeros([rows, units], tf.float64),) * (2 if kind == "lstm" else 1)
             for t in range(x.shape[1]):
-                r = tf.random.normal([rows, weights[0].shape[1]], dtype=tf.float64)
+                r = tf.random.normal([rows, weights[0].shape[1]], dtype=tf.float64)  # 3u for the GRU: gates, then candidate
                 state = _recurrent_step(kind, xs[:, t], state, *params[:3], r)
             logits = state[0] @ params[3] + params[4] + tf.random.normal([rows, CLASSES], dtype=tf.float64)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ys, logits))
@@ -549,19 +561,21 @@ def _bptt_reference(kind, weights, x, y, replicates, draws, seed=21):
     return np.stack([one_replicate().numpy() for _ in range(replicates)])
 
 
-@pytest.mark.parametrize("kind", ["tanh", "lstm"])
+@pytest.mark.parametrize("kind", ["tanh", "lstm", "gru"])
 def test_recurrent_glr_matches_backprop_through_time(kind):
     """Objective: d/dtheta E[L] with independent noise at every step's pre-activation and at the readout.
 
     The cell runs in `keras.layers.RNN`'s while-loop form (a GLR step unrolls it).
     """
+    from keras_glr.layers import NoisyGRUCell
     from keras_glr.layers import NoisyLSTMCell
     from keras_glr.layers import NoisySimpleRNNCell
 
     steps, features, units = 3, 2, 3
     around = keras.initializers.RandomNormal(0.0, 0.5, seed=3)
-    cell = (NoisySimpleRNNCell(units, bias_initializer=around) if kind == "tanh"
-            else NoisyLSTMCell(units, bias_initializer=around, unit_forget_bias=False))
+    cell = {"tanh": lambda: NoisySimpleRNNCell(units, bias_initializer=around),
+            "lstm": lambda: NoisyLSTMCell(units, bias_initializer=around, unit_forget_bias=False),
+            "gru": lambda: NoisyGRUCell(units, bias_initializer=around)}[kind]()
     model = keras_glr.GLRSequential(
         [keras.Input((steps, features)), keras.layers.RNN(cell),
          NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5))]

@@ -9,6 +9,7 @@ from keras_glr import recording
 from keras_glr import streams
 from keras_glr.layers import LIFCell
 from keras_glr.layers import NoisyDense
+from keras_glr.layers import NoisyGRUCell
 from keras_glr.layers import NoisyLSTMCell
 from keras_glr.layers import NoisySimpleRNNCell
 
@@ -18,6 +19,7 @@ CELLS = {
     "simple_rnn": lambda: NoisySimpleRNNCell(4),
     "simple_rnn_step": lambda: NoisySimpleRNNCell(4, activation="step"),
     "lstm": lambda: NoisyLSTMCell(4),
+    "gru": lambda: NoisyGRUCell(4),
     "lif": lambda: LIFCell(4, bias_initializer=keras.initializers.Constant(0.5)),
 }
 
@@ -159,6 +161,29 @@ def test_an_lstm_cell_holds_the_weights_of_keras_and_computes_its_function():
     np.testing.assert_allclose(np.asarray(noisy(x)), expected, atol=1e-6)
 
 
+def test_a_gru_cell_holds_the_weights_of_keras_and_computes_its_function():
+    x, _ = _data()
+    keras_gru = keras.layers.GRU(4, return_sequences=True, bias_initializer="random_normal")
+    expected = np.asarray(keras_gru(x))
+    noisy = keras.layers.RNN(NoisyGRUCell(4), return_sequences=True)
+    noisy.build(x.shape)
+    assert [w.shape for w in noisy.get_weights()] == [w.shape for w in keras_gru.get_weights()]
+    noisy.set_weights(keras_gru.get_weights())
+    np.testing.assert_allclose(np.asarray(noisy(x)), expected, atol=1e-6)
+
+
+def test_a_gru_step_makes_two_noisy_calls_with_their_own_streams():
+    model = _model(CELLS["gru"])
+    x, _ = _data()
+    from keras_glr import recurrence
+
+    with recording.recording(copies=1, key=streams.stream_key([1, 2]), slots=keras_glr.layers.noisy_layers(model)) as record:
+        with recurrence.unrolled(model):
+            model(x, training=True)
+    widths = [e.pre_activation.shape[-1] for e in record.entries]
+    assert widths == [8, 4] * STEPS + [3] and len({e.stream for e in record.entries}) == 2 * STEPS + 1
+
+
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_a_trained_recurrent_model_survives_a_keras_round_trip(cell, tmp_path):
     x, y = _data()
@@ -172,7 +197,7 @@ def test_a_trained_recurrent_model_survives_a_keras_round_trip(cell, tmp_path):
 
 @pytest.mark.parametrize(
     "make, message",
-    [(lambda: NoisySimpleRNNCell(0), "`units`"), (lambda: NoisyLSTMCell(2.5), "`units`"),
+    [(lambda: NoisySimpleRNNCell(0), "`units`"), (lambda: NoisyLSTMCell(2.5), "`units`"), (lambda: NoisyGRUCell(-1), "`units`"),
      (lambda: LIFCell(4, refractory="yes"), "`refractory`")],
 )
 def test_bad_cell_arguments_are_refused(make, message):

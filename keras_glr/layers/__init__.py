@@ -2,6 +2,7 @@
 
 from keras_glr.layers.lif_cell import LIFCell
 from keras_glr.layers.noisy import Noisy
+from keras_glr.layers.noisy_cells import NoisyGRUCell
 from keras_glr.layers.noisy_cells import NoisyLSTMCell
 from keras_glr.layers.noisy_cells import NoisySimpleRNNCell
 from keras_glr.layers.noisy_conv2d import NoisyConv2D
@@ -11,5 +12,5 @@ from keras_glr.layers.noisy_layer import noisy_layers
 from keras_glr.layers.spike_encoders import DirectEncoder
 from keras_glr.layers.spike_encoders import RateEncoder
 
-__all__ = ["DirectEncoder", "LIFCell", "Noisy", "NoisyConv2D", "NoisyDense", "NoisyLSTMCell", "NoisyLayer", "NoisySimpleRNNCell",
+__all__ = ["DirectEncoder", "LIFCell", "Noisy", "NoisyConv2D", "NoisyDense", "NoisyGRUCell", "NoisyLSTMCell", "NoisyLayer", "NoisySimpleRNNCell",
            "RateEncoder", "noisy_layers"]

@@ -1,4 +1,4 @@
-"""Recurrent cells with noise on every step's pre-activation: `NoisySimpleRNNCell`, `NoisyLSTMCell`.
+"""Recurrent cells with noise on every step's pre-activation: `NoisySimpleRNNCell`, `NoisyLSTMCell`, `NoisyGRUCell`.
 
 Each is a noisy layer whose pre-activation reads the step's input and the
 carried state, v_t = g((x_t, h_{t-1}); theta) + r_t; a cell run for T steps
@@ -161,3 +161,78 @@ class NoisyLSTMCell(_NoisyCell):
         config.pop("activation")
         return config
 
+
+
+@keras.saving.register_keras_serializable(package="keras_glr")
+class NoisyGRUCell(_NoisyCell):
+    """A GRU cell (Keras's `reset_after=True` form) with noise on each gate's pre-activation.
+
+    Two noisy calls per step, each with its own noise:
+
+        [v_z, v_r] = x_t W_zr + b_zr + h_{t-1} U_zr + c_zr + r_t     (2 * units)
+        z, g = sigmoid(v_z), sigmoid(v_r)
+        v_h = x_t W_h + b_h + g * (h_{t-1} U_h + c_h) + r'_t          (units; g enters as an input)
+        h_t = z h_{t-1} + (1 - z) tanh(v_h)
+
+    The weights and their layout are those of `keras.layers.GRUCell`
+    (kernel (in, 3 units), recurrent_kernel (units, 3 units), bias (2,
+    3 units): input and recurrent biases). Under a GLR step the reset gate g
+    enters v_h cut off from the gradient, like x_t and h_{t-1}: its own
+    weights are estimated from the first call's noise.
+
+    Args:
+        units: positive int, the width of h.
+        noise: as in `NoisySimpleRNNCell`.
+        noisy_inference: as in `NoisySimpleRNNCell`.
+        seed: as in `NoisySimpleRNNCell`.
+        kernel_initializer: as in `keras.layers.GRUCell`.
+        recurrent_initializer: as in `keras.layers.GRUCell`.
+        bias_initializer: as in `keras.layers.GRUCell`.
+        use_bias: as in `keras.layers.GRUCell`.
+
+    State: h, (batch, units). Output: h_t, (batch, units).
+    """
+
+    gates = 3
+
+    def __init__(self, units, noise=None, noisy_inference=False, seed=None, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", use_bias=True, **kwargs):
+        kwargs.pop("activation", None)  # the gates fix their own: sigmoid and tanh
+        super().__init__(units, "linear", noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
+                         bias_initializer, use_bias, **kwargs)
+        self.state_size = units
+        self.output_size = units
+
+    def build(self, input_shape):
+        width = 3 * self.units
+        self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer, name="kernel")
+        self.recurrent_kernel = self.add_weight((self.units, width), self.recurrent_initializer, name="recurrent_kernel")
+        self.bias = self.add_weight((2, width), self.bias_initializer, name="bias") if self.use_bias else None
+        self.built = True
+
+    def pre_activation(self, inputs):
+        """(x_t, h_{t-1}) -> [v_z, v_r], shape (batch, 2 units); (x_t, h_{t-1}, g) -> v_h, shape (batch, units)."""
+        units = self.units
+        if len(inputs) == 2:
+            x, h = inputs
+            v = ops.matmul(x, self.kernel[:, : 2 * units]) + ops.matmul(h, self.recurrent_kernel[:, : 2 * units])
+            return v if self.bias is None else v + self.bias[0, : 2 * units] + self.bias[1, : 2 * units]
+        x, h, reset = inputs
+        from_input = ops.matmul(x, self.kernel[:, 2 * units :])
+        from_state = ops.matmul(h, self.recurrent_kernel[:, 2 * units :])
+        if self.bias is not None:
+            from_input, from_state = from_input + self.bias[0, 2 * units :], from_state + self.bias[1, 2 * units :]
+        return from_input + reset * from_state
+
+    def call(self, inputs, states, training=False):
+        h = states[0]
+        v_z, v_r = ops.split(self.noisy_pre_activation((inputs, h)), 2, axis=-1)
+        z = ops.sigmoid(v_z)
+        candidate = ops.tanh(self.noisy_pre_activation((inputs, h, ops.sigmoid(v_r))))
+        h = z * h + (1.0 - z) * candidate
+        return h, [h]
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("activation")
+        return config
