@@ -57,7 +57,7 @@ def _wait_for(condition, process, seconds=120):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("moment", ["loading", "tracing", "training"])
+@pytest.mark.parametrize("moment", ["loading", "tracing", pytest.param("training", marks=pytest.mark.slow)])  # 14 s: the default suite stays under 10 minutes on 2 cores
 def test_ctrl_c_at_any_moment_prints_one_line(moment, tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "keras_glr_apps.train", "--out", str(tmp_path), "--run-name", "run",

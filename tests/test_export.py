@@ -57,6 +57,7 @@ def test_versions_are_numbered_and_written_whole(tmp_path):
     assert sorted(p.name for p in base.iterdir()) == ["1", "notes"]  # no staging folder left
 
 
+@pytest.mark.slow  # 10 s: the default suite stays under 10 minutes on 2 cores
 def test_tf_serving_requests_reach_both_signatures(tmp_path):
     """A PredictRequest for each signature, as a TF Serving client builds it, fed through the signature
     in a process that has only TensorFlow and the serving API (README, "Serving")."""

@@ -36,6 +36,7 @@ def test_one_epoch_leaves_a_complete_run_directory(finished_run):
     assert summary["saved_model"] == os.path.join("saved_model", "1")
 
 
+@pytest.mark.slow  # a fresh process (10 s): the default suite stays under 10 minutes on 2 cores
 def test_saved_model_serves_in_a_fresh_process_without_keras_glr(finished_run, tmp_path):
     x = np.random.default_rng(0).uniform(size=(16, 196)).astype("float32")
     np.save(tmp_path / "x.npy", x)
