@@ -139,37 +139,28 @@ def test_the_backprop_twins_run_through_the_loop(estimator):
     assert all(np.any(g != 0) for g in _estimate(model, x, y))
 
 
-def test_a_simple_cell_holds_the_weights_of_keras_and_computes_its_function():
+@pytest.mark.parametrize(
+    "keras_layer, cell",
+    [(lambda: keras.layers.SimpleRNN(4, return_sequences=True), NoisySimpleRNNCell),
+     (lambda: keras.layers.LSTM(4, return_sequences=True, bias_initializer="random_normal"), NoisyLSTMCell),
+     (lambda: keras.layers.GRU(4, return_sequences=True, bias_initializer="random_normal"), NoisyGRUCell)],
+    ids=["simple_rnn", "lstm", "gru"],
+)
+def test_a_cell_holds_the_weights_of_keras_and_computes_its_function(keras_layer, cell):
     x, _ = _data()
-    keras_rnn = keras.layers.SimpleRNN(4, return_sequences=True)
-    expected = np.asarray(keras_rnn(x))
-    noisy = keras.layers.RNN(NoisySimpleRNNCell(4), return_sequences=True)
+    reference = keras_layer()
+    expected = np.asarray(reference(x))
+    noisy = keras.layers.RNN(cell(4), return_sequences=True)
     noisy.build(x.shape)
-    noisy.set_weights(keras_rnn.get_weights())
+    assert [w.shape for w in noisy.get_weights()] == [w.shape for w in reference.get_weights()]
+    noisy.set_weights(reference.get_weights())
     np.testing.assert_allclose(np.asarray(noisy(x)), expected, atol=1e-6)
 
 
-def test_an_lstm_cell_holds_the_weights_of_keras_and_computes_its_function():
-    x, _ = _data()
-    keras_lstm = keras.layers.LSTM(4, return_sequences=True, bias_initializer="random_normal")
-    expected = np.asarray(keras_lstm(x))
+def test_an_lstm_cell_starts_its_forget_gate_bias_at_one_as_keras():
     noisy = keras.layers.RNN(NoisyLSTMCell(4), return_sequences=True)
-    noisy.build(x.shape)
-    assert [w.shape for w in noisy.get_weights()] == [w.shape for w in keras_lstm.get_weights()]
+    noisy.build((None, STEPS, FEATURES))
     np.testing.assert_array_equal(noisy.get_weights()[2][4:8], np.ones(4))  # unit_forget_bias, as Keras
-    noisy.set_weights(keras_lstm.get_weights())
-    np.testing.assert_allclose(np.asarray(noisy(x)), expected, atol=1e-6)
-
-
-def test_a_gru_cell_holds_the_weights_of_keras_and_computes_its_function():
-    x, _ = _data()
-    keras_gru = keras.layers.GRU(4, return_sequences=True, bias_initializer="random_normal")
-    expected = np.asarray(keras_gru(x))
-    noisy = keras.layers.RNN(NoisyGRUCell(4), return_sequences=True)
-    noisy.build(x.shape)
-    assert [w.shape for w in noisy.get_weights()] == [w.shape for w in keras_gru.get_weights()]
-    noisy.set_weights(keras_gru.get_weights())
-    np.testing.assert_allclose(np.asarray(noisy(x)), expected, atol=1e-6)
 
 
 def test_a_gru_step_makes_two_noisy_calls_with_their_own_streams():

@@ -35,8 +35,11 @@ class _NoisyCell(NoisyLayer, keras.layers.Layer):
         width = self.gates * self.units
         self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer, name="kernel")
         self.recurrent_kernel = self.add_weight((self.units, width), self.recurrent_initializer, name="recurrent_kernel")
-        self.bias = self.add_weight((width,), self._bias_initializer(), name="bias") if self.use_bias else None
+        self.bias = self.add_weight(self._bias_shape(width), self._bias_initializer(), name="bias") if self.use_bias else None
         self.built = True
+
+    def _bias_shape(self, width):
+        return (width,)
 
     def _bias_initializer(self):
         return self.bias_initializer
@@ -63,6 +66,21 @@ class _NoisyCell(NoisyLayer, keras.layers.Layer):
         config = dict(config)
         config["noise"] = keras.saving.deserialize_keras_object(config["noise"])
         return cls(**config)
+
+
+class _GatedCell(_NoisyCell):
+    """A cell whose gates fix their own activations (sigmoid and tanh): no `activation` argument."""
+
+    def __init__(self, units, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer, bias_initializer,
+                 use_bias, **kwargs):
+        kwargs.pop("activation", None)
+        super().__init__(units, "linear", noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
+                         bias_initializer, use_bias, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("activation")
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")
@@ -102,7 +120,7 @@ class NoisySimpleRNNCell(_NoisyCell):
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")
-class NoisyLSTMCell(_NoisyCell):
+class NoisyLSTMCell(_GatedCell):
     """An LSTM cell with noise on each gate's pre-activation.
 
         [v_i, v_f, v_c, v_o] = x_t W + h_{t-1} U + b + r_t      (4 * units noise values per step)
@@ -132,9 +150,8 @@ class NoisyLSTMCell(_NoisyCell):
 
     def __init__(self, units, noise=None, noisy_inference=False, seed=None, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", use_bias=True, unit_forget_bias=True, **kwargs):
-        kwargs.pop("activation", None)  # the gates fix their own: sigmoid and tanh
-        super().__init__(units, "linear", noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
-                         bias_initializer, use_bias, **kwargs)
+        super().__init__(units, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer, bias_initializer,
+                         use_bias, **kwargs)
         self.unit_forget_bias = unit_forget_bias
         self.state_size = [units, units]
         self.output_size = units
@@ -157,14 +174,12 @@ class NoisyLSTMCell(_NoisyCell):
         return h, [h, c]
 
     def get_config(self):
-        config = {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
-        config.pop("activation")
-        return config
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")
-class NoisyGRUCell(_NoisyCell):
+class NoisyGRUCell(_GatedCell):
     """A GRU cell (Keras's `reset_after=True` form) with noise on each gate's pre-activation.
 
     Two noisy calls per step, each with its own noise:
@@ -197,18 +212,13 @@ class NoisyGRUCell(_NoisyCell):
 
     def __init__(self, units, noise=None, noisy_inference=False, seed=None, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", use_bias=True, **kwargs):
-        kwargs.pop("activation", None)  # the gates fix their own: sigmoid and tanh
-        super().__init__(units, "linear", noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
-                         bias_initializer, use_bias, **kwargs)
+        super().__init__(units, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer, bias_initializer,
+                         use_bias, **kwargs)
         self.state_size = units
         self.output_size = units
 
-    def build(self, input_shape):
-        width = 3 * self.units
-        self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer, name="kernel")
-        self.recurrent_kernel = self.add_weight((self.units, width), self.recurrent_initializer, name="recurrent_kernel")
-        self.bias = self.add_weight((2, width), self.bias_initializer, name="bias") if self.use_bias else None
-        self.built = True
+    def _bias_shape(self, width):
+        return (2, width)  # input and recurrent biases, as Keras's reset_after GRU
 
     def pre_activation(self, inputs):
         """(x_t, h_{t-1}) -> [v_z, v_r], shape (batch, 2 units); (x_t, h_{t-1}, g) -> v_h, shape (batch, units)."""
@@ -231,8 +241,3 @@ class NoisyGRUCell(_NoisyCell):
         candidate = ops.tanh(self.noisy_pre_activation((inputs, h, ops.sigmoid(v_r))))
         h = z * h + (1.0 - z) * candidate
         return h, [h]
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("activation")
-        return config
