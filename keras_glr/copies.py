@@ -105,8 +105,7 @@ def forward(model, x, copies, training=True, groups=None, **record_options):
     x has one row per example; y_pred one row per copy. The copies begin at
     the first noisy call when the graph allows it (`can_fan_out`), else at
     the input. With layer-wise `groups` (`layer_groups`) each group's copies
-    begin at its own layer when the noisy layers form a chain
-    (`can_fan_out_by_layer`). `record_options` go to
+    begin at its own layer when the graph allows it (`can_fan_out_by_layer`). `record_options` go to
     `recording.ForwardRecord`. Recurrent layers holding noisy cells run
     unrolled (`keras_glr.recurrence`).
     """
@@ -117,7 +116,9 @@ def forward(model, x, copies, training=True, groups=None, **record_options):
         fan_out = copies > 1 and can_fan_out(model)
     if not fan_out:
         x = repeat(x, copies)
-    with recording(copies=copies, fan_out=fan_out, slots=slots, groups=groups, **record_options) as record:
+    padded_graph = model if fan_out == "by_layer" else None
+    with recording(copies=copies, fan_out=fan_out, slots=slots, groups=groups, padded_graph=padded_graph,
+                   **record_options) as record:
         with recurrence.unrolled(model):
             y_pred = model(x, training=training)
     return y_pred, record
@@ -223,46 +224,65 @@ def can_fan_out(model):
 def can_fan_out_by_layer(model):
     """True when every layer-wise group's copies may begin at its own layer.
 
-    That holds when the noisy layers form a chain: each called once, in slot
-    order, each fed by tensors that have passed through exactly the noisy
-    layers before it, and every output through all of them. A tensor's state
-    is the tuple of noisy slots it has passed through; tensors of different
-    states never meet.
+    A tensor's state is the number of noisy slots it has passed (see
+    `keras_glr.recording`). Every noisy layer must be called once, on inputs
+    that have passed no slot at or after its own, and every slot reached. In
+    a `GLRModel`'s own graph tensors of different states may meet (a
+    residual addition, a shortcut's noisy layer): the pass pads them to one
+    state (`recording.ForwardRecord.padded`), so residual networks fan out.
+    Inside a nested model, or in a `GLRSequential`, the noisy layers must
+    form a chain: each fed by tensors that passed exactly the slots before
+    it, and tensors of different states never meet.
     """
     slots = {id(layer): slot for slot, layer in enumerate(noisy_layers(model))}
+    called = []
 
-    def noisy(layer, state):
-        if slots.get(id(layer)) != len(state):
+    def noisy(layer, state, padded=False):
+        slot = slots.get(id(layer))
+        if slot is None or slot < state or (slot != state and not padded):
             raise _NoFanOut  # out of slot order, or called twice
-        return state + (len(state),)
+        called.append(slot)
+        return slot + 1
 
-    outputs = _final_states(model, (), noisy)
-    return outputs is not None and bool(slots) and all(state == tuple(range(len(slots))) for state in outputs)
+    pads = bool(getattr(model, "pads_merges", False))
+    outputs = _final_states(model, 0, noisy, pad=pads)
+    if outputs is None or not slots or sorted(called) != list(range(len(slots))):
+        return False
+    return pads or all(state == len(slots) for state in outputs)
 
 
 class _NoFanOut(Exception):
     pass
 
 
-def _final_states(model, initial, noisy):
+def _final_states(model, initial, noisy, pad=False):
     """The states of `model`'s outputs when its inputs are in state `initial`, or None.
 
     `noisy(layer, state)` gives a noisy call's output state, or raises
     `_NoFanOut`; other layers keep their inputs' state, which must agree.
+    With `pad`, the nodes of `model`'s own graph may take inputs of
+    different states: they are padded to the most advanced, and a noisy
+    layer's to its slot (`noisy(layer, state, padded=True)`).
     """
     inputs = getattr(model, "inputs", None) or [None]
     try:
+        if pad:
+            return _walk_graph(model, [initial] * len(inputs), noisy, pad=True)
         return _walk(model, [initial] * len(inputs), noisy)
     except _NoFanOut:
         return None
 
 
-def _walk(layer, states, noisy):
-    """States of `layer`'s outputs, given its inputs' states."""
+def _walk(layer, states, noisy, padded=False):
+    """States of `layer`'s outputs, given its inputs' states (`padded`: to be padded to the most advanced)."""
     if isinstance(layer, NoisyLayer):
+        if padded:
+            return [noisy(layer, max(states), padded=True)]
         if len(set(states)) != 1:
             raise _NoFanOut
         return [noisy(layer, states[0])]
+    if padded:
+        states = [max(states)] * len(states)
     if isinstance(layer, keras.Sequential):
         if len(states) != 1:
             raise _NoFanOut
@@ -278,7 +298,7 @@ def _walk(layer, states, noisy):
     return states[:1]
 
 
-def _walk_graph(model, states, noisy):
+def _walk_graph(model, states, noisy, pad=False):
     if len(states) != len(model.inputs):
         raise _NoFanOut
     known = {id(t): s for t, s in zip(model.inputs, states)}
@@ -286,7 +306,7 @@ def _walk_graph(model, states, noisy):
         for node in model._nodes_by_depth[depth]:
             if not node.input_tensors:
                 continue  # an input layer
-            outs = _walk(node.operation, [known[id(t)] for t in node.input_tensors], noisy)
+            outs = _walk(node.operation, [known[id(t)] for t in node.input_tensors], noisy, padded=pad)
             if len(outs) == 1:
                 outs = outs * len(node.output_tensors)
             if len(outs) != len(node.output_tensors):

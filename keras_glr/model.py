@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras_glr import copies as copies_module
 from keras_glr import estimators
 from keras_glr import losses as glr_losses
+from keras_glr import recording
 from keras_glr import streams
 from keras_glr import validation
 
@@ -430,6 +431,15 @@ class GLRModel(GLRTrainer, keras.Model):
     The GLR options (`copies`, `baseline`, ...) are `compile`'s, and passing
     them here is an error that says so.
     """
+
+    pads_merges = True  # layer-wise fan-out pads this graph's merges (`copies.can_fan_out_by_layer`)
+
+    def _run_through_graph(self, inputs, operation_fn=lambda op: op, **kwargs):
+        record = recording.current()
+        if record is None or not record.pads(self):
+            return super()._run_through_graph(inputs, operation_fn, **kwargs)
+        outputs = super()._run_through_graph(inputs, lambda op: record.padded(op, operation_fn(op)), **kwargs)
+        return record.padded_outputs(outputs)
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")

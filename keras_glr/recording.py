@@ -143,10 +143,14 @@ class ForwardRecord:
             slot is noisy; on the other copies it adds no noise and its
             estimate takes no term (`copies.layer_groups`).
         sampling: "mc", "latin" or "sobol" (`streams.call_noise`).
+        padded_graph: with `fan_out="by_layer"`, the functional model whose
+            calls `padded` pads to a common state (the model the pass runs);
+            None when the noisy layers form a chain.
     """
 
     def __init__(self, copies=1, noise=True, local=True, antithetic=False, fan_out=False, straight_through=False,
-                 key=None, first_example=0, slots=(), purpose=streams.TRAINING, groups=None, sampling="mc"):
+                 key=None, first_example=0, slots=(), purpose=streams.TRAINING, groups=None, sampling="mc",
+                 padded_graph=None):
         if antithetic and copies % 2:
             raise ValueError(f"Antithetic noise needs an even number of copies. Received: copies={copies}")
         self.copies = copies
@@ -165,6 +169,8 @@ class ForwardRecord:
         self.sampling = sampling
         self._slots = {id(layer): index for index, layer in enumerate(slots)}
         self._calls = {}
+        self._padded_graph = padded_graph
+        self._states = {}
         self.entries = []
         self._graph = tf.compat.v1.get_default_graph()
 
@@ -274,6 +280,79 @@ class ForwardRecord:
             Entry(layer, tf.reshape(group, tf.shape(r)), r, layer.noise, self.copies, clean, stream, group=(start, size), pairs=pairs)
         )
         return tf.reshape(tf.concat(parts, axis=1), _shape([-1], clean))
+
+    def copies_per_row(self, layer):
+        """How many of an example's K copies each of its rows entering `layer` stands for: a list, or None for one each.
+
+        With layer-wise fan-out the rows entering the layer of slot g are the
+        earlier groups' copies (one each) and the clean row, which stands for
+        the K - start_g copies that are noiseless up to the layer.
+        """
+        if not (self.by_layer and self.noise):
+            return None
+        start, _ = self._slot_group(layer)
+        return [1.0] * start + [float(self.copies - start)]
+
+    def pads(self, model):
+        """True when this pass pads the calls of `model`'s graph (layer-wise fan-out through merges)."""
+        return self.by_layer and self.noise and model is self._padded_graph
+
+    def padded(self, operation, call):
+        """`call`, one node of the padded graph, with every input tensor padded to one state; records its outputs' state.
+
+        The state is the most advanced input's, or for a noisy layer its slot
+        (its group's copies begin there). The model's inputs are in state 0.
+        """
+        slot = self._slots.get(id(operation))  # None for a layer that is not noisy
+
+        def run(*args, **kwargs):
+            tensors = [t for t in tf.nest.flatten((args, kwargs)) if tf.is_tensor(t)]
+            state = max((self._state(t) for t in tensors), default=0)
+            if slot is not None:
+                state = slot
+            args, kwargs = tf.nest.map_structure(lambda t: self.pad(t, state) if tf.is_tensor(t) else t, (args, kwargs))
+            outputs = call(*args, **kwargs)
+            for t in tf.nest.flatten(outputs):
+                if tf.is_tensor(t):
+                    self._states[id(t)] = (t, state + 1 if slot is not None else state)
+            return outputs
+
+        return run
+
+    def pad(self, t, state):
+        """`t` (rows of its recorded state, state 0 if none) padded to `state`: its clean row copied into the groups in between.
+
+        Rows per example: the copies of the groups before the state, then
+        the clean row (none after the last group). Raises ValueError for a
+        tensor more advanced than `state`.
+        """
+        before = self._state(t)
+        if before == state:
+            return t
+        if before > state:
+            raise ValueError(
+                f"Layer-wise fan-out: a tensor that passed {before} noisy layers reached a call that expects {state}. "
+                "The noisy layers are not called in slot order; compile with injection='all'."
+            )
+        starts = [start for start, _ in self.groups] + [self.copies]
+        rows_before = starts[before] + 1
+        examples = tf.shape(t)[0] // rows_before
+        rows = tf.reshape(t, _shape([examples, rows_before], t))
+        clean = rows[:, rows_before - 1 :]
+        rows = tf.concat([rows, tf.repeat(clean, starts[state] - starts[before], axis=1)], axis=1)
+        if state == len(self.groups):
+            rows = rows[:, : self.copies]  # after the last group: the K copies, no clean row
+        padded = tf.reshape(rows, _shape([-1], t))
+        self._states[id(padded)] = (padded, state)
+        return padded
+
+    def padded_outputs(self, outputs):
+        """The model's outputs, each padded to the last state: K copies per example."""
+        return tf.nest.map_structure(lambda t: self.pad(t, len(self.groups)) if tf.is_tensor(t) else t, outputs)
+
+    def _state(self, t):
+        known = self._states.get(id(t))
+        return 0 if known is None else known[1]
 
     def _slot_group(self, layer):
         """`layer`'s group of copies (start, size); raises ValueError when it has none."""

@@ -149,6 +149,24 @@ def test_layer_groups_refuse_an_impossible_split(k, layers, sizes, antithetic, m
         copies.layer_groups(k, layers, sizes, antithetic)
 
 
+def _residual_graph():
+    """Residual additions in the model's own graph, one around a noisy layer, one after the logits."""
+    inputs = keras.Input((4,))
+    h = NoisyDense(4, "sigmoid")(inputs)
+    y = NoisyDense(4, "sigmoid")(NoisyDense(4, "sigmoid")(h))
+    logits = NoisyDense(3)(keras.layers.Add()([h, y]))
+    return keras_glr.GLRModel(inputs, keras.layers.Add()([logits, keras.layers.Dense(3, trainable=False)(h)]))
+
+
+def _nested_residual_graph():
+    inputs = keras.Input((4,))
+    return keras_glr.GLRModel(inputs, NoisyDense(3)(_residual_block(4, "block")(NoisyDense(4, "sigmoid")(inputs))))
+
+
+def _resnet():
+    return architectures.resnet((8, 8, 1), 3, filters=(2, 4))
+
+
 def _cnn(pool="output"):
     return architectures.small_cnn((6, 6, 1), 3, activation="relu", pool=pool)
 
@@ -159,12 +177,52 @@ def _cnn_pooled():
 
 @pytest.mark.parametrize(
     "build, expected",
-    [(_chain, True), (_cnn, True), (_cnn_pooled, True), (_block_first, False), (_block_after_noise, False), (_siamese, False),
-     (_shared_twice, False)],
-    ids=["chain", "cnn", "cnn_pooled_pre_activation", "residual_block_first", "residual_block_after_noise", "two_noisy_branches", "shared_twice"],
+    [(_chain, True), (_cnn, True), (_cnn_pooled, True), (_siamese, True), (_residual_graph, True), (_resnet, True),
+     (_block_first, False), (_block_after_noise, False), (_nested_residual_graph, False), (_shared_twice, False)],
+    ids=["chain", "cnn", "cnn_pooled_pre_activation", "two_noisy_branches", "residual_graph", "resnet",
+         "residual_block_first", "residual_block_after_noise", "residual_in_a_nested_model", "shared_twice"],
 )
-def test_layerwise_fan_out_needs_a_chain_of_noisy_layers(build, expected):
+def test_layerwise_fan_out_needs_each_noisy_layer_once_and_merges_in_the_models_own_graph(build, expected):
+    """A GLRModel's own graph pads its merges; nested models and Sequential stacks must be chains."""
     assert copies.can_fan_out_by_layer(build()) is expected
+
+
+@pytest.mark.parametrize("build", [_siamese, _residual_graph, _resnet], ids=["two_noisy_branches", "residual_graph", "resnet"])
+@pytest.mark.parametrize("antithetic", [False, True], ids=["mc", "antithetic"])
+def test_layerwise_fan_out_through_merges_gives_the_rows_and_estimate_of_the_tiled_forward(build, antithetic, monkeypatch):
+    """Padding a less advanced tensor with its clean row gives the copies, the estimate and the
+    normalization statistics of copies from the input."""
+    model = build()
+    layers = len(keras_glr.layers.noisy_layers(model))
+    k = 4 * layers
+    rng = np.random.default_rng(0)
+    shape = (8, 8, 1) if build is _resnet else (4,)
+    x, y = rng.uniform(size=(5, *shape)).astype("float32"), np.arange(5) % 3
+    groups = copies.layer_groups(k, layers, antithetic=antithetic)
+    key = streams.stream_key([3, 4])
+    results = []
+    for by_layer in (True, False):
+        monkeypatch.setattr(copies, "can_fan_out_by_layer", lambda model, f=by_layer: f)
+        statistics = [v.numpy() for v in model.non_trainable_variables]  # the resnet's normalization moves them
+        y_pred, record = copies.forward(model, x, k, groups=groups, key=key, antithetic=antithetic)
+        assert [e.group is not None for e in record.entries] == [by_layer] * layers
+        moved = [v.numpy() for v in model.non_trainable_variables]
+        for variable, value in zip(model.non_trainable_variables, statistics):
+            variable.assign(value)
+        states = checkpoints.noise_states(model)
+        model.compile(keras.optimizers.SGD(0.1), _CE, copies=k, injection="layerwise", antithetic=antithetic)
+        gradients = model.estimate_gradients(x, y)
+        checkpoints.restore_noise_states(model, states)
+        for variable, value in zip(model.non_trainable_variables, statistics):
+            variable.assign(value)
+        results.append((np.asarray(y_pred), gradients, moved))
+    assert results[0][0].shape == (5 * k, 3)
+    for a, b in zip(results[0][2], results[1][2]):  # normalization statistics of the K copies, as when tiled
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    assert all(np.any(g != 0) for g in results[0][1])
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import re
 import keras
 import tensorflow as tf
 
+from keras_glr import recording
 from keras_glr.layers.noisy_layer import NoisyLayer
 
 
@@ -33,10 +34,10 @@ class Noisy(NoisyLayer, keras.layers.Layer):
     `keras.layers.BatchNormalization` directly, each training call (GLR or
     a BP twin) first normalises every row with the moving statistics as they
     were before the call, then moves them toward the mean and variance of
-    all the rows that reached the layer in that call (every copy of every
-    example; under fan-out, the shared clean row of the copies that have not
-    yet diverged; under a distribution strategy, the rows of every replica),
-    with the layer's own `momentum`. `copies_per_chunk` is refused with such
+    the K copies of every example that reached the layer in that call (under
+    fan-out the shared clean row of the copies that have not yet diverged
+    counts for each of them; under a distribution strategy, the rows of
+    every replica count), with the layer's own `momentum`. `copies_per_chunk` is refused with such
     a layer: the statistics would move between chunks. So inference equals a
     plain Keras model with the same weights and statistics, and the estimate
     is unbiased for the network with the statistics of the step held fixed.
@@ -78,7 +79,8 @@ class Noisy(NoisyLayer, keras.layers.Layer):
         # `mask` is accepted for graphs that pass one (BatchNormalization's call takes it); the noise covers every row.
         outputs = super().call(inputs, training=training)
         if training and isinstance(self.layer, keras.layers.BatchNormalization) and self.layer.trainable:
-            _follow_batch_statistics(self.layer, inputs)
+            record = recording.current()
+            _follow_batch_statistics(self.layer, inputs, None if record is None else record.copies_per_row(self))
         return outputs
 
     def compute_output_shape(self, input_shape):
@@ -106,17 +108,26 @@ def _unique_name(prefix):
     return prefix if uid == 1 else f"{prefix}_{uid - 1}"
 
 
-def _follow_batch_statistics(layer, inputs):
+def _follow_batch_statistics(layer, inputs, copies_per_row=None):
     """moving <- momentum * moving + (1 - momentum) * batch moment, over every axis but the layer's.
 
-    Under a `tf.distribute` strategy the moments are those of the rows of
-    every replica together (sums all-reduced), so all replicas agree.
+    copies_per_row: None (each row is one copy), or the copies that each of
+    an example's R rows stands for, a list of R numbers
+    (`ForwardRecord.copies_per_row`): the moments are then a weighted mean,
+    those of the K copies of every example. Under a `tf.distribute` strategy
+    the moments are those of the rows of every replica together (sums
+    all-reduced), so all replicas agree.
     """
     x = tf.cast(tf.stop_gradient(inputs), tf.float32)
     axis = layer.axis % len(x.shape)
     axes = [i for i in range(len(x.shape)) if i != axis]
-    count = tf.cast(tf.size(x) // tf.shape(x)[axis], tf.float32)
-    total, squares = tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes)
+    weights = tf.ones(tf.shape(x)[:1])
+    if copies_per_row is not None:
+        weights = tf.tile(tf.constant(copies_per_row, tf.float32), [tf.shape(x)[0] // len(copies_per_row)])
+    weights = tf.reshape(weights, [-1] + [1] * (len(x.shape) - 1))
+    positions = tf.cast(tf.size(x) // (tf.shape(x)[0] * tf.shape(x)[axis]), tf.float32)
+    count = tf.reduce_sum(weights) * positions
+    total, squares = tf.reduce_sum(weights * x, axes), tf.reduce_sum(weights * tf.square(x), axes)
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
         total, squares, count = context.all_reduce("sum", [total, squares, count])
