@@ -70,25 +70,31 @@ def resnet(input_shape, num_classes, filters=(8, 16), activation="relu", noise=N
 
     stem:     conv(3x3, filters[0]) with its pre-activation max-pooled 2x2
               before the noise (`NoisyConv2D(pool_size=2)`) -> BN, phi
-    stage s:  2x2 max-pool (s > 0), then one residual block of filters[s]:
-              y = BN(conv(phi(BN(conv(h))))), h = phi(shortcut(h) + y), the
-              shortcut a 1x1 conv where the width changes, else h itself
-    head:     2x2 max-pool -> flatten -> dense logits (at this size a
-              flattened head trains better than global average pooling:
-              0.953 against 0.835 test accuracy by BP after 6 epochs at 28x28)
+    block s:  for each later width f = filters[s], a residual block that
+              halves the resolution, as a strided ResNet block does:
+              y = BN(conv(phi(BN(pooled conv(h))))), h = phi(shortcut + y),
+              where the first conv (3x3) and the shortcut (1x1) max-pool
+              their pre-activations 2x2 before the noise
+    head:     flatten -> dense logits
 
     Each conv (bias-free: the BN after it centres) and each
     `BatchNormalization` (momentum 0.9: a small dataset has few steps) is
-    its own noisy layer (`keras_glr.layers.Noisy`), estimated from its own
-    noise; the normalization uses and then follows its moving statistics as
-    `Noisy` describes. The residual additions join
-    tensors from before and after noisy layers, so a GLR step's copies begin
-    at the input (`copies.can_fan_out`).
+    its own noisy layer (`keras_glr.layers.Noisy`, or `NoisyConv2D` where it
+    pools), estimated from its own noise; the normalization uses and then
+    follows its moving statistics as `Noisy` describes. With layer-wise
+    injection each layer's copies begin at that layer: where the residual
+    addition joins a tensor that has passed fewer noisy layers to one that
+    has passed more, the first is padded with its clean row
+    (`copies.can_fan_out_by_layer`). Blocks that halve the resolution keep
+    the noise values per example few (784 per layer at 28x28 with the
+    default widths); guides/your-network.md has what a block at the stem's
+    resolution cost GLR.
 
     Args:
         input_shape: (height, width, channels), e.g. (28, 28, 1).
         num_classes: width C of the logits.
-        filters: the width of the stem and of each stage, e.g. (8, 16).
+        filters: the width of the stem, then of each residual block, e.g.
+            (8, 16); at least two entries.
         activation: phi (see `keras_glr.activations`).
         noise: the noise of every noisy layer; `Gaussian(1.0)` if None.
     """
@@ -98,28 +104,31 @@ def resnet(input_shape, num_classes, filters=(8, 16), activation="relu", noise=N
             "Do not flatten the data."
         )
     filters = tuple(filters)
-    if not filters:
-        raise ValueError("The resnet needs at least one stage width in `filters`, e.g. (8, 16).")
+    if len(filters) < 2:
+        raise ValueError(
+            f"The resnet needs the stem's width and at least one residual block's in `filters`, e.g. (8, 16); "
+            f"received filters={filters}."
+        )
+    if min(input_shape[:2]) < 2 ** len(filters):
+        raise ValueError(
+            f"The resnet halves the resolution {len(filters)} times (the stem and each block), so it needs images of at "
+            f"least {2 ** len(filters)} x {2 ** len(filters)}; received input_shape={tuple(input_shape)}. Use fewer "
+            "`filters` entries or a larger --image-size."
+        )
 
-    def conv(width, size=3):
-        return Noisy(keras.layers.Conv2D(width, size, padding="same", use_bias=False), noise=noise)
+    def pooled_conv(width, size):
+        return NoisyConv2D(width, size, padding="same", use_bias=False, noise=noise, pool_size=2)
 
     def norm(act=None):
         return Noisy(keras.layers.BatchNormalization(momentum=0.9), activation=act, noise=noise)
 
     inputs = keras.Input(tuple(input_shape))
-    h = NoisyConv2D(filters[0], 3, padding="same", use_bias=False, noise=noise, pool_size=2, name="stem")(inputs)
-    h = norm(activation)(h)
-    width = filters[0]
-    for stage, f in enumerate(filters):
-        if stage:
-            h = keras.layers.MaxPooling2D()(h)
-        y = norm()(conv(f)(norm(activation)(conv(f)(h))))
-        shortcut = h if f == width else conv(f, 1)(h)
-        h = keras.layers.Activation(activations.get(activation))(keras.layers.Add()([shortcut, y]))
-        width = f
-    h = keras.layers.Flatten()(keras.layers.MaxPooling2D()(h))
-    return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(h), name=name)
+    h = norm(activation)(NoisyConv2D(filters[0], 3, padding="same", use_bias=False, noise=noise, pool_size=2, name="stem")(inputs))
+    for f in filters[1:]:
+        y = norm(activation)(pooled_conv(f, 3)(h))
+        y = norm()(Noisy(keras.layers.Conv2D(f, 3, padding="same", use_bias=False), noise=noise)(y))
+        h = keras.layers.Activation(activations.get(activation))(keras.layers.Add()([pooled_conv(f, 1)(h), y]))
+    return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(keras.layers.Flatten()(h)), name=name)
 
 
 def rnn(input_shape, num_classes, hidden=(64,), cell="simple", activation="tanh", noise=None, name="glr_rnn"):

@@ -148,17 +148,18 @@ CNN_ROWS = (
     Row("bp_cnn", "BP ReLU CNN", {**_BP, "activation": "relu"}),
     Row("glr_cnn", "GLR ReLU CNN", {"activation": "relu"}),
     Row("glr_cnn_step", "GLR step CNN, fine-tuned from BP ReLU", {"activation": "step"}, epochs=0.25, init_from="bp_cnn"),
-    # The residual CNN at its own `--arch resnet` defaults (K = 100: the resnet's copies cost more).
+    # The residual CNN at its own `--arch resnet` defaults (its K and copy split).
     Row("bp_resnet", "BP ReLU resnet", {**_BP, "arch": "resnet", "activation": "relu"}),
-    Row("glr_resnet", "GLR ReLU resnet", {"arch": "resnet", "activation": "relu", "copies": 100}),
+    Row("glr_resnet", "GLR ReLU resnet", {"arch": "resnet", "activation": "relu", "copies": run_config.ARCH_DEFAULTS["resnet"]["copies"],
+                                         "copy_split": run_config.ARCH_DEFAULTS["resnet"]["copy_split"]}),
 )
 
 _CNN_SUITE = Suite(
     name="cnn", title="The paper's protocol on the small CNN",
     network={"cnn": "the small CNN of `glr-train --arch cnn` (conv 3x3, 8 filters, 2x2 max-pool; conv 3x3, 16 filters, 2x2 "
                     "max-pool; dense logits; each conv pools its pre-activation before the noise)",
-             "resnet": "the residual CNN of `glr-train --arch resnet` (stem and two residual stages of 8 and 16 filters, "
-                       "every conv and batch normalization noisy)"},
+             "resnet": "the residual CNN of `glr-train --arch resnet` (a stem of 8 filters, one residual block of 16 that "
+                       "halves the resolution, every conv and batch normalization noisy)"},
     rows=CNN_ROWS, base={"arch": "cnn"},
     surrogate={"arch": "cnn", "filters": (16, 32, 32), "pool": "output", "run_name": "surrogate_bp_cnn-16-32-32_relu"},
     surrogate_words="a BP ReLU CNN of three conv layers (16, 32 and 32 filters, each max-pooled) where the rows have two",
@@ -558,7 +559,9 @@ def _training_words(settings, examples):
                   "the same seed to step units (`glr-train --init-from RUN --activation step`) and fine-tunes it; its "
                   "twin fine-tunes the same start by bp-ste.")
         if "glr_resnet" in settings.rows:
-            words += " The GLR resnet row and its twin use K = 100, the `--arch resnet` default."
+            resnet = run_config.ARCH_DEFAULTS["resnet"]
+            words += (f" The GLR resnet row and its twin use the `--arch resnet` defaults, K = {resnet['copies']} shared "
+                      f"{':'.join(map(str, resnet['copy_split']))} among its layers.")
     if suite.paper:
         words += " The paper: SGD at 0.1, batch 25, 12 (24) epochs, K = 10000, sigma = 2."
     return words + " Every number below was computed by the run that wrote this file."

@@ -31,8 +31,11 @@ SAMPLINGS = ("mc", "latin", "sobol")
 #: train"); with the MLP's settings it does not train. Its copies are shared
 #: 1 : 2 : 4 among conv 1, conv 2 and the logits: a copy of a later layer's
 #: group is cheaper (it begins at that layer). The resnet takes the CNN's
-#: units, noise scale, injection and schedule with an even split: its
-#: residual additions make every group's copies begin at the input. The
+#: units, noise scale, injection and schedule; its eight noisy layers (the
+#: stem and its normalization, the block's two convs, shortcut and two
+#: normalizations, the logits) share K = 320 copies 1 : ... : 1 : 3, 32 to
+#: each layer and 96 to the logits, on batches of 64, where batches of 32
+#: carried too much noise per step (screens in guides/your-network.md). The
 #: networks in time take small noise, antithetic pairs and a cosine
 #: schedule; the rnn's 64 x 14 noise values per example need K = 300 copies
 #: and Adam 0.003 to come within 3 points of BPTT (0.855 with K = 100), the
@@ -41,7 +44,8 @@ ARCH_DEFAULTS = {
     "mlp": {},
     "cnn": {"activation": "relu", "pool": "pre-activation", "sigma": 0.05, "copies": 232, "antithetic": True,
             "injection": "layerwise", "copy_split": (1, 2, 4), "schedule": "cosine"},
-    "resnet": {"activation": "relu", "sigma": 0.05, "antithetic": True, "injection": "layerwise", "schedule": "cosine"},
+    "resnet": {"activation": "relu", "sigma": 0.05, "copies": 320, "antithetic": True, "injection": "layerwise",
+               "copy_split": (1, 1, 1, 1, 1, 1, 1, 3), "schedule": "cosine", "batch_size": 64},
     "rnn": {"activation": "tanh", "hidden": (64,), "sigma": 0.1, "copies": 300, "antithetic": True, "schedule": "cosine",
             "learning_rate": 0.003},
     "snn": {"hidden": (128,), "sigma": 0.3, "copies": 64, "antithetic": True, "schedule": "cosine"},
@@ -393,7 +397,8 @@ def copies_per_layer(config, model):
     if len(config.copy_split) != len(layers):
         raise ValueError(
             f"Invalid `copy_split`: {','.join(map(str, config.copy_split))} gives {len(config.copy_split)} shares, but the "
-            f"{config.arch} has {len(layers)} noisy layers ({', '.join(layers)}). Give one share per noisy layer."
+            f"{config.arch} has {len(layers)} noisy layers ({', '.join(layers)}). Give one share per noisy layer, or "
+            "--copy-split even."
         )
     return copies.proportional_sizes(config.copies, config.copy_split, 2 if config.antithetic else 1)
 

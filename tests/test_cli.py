@@ -36,7 +36,8 @@ def test_help_answers_without_tensorflow_and_shows_each_default_once(app, tmp_pa
         assert "(default: None)" not in option and "(default: False)" not in option, option
     if app == "train":
         for default in ("(default: mnist5k)", "(default: 20; with --arch rnn: 64; with --arch snn: 128)",
-                        "(default: 100; with --arch cnn: 232; with --arch rnn: 300; with --arch snn: 64)", "(default: even; with --arch cnn: 1,2,4)", "(default: output; with --arch cnn: pre-activation)", "(default: 0.01; with --arch rnn: 0.003)", "(default: saved_models)"):
+                        "(default: 100; with --arch cnn: 232; with --arch resnet: 320; with --arch rnn: 300; with --arch snn: 64)",
+                        "(default: even; with --arch cnn: 1,2,4; with --arch resnet: 1,1,1,1,1,1,1,3)", "(default: 32; with --arch resnet: 64)", "(default: output; with --arch cnn: pre-activation)", "(default: 0.01; with --arch rnn: 0.003)", "(default: saved_models)"):
             assert default in " ".join(result["help"].split()), default
 
 
