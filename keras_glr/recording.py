@@ -306,9 +306,9 @@ class ForwardRecord:
         slot = self._slots.get(id(operation))  # None for a layer that is not noisy
 
         def run(*args, **kwargs):
-            tensors = [t for t in tf.nest.flatten((args, kwargs)) if tf.is_tensor(t)]
-            state = max((self._state(t) for t in tensors), default=0)
-            if slot is not None:
+            if slot is None:
+                state = max((self._state(t) for t in tf.nest.flatten((args, kwargs)) if tf.is_tensor(t)), default=0)
+            else:
                 state = slot
             args, kwargs = tf.nest.map_structure(lambda t: self.pad(t, state) if tf.is_tensor(t) else t, (args, kwargs))
             outputs = call(*args, **kwargs)

@@ -121,13 +121,15 @@ def _follow_batch_statistics(layer, inputs, copies_per_row=None):
     x = tf.cast(tf.stop_gradient(inputs), tf.float32)
     axis = layer.axis % len(x.shape)
     axes = [i for i in range(len(x.shape)) if i != axis]
-    weights = tf.ones(tf.shape(x)[:1])
-    if copies_per_row is not None:
+    if copies_per_row is None:
+        count = tf.cast(tf.size(x) // tf.shape(x)[axis], tf.float32)
+        total, squares = tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes)
+    else:
         weights = tf.tile(tf.constant(copies_per_row, tf.float32), [tf.shape(x)[0] // len(copies_per_row)])
-    weights = tf.reshape(weights, [-1] + [1] * (len(x.shape) - 1))
-    positions = tf.cast(tf.size(x) // (tf.shape(x)[0] * tf.shape(x)[axis]), tf.float32)
-    count = tf.reduce_sum(weights) * positions
-    total, squares = tf.reduce_sum(weights * x, axes), tf.reduce_sum(weights * tf.square(x), axes)
+        weights = tf.reshape(weights, [-1] + [1] * (len(x.shape) - 1))
+        positions = tf.cast(tf.size(x) // (tf.shape(x)[0] * tf.shape(x)[axis]), tf.float32)
+        count = tf.reduce_sum(weights) * positions
+        total, squares = tf.reduce_sum(weights * x, axes), tf.reduce_sum(weights * tf.square(x), axes)
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
         total, squares, count = context.all_reduce("sum", [total, squares, count])
