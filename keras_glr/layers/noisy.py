@@ -127,7 +127,7 @@ def _follow_batch_statistics(layer, inputs, copies_per_row=None):
     else:
         weights = tf.tile(tf.constant(copies_per_row, tf.float32), [tf.shape(x)[0] // len(copies_per_row)])
         weights = tf.reshape(weights, [-1] + [1] * (len(x.shape) - 1))
-        positions = tf.cast(tf.size(x) // (tf.shape(x)[0] * tf.shape(x)[axis]), tf.float32)
+        positions = tf.cast(tf.reduce_prod(tf.shape(x)[1:]) // tf.shape(x)[axis], tf.float32)  # a replica may have no row
         count = tf.reduce_sum(weights) * positions
         total, squares = tf.reduce_sum(weights * x, axes), tf.reduce_sum(weights * tf.square(x), axes)
     context = tf.distribute.get_replica_context()
