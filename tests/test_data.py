@@ -26,6 +26,16 @@ def test_mnist5k_split_is_disjoint_and_stable_under_a_seed():
     assert not np.array_equal(other, x_train)
 
 
+def test_mnist5k_loads_do_not_share_memory():
+    (x_train, y_train), _ = mnist5k.load_arrays(seed=3)
+    original = x_train.copy()
+    x_train[:] = 0.0
+    y_train[:] = -1
+    (again, labels), _ = mnist5k.load_arrays(seed=3)  # parsed once per process, fresh arrays each call
+    np.testing.assert_array_equal(again, original)
+    assert labels.min() >= 0
+
+
 def test_load_mnist5k_resized_and_flattened():
     splits = data.load("mnist5k", batch_size=50, image_size=14, flatten=True, seed=1)
     other_seed = data.load("mnist5k", batch_size=2000, image_size=14, flatten=True, seed=2)

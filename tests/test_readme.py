@@ -21,6 +21,7 @@ def _page_of(block):
     return next(str(page) for page in PAGES if block in page.read_text())
 
 
+@pytest.mark.slow  # 30-50 s: keeps the default suite under 10 minutes on 2 cores
 def test_the_python_example_trains_to_a_useful_accuracy(tmp_path, monkeypatch):
     (block,) = [b for b in _python_blocks([README]) if "mnist_data" in b]
     monkeypatch.chdir(tmp_path)
