@@ -187,18 +187,23 @@ def test_layerwise_fan_out_needs_each_noisy_layer_once_and_merges_in_the_models_
     assert copies.can_fan_out_by_layer(build()) is expected
 
 
-@pytest.mark.parametrize("build", [_siamese, _residual_graph, _resnet], ids=["two_noisy_branches", "residual_graph", "resnet"])
+@pytest.mark.parametrize(
+    "build, split",
+    [(_siamese, "even"), (_residual_graph, "even"), (_resnet, "even"), (_resnet, "uneven")],
+    ids=["two_noisy_branches", "residual_graph", "resnet", "resnet_uneven_split"],
+)
 @pytest.mark.parametrize("antithetic", [False, True], ids=["mc", "antithetic"])
-def test_layerwise_fan_out_through_merges_gives_the_rows_and_estimate_of_the_tiled_forward(build, antithetic, monkeypatch):
+def test_layerwise_fan_out_through_merges_gives_the_rows_and_estimate_of_the_tiled_forward(build, split, antithetic, monkeypatch):
     """Padding a less advanced tensor with its clean row gives the copies, the estimate and the
-    normalization statistics of copies from the input."""
+    normalization statistics of copies from the input, for even and uneven shares of the copies."""
     model = build()
     layers = len(keras_glr.layers.noisy_layers(model))
-    k = 4 * layers
+    sizes = None if split == "even" else [2 * (1 + g % 3) for g in range(layers)]  # 2, 4, 6, 2, ...: unequal weights per row
+    k = 4 * layers if sizes is None else sum(sizes)
     rng = np.random.default_rng(0)
     shape = (8, 8, 1) if build is _resnet else (4,)
     x, y = rng.uniform(size=(5, *shape)).astype("float32"), np.arange(5) % 3
-    groups = copies.layer_groups(k, layers, antithetic=antithetic)
+    groups = copies.layer_groups(k, layers, sizes, antithetic=antithetic)
     key = streams.stream_key([3, 4])
     results = []
     for by_layer in (True, False):
@@ -210,7 +215,8 @@ def test_layerwise_fan_out_through_merges_gives_the_rows_and_estimate_of_the_til
         for variable, value in zip(model.non_trainable_variables, statistics):
             variable.assign(value)
         states = checkpoints.noise_states(model)
-        model.compile(keras.optimizers.SGD(0.1), _CE, copies=k, injection="layerwise", antithetic=antithetic)
+        model.compile(keras.optimizers.SGD(0.1), _CE, copies=k, injection="layerwise", antithetic=antithetic,
+                      copies_per_layer=sizes)
         gradients = model.estimate_gradients(x, y)
         checkpoints.restore_noise_states(model, states)
         for variable, value in zip(model.non_trainable_variables, statistics):
