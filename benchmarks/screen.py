@@ -17,6 +17,7 @@ makes every copy begin at the input (no fan-out at the first noisy layer,
 none at each layer-wise group's own), to see what fan-out saves.
 """
 
+import argparse
 import os
 import statistics
 import sys
@@ -32,16 +33,19 @@ from keras_glr import runs  # noqa: E402
 from keras_glr_apps import train as train_app  # noqa: E402
 
 
-def _seeds(argv):
-    """Removes `--seeds 0,1,2` from argv; returns (argv, seeds or None)."""
-    if "--seeds" not in argv:
-        return argv, None
-    at = argv.index("--seeds")
+def _seed_list(text):
     try:
-        seeds = [int(s) for s in argv[at + 1].split(",")]
-    except (IndexError, ValueError):
-        raise SystemExit(f"screen.py: --seeds takes comma-separated integers such as 0,1,2; received {argv[at + 1:at + 2]}.")
-    return argv[:at] + argv[at + 2:], seeds
+        return [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2; received {text!r}") from None
+
+
+def _own_options(argv):
+    """Splits off this script's options (`--seeds`, `--no-fan-out`); the rest are `glr-train`'s."""
+    parser = argparse.ArgumentParser(prog="screen.py", add_help=False, allow_abbrev=False)  # -h and `--seed` are glr-train's
+    parser.add_argument("--seeds", type=_seed_list, help="train once per seed, e.g. 0,1,2")
+    parser.add_argument("--no-fan-out", action="store_true", help="every copy begins at the input")
+    return parser.parse_known_args(argv)
 
 
 def screen(argv):
@@ -63,19 +67,19 @@ def screen(argv):
 
 
 def main(argv=None):
-    argv = given = sys.argv[1:] if argv is None else argv
-    if "--no-fan-out" in argv:
-        argv = [a for a in argv if a != "--no-fan-out"]
+    given = sys.argv[1:] if argv is None else argv
+    options, argv = _own_options(given)
+    if options.no_fan_out:
         copies.can_fan_out = copies.can_fan_out_by_layer = lambda model: False
-    argv, seeds = _seeds(argv)
     print(f"screen: {' '.join(given) or '(defaults)'}", flush=True)
-    if seeds is None:
+    if options.seeds is None:
         screen(argv)
         return
-    curves = [screen(argv + ["--seed", str(seed)]) for seed in seeds]
+    curves = [screen(argv + ["--seed", str(seed)]) for seed in options.seeds]
     finals = [curve[-1] for curve in curves]
     print(f"final per seed {' / '.join(f'{a:.4f}' for a in finals)}  mean {statistics.mean(finals):.4f}  "
           f"lowest {min(finals):.4f}  best per seed {' / '.join(f'{max(c):.4f}' for c in curves)}", flush=True)
+
 
 if __name__ == "__main__":
     main()
