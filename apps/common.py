@@ -53,11 +53,17 @@ def start(program, verbose=False, interrupted="interrupted."):
     loads. Ctrl-C at any moment (loading, tracing, training, writing) prints
     one line and exits with 130; every file a run writes is written
     atomically, so stopping anywhere leaves the last finished state whole.
+    `interrupted` is that line's text, or a function that tidies up and
+    returns it.
     """
     terminal = os.dup(2)
 
     def stop(signum, frame):
-        os.write(terminal, f"\n{program}: {interrupted}\n".encode())
+        try:
+            message = interrupted() if callable(interrupted) else interrupted
+        except Exception:  # never a trace on Ctrl-C: the next start recovers what is left
+            message = "interrupted."
+        os.write(terminal, f"\n{program}: {message}\n".encode())
         os._exit(130)
 
     signal.signal(signal.SIGINT, stop)

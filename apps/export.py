@@ -40,28 +40,16 @@ def default_base(model):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    common.start(PROGRAM, args.verbose, "interrupted; the version being written may be incomplete.")
+    common.start(PROGRAM, args.verbose, "interrupted; no version was added (a half-written one is never in place).")
     try:
         from keras_glr import export
         from keras_glr import runs
 
-        model_path = runs.model_file(args.model)
-        base = args.out or default_base(args.model)
-        if os.path.exists(base) and not os.path.isdir(base):
-            raise ValueError(f"--out {base} is a file; expected a folder to hold version folders.")
-        version = args.version or export.next_version(base)
-        out = os.path.join(base, str(version))
-        if os.path.exists(out) and not args.overwrite:
-            raise ValueError(f"Version {version} already exists in {base}. Pass --overwrite to replace it, or another --version.")
-        import keras
-
-        import keras_glr  # noqa: F401  (registers the custom objects)
-
-        model = keras.saving.load_model(model_path)
-        export.export_version(model, base, version, args.noisy_passes, replace=args.overwrite)
+        out = runs.export_version(args.model, args.out or default_base(args.model), args.version, args.noisy_passes, args.overwrite)
         signatures = export.describe_signatures(out)
     except common.USER_ERRORS as error:
         return common.fail(PROGRAM, str(error))
+    base = os.path.dirname(out)
     print(f"SavedModel written to {out}")
     for name, (inputs, outputs) in sorted(signatures.items()):
         print(f"  {name}: inputs {inputs} -> outputs {outputs}")

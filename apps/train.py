@@ -80,22 +80,26 @@ def config_from_args(args):
 
 def twin_from_run(run_dir, run_name=None):
     """The twin configuration of the GLR run in `run_dir`."""
-    from keras_glr import checkpoints
+    from keras_glr import runs
     from keras_glr import twins
-    from keras_glr.run_config import RunConfig
 
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(run_dir, "config.json")):
         raise FileNotFoundError(f"{run_dir} holds no config.json; --twin-of expects a glr-train run directory.")
-    twin = twins.twin_config(RunConfig.from_json(checkpoints.read_json(path)))
+    twin = twins.twin_config(runs.read_config(run_dir))
     return dataclasses.replace(twin, run_name=run_name) if run_name else twin
+
+
+def _interrupted():
+    """The line Ctrl-C prints: what the run in progress keeps (nothing is half-written)."""
+    runs = sys.modules.get("keras_glr.runs")
+    return "interrupted. " + (runs.interrupted() if runs else "Nothing was written.")
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.resume and args.overwrite:
         return common.fail(PROGRAM, "--resume and --overwrite contradict each other; pass one of them.")
-    common.start(PROGRAM, args.verbose, "interrupted. Finished epochs are saved: add --resume to the same command to continue.")
+    common.start(PROGRAM, args.verbose, _interrupted)
     names = [f.name for f in dataclasses.fields(common.run_config().RunConfig)]
     try:
         from keras_glr import distribution
@@ -112,7 +116,7 @@ def main(argv=None):
     for key in ("test_accuracy", "test_loss", "val_accuracy"):
         if key in result.metrics:
             print(f"  {key}: {result.metrics[key]:.4f}")
-    print(f"  SavedModel: {os.path.join(result.run_dir, 'saved_model', str(runs.EXPORT_VERSION))} "
+    print(f"  SavedModel: {result.saved_model} "
           "(signatures serving_default, serve_noisy; serve the folder above it with TF Serving)")
     return 0
 

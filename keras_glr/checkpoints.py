@@ -4,19 +4,26 @@
         model.keras    the model after the last finished epoch (optimizer included)
         state.json     {"epochs_done", "wall_time_seconds", "noise_states"}
 
-Every file is written to a temporary name and moved into place, so an
-interruption at any moment leaves the previous version whole.
+Every file is written to a temporary name and moved into place; the
+checkpoint's two files are committed together (`atomic_files`), so an
+interruption at any moment leaves the previous epoch's pair whole.
 """
 
 import json
 import os
 import time
+import zipfile
 
 import keras
 
+from keras_glr import atomic_files
 from keras_glr.layers import noisy_layers
 
 FOLDER = "checkpoint"
+
+
+class DamagedFileError(ValueError):
+    """A run file exists but cannot be read as what it should hold."""
 
 
 def write_json(path, values):
@@ -27,16 +34,49 @@ def write_json(path, values):
     os.replace(path + ".tmp", path)
 
 
-def read_json(path):
-    """The JSON object stored at `path`."""
-    with open(path) as f:
-        return json.load(f)
+def read_json(path, fields=None):
+    """The JSON object stored at `path`.
+
+    Args:
+        fields: {key: type or tuple of types} that the object must hold.
+
+    Raises:
+        DamagedFileError: not JSON, not an object, or a field missing or of
+            another type; the message names the file and what is wrong.
+    """
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DamagedFileError(f"{path} is damaged: it is not valid JSON ({error}). Restore it, or start the run again with --overwrite.") from None
+    if not isinstance(values, dict):
+        raise DamagedFileError(
+            f"{path} is damaged: expected a JSON object, found a {type(values).__name__}. Restore it, or start the run "
+            "again with --overwrite."
+        )
+    for key, kind in (fields or {}).items():
+        value = values.get(key)
+        if key not in values or not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            names = " or ".join(t.__name__ for t in _as_tuple(kind))
+            found = "nothing" if key not in values else f"{value!r}"
+            raise DamagedFileError(
+                f"{path} is damaged: {key!r} should be a {names}, found {found}. Restore it, or start the run again "
+                "with --overwrite."
+            )
+    return values
+
+
+def _as_tuple(kind):
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+STATE_FIELDS = {"epochs_done": int, "wall_time_seconds": (int, float), "noise_states": dict}
 
 
 def state(run_dir):
-    """The checkpoint's state.json as a dict, or None when no epoch has finished."""
+    """The checkpoint's state.json as a dict, or None when no epoch has finished. Raises DamagedFileError."""
     path = os.path.join(run_dir, FOLDER, "state.json")
-    return read_json(path) if os.path.exists(path) else None
+    return read_json(path, STATE_FIELDS) if os.path.exists(path) else None
 
 
 def epochs_done(run_dir):
@@ -45,11 +85,47 @@ def epochs_done(run_dir):
     return saved["epochs_done"] if saved else 0
 
 
+def recover(run_dir):
+    """Finishes or undoes a checkpoint that an interruption left half-written (`atomic_files.recover`)."""
+    return atomic_files.recover(os.path.join(run_dir, FOLDER))
+
+
 def restore(run_dir):
     """The checkpointed model, its noise generators where they were."""
-    model = keras.saving.load_model(os.path.join(run_dir, FOLDER, "model.keras"))
+    model = load_model(os.path.join(run_dir, FOLDER, "model.keras"))
     restore_noise_states(model, state(run_dir)["noise_states"])
     return model
+
+
+def load_model(path, **kwargs):
+    """`keras.saving.load_model(path)`, with a missing file and a damaged one told apart.
+
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        DamagedFileError: the file is there but is not a loadable `.keras`
+            archive (truncated, empty, not a zip, its config unreadable).
+    """
+    path = str(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such .keras file: {path}")
+    try:
+        return keras.saving.load_model(path, **kwargs)
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, TypeError, AttributeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, ValueError) and not isinstance(error, json.JSONDecodeError) and _is_zip_with_config(path):
+            raise  # a readable archive that Keras refuses for another reason (an unknown layer, safe mode): its own message
+        raise DamagedFileError(
+            f"{path} is damaged: it is not a readable .keras archive ({type(error).__name__}: {reason[:200]}). "
+            "Restore it, or train the run again."
+        ) from None
+
+
+def _is_zip_with_config(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -63,12 +139,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.folder, exist_ok=True)
-        model_path = os.path.join(self.folder, "model.keras")
-        self.model.save(model_path + ".tmp.keras")
-        os.replace(model_path + ".tmp.keras", model_path)
+        commit = atomic_files.Commit(self.folder)
+        self.model.save(commit.stage("model.keras"))
         seconds = self.previous_seconds + time.time() - self.started
         values = {"epochs_done": epoch + 1, "wall_time_seconds": seconds, "noise_states": noise_states(self.model)}
-        write_json(os.path.join(self.folder, "state.json"), values)
+        write_json(commit.stage("state.json"), values)
+        commit.apply()
 
 
 def noise_states(model):

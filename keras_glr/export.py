@@ -11,10 +11,11 @@ numeric version, so exports are written into numbered folders under a base.
 """
 
 import os
-import shutil
 
 import keras
 import tensorflow as tf
+
+from keras_glr import atomic_files
 
 
 def versions(base):
@@ -32,22 +33,22 @@ def next_version(base):
 def export_version(model, base, version, noisy_passes=32, replace=False):
     """Writes `model` to `base/<version>/` and returns that path.
 
-    The SavedModel is written beside it under a name TF Serving ignores and
-    renamed into place, so a server watching `base` never loads half of it.
-    An existing version is an error, or with `replace` is swapped for the new
-    one once that is written.
+    The SavedModel is written beside it under a name TF Serving ignores
+    (`.partial-<version>`) and renamed into place, so a server watching
+    `base` never loads half of it. An existing version is an error, or with
+    `replace` is swapped for the new one once that is written.
     """
     path = os.path.join(str(base), str(version))
     if os.path.exists(path) and not replace:
         raise ValueError(f"Version {version} already exists in {base}. Replace it, or choose another version.")
-    staging = os.path.join(str(base), f".{version}.partial")
-    if os.path.exists(staging):
-        shutil.rmtree(staging)
     os.makedirs(base, exist_ok=True)
-    export_saved_model(model, staging, noisy_passes)
-    if os.path.exists(path):
-        shutil.rmtree(path)
-    os.rename(staging, path)
+    commit = atomic_files.Commit(base, journal=f".commit-{version}.json")
+    try:
+        export_saved_model(model, commit.stage(str(version)), noisy_passes)
+    except BaseException:
+        commit.discard()
+        raise
+    commit.apply()
     return path
 
 

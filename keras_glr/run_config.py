@@ -17,6 +17,7 @@ ARCHITECTURES = ("mlp", "cnn", "resnet", "rnn", "snn")
 CELLS = ("simple", "lstm", "gru")  # the cells of `architectures.rnn`
 ENCODINGS = ("direct", "rate")  # the spike encoders of `architectures.snn`
 CNN_POOLS = ("output", "pre-activation")  # where `architectures.small_cnn` pools (it reads this tuple)
+MAX_NAME_BYTES = 200  # a run's name; its lock file `.<name>.lock` and journal `.<name>.commit.json` must fit in 255 bytes
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
 #: The same names as `keras_glr.estimators.ESTIMATORS` / `BASELINES` / `INJECTIONS` / `SAMPLINGS` (a test pins it).
@@ -276,8 +277,14 @@ class RunConfig:
                 "layer-wise injection; use injection='layerwise', or copy_split='even'."
             )
         estimators.check_sampling(self.sampling, self.baseline, self.estimator)
-        if self.run_name is not None and (not self.run_name or os.sep in self.run_name or self.run_name in (".", "..")):
-            raise ValueError(f"Invalid `run_name`: {self.run_name!r}. Use a plain folder name without '{os.sep}'.")
+        if self.run_name is not None and (not isinstance(self.run_name, str) or not self.run_name or os.sep in self.run_name
+                                          or self.run_name in (".", "..") or self.run_name.startswith(".") or "\0" in self.run_name):
+            raise ValueError(f"Invalid `run_name`: {self.run_name!r}. Use a plain folder name without '{os.sep}', not starting with '.'.")
+        if len(self.name().encode()) > MAX_NAME_BYTES:
+            raise ValueError(
+                f"Invalid `run_name`: a name of {len(self.name().encode())} bytes. Expected at most {MAX_NAME_BYTES} (folder "
+                "names are limited to 255 bytes, and the run's lock and journal files add to it). Choose a shorter name."
+            )
 
 
 def make_noise(config):

@@ -11,12 +11,18 @@
         checkpoint/          last finished epoch, for `resume=True`
 
 A run exists once an epoch has finished. A start that fails (bad options,
-missing data, an error in the first epoch) leaves nothing that blocks the
-corrected command. `resume=True` continues the last finished epoch with the
-optimizer state, the noise generators' state and the data order of an
-uninterrupted run; with more `epochs` it continues a finished run.
+missing data, an error in the first epoch) leaves nothing behind.
+`resume=True` continues the last finished epoch with the optimizer state,
+the noise generators' state and the data order of an uninterrupted run; with
+more `epochs` it continues a finished run and adds saved_model/<n+1>/.
+
+A run is never lost or half-replaced: one process at a time holds it
+(`run_lock`); `overwrite=True` replaces the old run only once the new one
+has finished; the finished files change together (`atomic_files`), so an
+interruption at any moment leaves the old run or the new one, whole.
 """
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -28,16 +34,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_glr import atomic_files
 from keras_glr import checkpoints
 from keras_glr import data as data_module
 from keras_glr import distribution
+from keras_glr import export
+from keras_glr import run_lock
+from keras_glr.checkpoints import DamagedFileError
 from keras_glr.checkpoints import read_json
 from keras_glr.checkpoints import write_json
 from keras_glr.run_config import RunConfig
 from keras_glr.run_config import build_model
 from keras_glr.run_config import describe_gradient
 
-#: The SavedModel version a run exports (TF Serving serves the highest).
+#: The SavedModel version a new run exports (TF Serving serves the highest); a continued run adds the next one.
 EXPORT_VERSION = 1
 
 
@@ -51,6 +61,7 @@ class RunResult:
     metrics: dict
     resumed_from_epoch: int
     finished: bool
+    saved_model: str = None  # the SavedModel version this run wrote last
 
 
 def exists(root, name):
@@ -73,9 +84,27 @@ def model_file(path):
     return path
 
 
+SUMMARY_FIELDS = {"status": str, "epochs": int, "metrics": dict}
+
+
 def _summary(run_dir):
+    """run.json as a dict (None when the run has not finished). Raises DamagedFileError."""
     path = os.path.join(run_dir, "run.json")
-    return read_json(path) if os.path.exists(path) else None
+    return read_json(path, SUMMARY_FIELDS) if os.path.exists(path) else None
+
+
+def read_config(run_dir):
+    """The `RunConfig` stored in `run_dir/config.json`. Raises FileNotFoundError or DamagedFileError."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir} holds no config.json; is it a glr-train run directory?")
+    values = read_json(path)
+    try:
+        config = RunConfig.from_json(values)
+        config.validate()
+    except (TypeError, ValueError) as error:
+        raise DamagedFileError(f"{path} is damaged: {error} Restore it, or start the run again with --overwrite.") from None
+    return config
 
 
 def check_start(config, root, resume=False, overwrite=False):
@@ -102,7 +131,7 @@ def check_start(config, root, resume=False, overwrite=False):
             f"A run named {name!r} already exists in {root}. Pass --resume to "
             "continue it, --overwrite to replace it, or choose another --run-name."
         )
-    previous = RunConfig.from_json(read_json(os.path.join(run_dir, "config.json")))
+    previous = read_config(run_dir)
     changed = [k for k in config.differences(previous) if k != "epochs"]
     if changed:
         raise RunError(
@@ -135,6 +164,35 @@ def ensure_writable(folder, what="", hint=""):
         raise RunError(f"Cannot write to {what}{folder}: {error.strerror}. {hint}".strip()) from None
 
 
+def make_folder(folder, what="", hint=""):
+    """Creates `folder` (and missing parents) and checks that a file can be written there.
+
+    Returns the folders it created, outermost first, so that a start that
+    fails can remove them again. Raises RunError
+    "Cannot write to {what}{folder}: {reason}. {hint}".
+    """
+    folder, created, missing = os.path.abspath(str(folder)), [], []
+    parent = folder
+    while not os.path.exists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        for path in reversed(missing):
+            os.mkdir(path)
+            created.append(path)
+        if not os.path.isdir(folder):
+            raise NotADirectoryError(20, "it is a file, not a folder")
+        probe = os.path.join(folder, f".write_test_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        for path in reversed(created):
+            os.rmdir(path)
+        raise RunError(f"Cannot write to {what}{folder}: {error.strerror}. {hint}".strip()) from None
+    return created
+
+
 def load_data(config):
     """The configured dataset's `data.Splits` (seeded, batched `tf.data` pipelines)."""
     return data_module.load(
@@ -151,14 +209,23 @@ def load_data(config):
 def train(config, root="saved_models", resume=False, overwrite=False, verbose="auto", callbacks=(), record=None, strategy=None):
     """Trains `config` into `root/<run name>/` and returns a `RunResult`.
 
+    The run holds an exclusive lock (`run_lock`) from its start check to its
+    end: a second process on the same run is refused. A new run trains in
+    place (an interrupted one continues with `resume`); `overwrite` trains in
+    a staging sibling and replaces the old run only once the new one is
+    finished, so the old run stays whole until then; continuing a finished
+    run adds its model as the next SavedModel version and keeps the earlier
+    ones. The finished files (model.keras, run.json, the SavedModel version,
+    the curves) are committed together (`atomic_files`).
+
     Args:
         config: a `RunConfig`.
         root: folder that holds run directories.
         resume: continue the run with this name from its last finished epoch
             (an error when there is none). A finished run continues when
             `config.epochs` is larger; otherwise it is returned as it is.
-        overwrite: replace an existing run with this name (deleted only once
-            the new one has its data and model).
+        overwrite: replace an existing run with this name (only once the new
+            one has finished).
         verbose: Keras progress display (1 = progress bar, 2 = a line per
             epoch, 0 = silent, "auto").
         callbacks: extra Keras callbacks, run after the checkpoint.
@@ -171,18 +238,34 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
 
     Raises:
         ValueError / RunError: bad options or an unusable run directory.
+        RunInUseError: another process holds the run.
         DataUnavailableError: the dataset is not on this machine.
     """
     config.validate()
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribution.is_chief(strategy)
-    run_dir = os.path.join(root, config.name())
+    progress = _Progress(config.name(), str(root))
+    if chief:
+        progress.created = make_folder(root, hint="Choose a writable --out directory.")
+    try:
+        if chief:
+            progress.lock = run_lock.RunLock(root, progress.name).acquire()
+            recover(root, progress.name)
+        _IN_PROGRESS.append(progress)
+        return _train(config, progress, resume, overwrite, verbose, callbacks, record, strategy, chief)
+    finally:
+        if progress in _IN_PROGRESS:
+            _IN_PROGRESS.remove(progress)
+        progress.release()
+
+
+def _train(config, progress, resume, overwrite, verbose, callbacks, record, strategy, chief):
+    root, run_dir = progress.root, progress.run_dir
     first_epoch = check_start(config, root, resume, overwrite)
     summary = _summary(run_dir) if resume else None
     if summary and summary.get("status") == "finished" and summary["epochs"] == config.epochs:
-        return RunResult(run_dir, summary["metrics"], summary["epochs"], True)
-    if chief:
-        ensure_writable(root, hint="Choose a writable --out directory.")
+        return RunResult(run_dir, summary["metrics"], summary["epochs"], True, _saved_model(run_dir, summary))
+    replacing = overwrite and exists(root, progress.name)
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     splits = load_data(config)
@@ -194,12 +277,19 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
             model, previous_time = build_model(config, splits.info, splits.steps_per_epoch), 0.0
     if not chief:
         written = tempfile.mkdtemp(prefix="keras_glr_worker_")
+    elif replacing:  # the old run stays whole until the new one replaces it
+        progress.replace = atomic_files.Commit(root, journal=_swap_journal(progress.name))
+        written = progress.replace.stage(progress.name)
+        os.makedirs(written)
     else:
         written = run_dir
-        if not first_epoch and os.path.isdir(run_dir):  # leftovers of a start that never finished an epoch, or --overwrite
+        if not first_epoch and os.path.isdir(run_dir):  # leftovers of a start that never finished an epoch
             shutil.rmtree(run_dir)
-        ensure_writable(run_dir, hint="Choose a writable --out directory.")
-        write_json(os.path.join(run_dir, "config.json"), config.to_json())
+        progress.fresh = not first_epoch
+        os.makedirs(run_dir, exist_ok=True)
+    progress.written = written
+    if chief:
+        write_json(os.path.join(written, "config.json"), config.to_json())
     log_path = os.path.join(written, "training_log.csv")
     all_callbacks = [
         checkpoints.EpochCheckpoint(written, previous_time),
@@ -219,15 +309,154 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
             verbose=verbose if chief else 0,
         )
         elapsed = previous_time + time.time() - started
-        metrics = _finish(config, model, splits, written, log_path, elapsed, first_epoch, record or {})
-    except Exception:
-        if chief and not exists(root, config.name()):
-            shutil.rmtree(run_dir, ignore_errors=True)
+        metrics, served = _finish(config, model, splits, written, log_path, elapsed, first_epoch, record or {})
+        if progress.replace:
+            progress.replace.apply()
+            progress.replace = None
+    except BaseException:
+        if chief:
+            progress.discard()
         raise
     finally:
         if not chief:
             shutil.rmtree(written, ignore_errors=True)
-    return RunResult(run_dir, metrics, first_epoch, True)
+    return RunResult(run_dir, metrics, first_epoch, True, os.path.join(run_dir, served))
+
+
+#: Runs this process is training now (`interrupted` reads them when Ctrl-C stops the process).
+_IN_PROGRESS = []
+
+
+@dataclasses.dataclass(eq=False)
+class _Progress:
+    """What a run in progress has written, and how to undo what would be left half-done."""
+
+    name: str
+    root: str
+    created: list = dataclasses.field(default_factory=list)  # folders made for it (removed again if left empty)
+    lock: object = None
+    replace: object = None  # the `atomic_files.Commit` that replaces an old run (overwrite)
+    fresh: bool = False  # a new run training in place
+    written: str = None
+
+    @property
+    def run_dir(self):
+        return os.path.join(self.root, self.name)
+
+    def discard(self):
+        """Removes what a run that will not finish leaves, keeping whatever was there before and finished epochs."""
+        if self.replace:
+            self.replace.discard()
+        elif self.fresh and not exists(self.root, self.name):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def release(self):
+        if self.lock:
+            self.lock.release()
+            self.lock = None
+        for folder in reversed(self.created):
+            try:
+                os.rmdir(folder)  # only if empty
+            except OSError:
+                break
+        self.created = []
+
+
+def interrupted():
+    """Stops the runs in progress after Ctrl-C, keeping what is whole; returns one sentence on what was kept."""
+    if not _IN_PROGRESS:
+        return "Nothing was written."
+    progress = _IN_PROGRESS[-1]
+    if progress.replace:
+        message = f"The run {progress.name!r} is unchanged; the new one that was to replace it is discarded."
+    elif exists(progress.root, progress.name):
+        message = "Finished epochs are saved: add --resume to the same command to continue."
+    else:
+        message = "No epoch had finished, so nothing was kept."
+    for progress in list(_IN_PROGRESS):
+        progress.discard()
+        progress.release()
+    return message
+
+
+def recover(root, name):
+    """Finishes or undoes what an interruption left half-done in run `name`: an overwrite, a final save, a checkpoint.
+
+    Call it holding the run's lock. Each step either completes a commit that
+    had begun (its journal written) or removes what was staged for one that
+    had not, so the run is then the old one or the new one, whole.
+    """
+    root, run_dir = str(root), os.path.join(str(root), name)
+    atomic_files.recover(root, _swap_journal(name), leftovers=[os.path.basename(atomic_files.staged(run_dir))])
+    if os.path.isdir(run_dir):
+        checkpoints.recover(run_dir)
+        saved_model = os.path.join(run_dir, "saved_model")
+        staged_versions = [os.path.join("saved_model", n) for n in os.listdir(saved_model)
+                           if n.startswith(atomic_files.PARTIAL)] if os.path.isdir(saved_model) else []
+        staged_files = [n for n in os.listdir(run_dir) if n.startswith(atomic_files.PARTIAL)]
+        atomic_files.recover(run_dir, leftovers=staged_files + staged_versions)
+
+
+@contextlib.contextmanager
+def holding(run_dir):
+    """Holds the lock of the run in `run_dir` (and recovers it) while the block writes into it.
+
+    Raises RunInUseError when another process holds it, RunError when its
+    folder is not writable.
+    """
+    root, name = os.path.split(os.path.abspath(str(run_dir)))
+    try:
+        lock = run_lock.RunLock(root, name).acquire()
+    except OSError as error:
+        raise RunError(f"Cannot write to {root}: {error.strerror}. Pass --out to write elsewhere.") from None
+    try:
+        recover(root, name)
+        yield
+    finally:
+        lock.release()
+
+
+def export_version(model, base, version=None, noisy_passes=32, overwrite=False):
+    """Writes the model of a run directory or .keras file `model` as SavedModel version `version` under `base`.
+
+    `version` None is one more than the highest under `base`. Writing into a
+    run directory holds the run's lock. Every check comes before the model
+    is loaded; a failure leaves no new folder behind. Returns the version's
+    path. Raises ValueError, RunError, DamagedFileError, FileNotFoundError.
+    """
+    model_path = model_file(model)
+    if os.path.exists(base) and not os.path.isdir(base):
+        raise ValueError(f"--out {base} is a file; expected a folder to hold version folders.")
+    into_run = os.path.isdir(model) and _inside(base, model)
+    created = make_folder(base, hint="Pass --out to write the versions elsewhere." if into_run else "Choose a writable --out.")
+    try:
+        with holding(model) if into_run else contextlib.nullcontext():
+            version = version or export.next_version(base)
+            if os.path.exists(os.path.join(base, str(version))) and not overwrite:
+                raise ValueError(f"Version {version} already exists in {base}. Pass --overwrite to replace it, or another --version.")
+            loaded = checkpoints.load_model(model_path)
+            try:
+                return export.export_version(loaded, base, version, noisy_passes, replace=overwrite)
+            except (OSError, tf.errors.OpError) as error:
+                raise RunError(f"Cannot write version {version} to {base}: {_reason(error)}. Free some space, or choose another --out.") from None
+    except BaseException:
+        for folder in reversed(created):
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+        raise
+
+
+def _inside(path, folder):
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _swap_journal(name):
+    return f".{name}.commit.json"
+
+
+def _saved_model(run_dir, summary):
+    return os.path.join(run_dir, summary.get("saved_model", os.path.join("saved_model", str(EXPORT_VERSION))))
 
 
 def _versions():
@@ -243,7 +472,11 @@ def _versions():
 
 
 def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, record):
-    from keras_glr import export
+    """Evaluates the trained model and commits model.keras, the next SavedModel version, the curves and run.json together.
+
+    Returns (metrics, the SavedModel version's path in the run). Raises RunError when
+    they cannot be written (a full disk): nothing of the run changes then.
+    """
     from keras_glr import plots
 
     test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
@@ -258,12 +491,8 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, re
         "test_loss": float(test_loss),
         **{k: float(v) for k, v in last.items() if k != "epoch"},
     }
-    model.save(os.path.join(run_dir, "model.keras"))
-    saved_model = os.path.join(run_dir, "saved_model")
-    if os.path.exists(saved_model):
-        shutil.rmtree(saved_model)
-    served = export.export_version(model, saved_model, EXPORT_VERSION, config.noisy_passes)
-    plots.plot_training_curves(history, os.path.join(run_dir, "training_curves.png"), title=config.name())
+    version = export.next_version(os.path.join(run_dir, "saved_model"))
+    served = os.path.join("saved_model", str(version))
     summary = {
         "status": "finished",
         "name": config.name(),
@@ -274,11 +503,31 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, re
         "seed": config.seed,
         "gradient": describe_gradient(config),
         **record,
-        "saved_model": os.path.relpath(served, run_dir),
+        "saved_model": served,
         "wall_time_seconds": round(wall_time, 2),
         "data": dataclasses.asdict(splits.info),
         "versions": _versions(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json(os.path.join(run_dir, "run.json"), summary)
-    return metrics
+    commit = atomic_files.Commit(run_dir)
+    try:
+        model.save(commit.stage("model.keras"))
+        export.export_saved_model(model, commit.stage(served), config.noisy_passes)
+        plots.plot_training_curves(history, commit.stage("training_curves.png"), title=config.name())
+        write_json(commit.stage("run.json"), summary)
+        commit.apply()
+    except (OSError, tf.errors.OpError) as error:
+        commit.discard()
+        raise RunError(
+            f"Cannot write the finished run to {run_dir}: {_reason(error)}. Its finished epochs are saved: free some "
+            "space (or make the folder writable) and add --resume to the same command to write it."
+        ) from None
+    return metrics, served
+
+
+def _reason(error):
+    """A one-line reason for an OSError or a TensorFlow error."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = getattr(error, "message", None) or str(error)
+    return (text.strip().splitlines() or [type(error).__name__])[0][:300]

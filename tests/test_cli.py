@@ -58,10 +58,18 @@ def _wait_for(condition, process, seconds=120):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("moment", ["loading", "tracing", pytest.param("training", marks=pytest.mark.slow)])  # 14 s: the default suite stays under 10 minutes on 2 cores
-def test_ctrl_c_at_any_moment_prints_one_line(moment, tmp_path):
-    run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "keras_glr_apps.train", "--out", str(tmp_path), "--run-name", "run",
+@pytest.mark.parametrize(
+    "moment, said, kept",
+    [
+        ("loading", "Nothing was written.", []),
+        ("tracing", "No epoch had finished, so nothing was kept.", []),
+        pytest.param("training", "Finished epochs are saved: add --resume to the same command to continue.", ["run"],
+                     marks=pytest.mark.slow),  # 14 s: the default suite stays under 10 minutes on 2 cores
+    ],
+)
+def test_ctrl_c_at_any_moment_prints_one_line_that_says_what_was_kept(moment, said, kept, tmp_path):
+    out, run_dir = tmp_path / "runs", tmp_path / "runs" / "run"
+    command = [sys.executable, "-m", "keras_glr_apps.train", "--out", str(out), "--run-name", "run",
                "--epochs", "200", "--copies", "8", "--hidden", "8", "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_environment())
     try:
@@ -76,9 +84,8 @@ def test_ctrl_c_at_any_moment_prints_one_line(moment, tmp_path):
     finally:
         process.kill()
     assert process.returncode == 130
-    assert [line for line in err.splitlines() if line.strip()] == [
-        "glr-train: interrupted. Finished epochs are saved: add --resume to the same command to continue."
-    ]
+    assert [line for line in err.splitlines() if line.strip()] == [f"glr-train: interrupted. {said}"]
+    assert sorted(os.listdir(out)) == kept if out.exists() else kept == []  # no lock file, no empty run folder
 
 
 def test_the_programs_install_under_the_project_name(tmp_path):
