@@ -60,6 +60,7 @@ def test_data(entry, args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     common.start("glr-evaluate", args.verbose, "interrupted; results already in --out are from an earlier run.")
+    created = []
     try:
         from keras_glr.robustness import attacks
         from keras_glr.robustness import corruptions
@@ -86,6 +87,9 @@ def main(argv=None):
             raise ValueError(f"Invalid --examples {args.examples}: expected a positive integer.")
         if os.path.exists(os.path.join(args.out, "results.json")) and not args.overwrite:
             raise ValueError(f"{args.out} already holds results. Pass --overwrite to replace them, or choose another --out.")
+        from keras_glr import runs
+
+        created = runs.make_folder(args.out, what="--out ", hint="Choose a writable --out.")  # before the work, not after it
         entries = [evaluation.load_entry(path) for path in args.models]
         surrogate = evaluation.load_entry(args.surrogate) if args.surrogate else None
         plan.resolved_mode(surrogate)
@@ -97,6 +101,9 @@ def main(argv=None):
         if args.save_samples:
             written.append(report.save_samples(samples, x, y, args.save_samples))
     except common.USER_ERRORS as error:
+        for folder in reversed(created):  # a failed evaluation leaves no empty --out behind
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
         return common.fail("glr-evaluate", str(error))
     print()
     print(report.markdown_table(results, configs))

@@ -90,31 +90,47 @@ def _finish_moves(folder, moves):
         _remove(_aside(os.path.join(folder, target)))
 
 
+def _staged_under(folder):
+    found = []
+    for where, folders, files in os.walk(folder):
+        for name in [*folders, *files]:
+            if name.startswith(PARTIAL):
+                found.append(os.path.relpath(os.path.join(where, name), folder))
+        folders[:] = [n for n in folders if not n.startswith(PARTIAL)]
+    return found
+
+
+def roll_forward(folder, journal=".commit.json"):
+    """Finishes the moves of a commit that an interruption left under way in `folder`; True if there was one."""
+    path = os.path.join(str(folder), journal)
+    if not os.path.exists(path):
+        return False
+    try:
+        with open(path) as f:
+            moves = json.load(f)["moves"]
+    except (OSError, ValueError, KeyError, TypeError):
+        moves = None  # a journal is whole once renamed into place: a damaged one was never committed
+    if moves is not None:
+        _finish_moves(str(folder), moves)
+    os.remove(path)
+    return moves is not None
+
+
 def recover(folder, journal=".commit.json", leftovers=None):
     """Completes or undoes an interrupted commit in `folder`; returns "forward", "back" or None.
 
-    With a journal, its moves are finished. Without one, what was staged for
-    a commit that never happened is removed: the `leftovers` (paths under
-    `folder`), or when they are None every `.partial-*` directly in `folder`.
+    With a journal, its moves are finished (`roll_forward`). Without one,
+    what was staged for a commit that never happened is removed: the
+    `leftovers` (paths under `folder`), or when they are None every
+    `.partial-*` under `folder`.
     """
     folder = str(folder)
-    path = os.path.join(folder, journal)
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                moves = json.load(f)["moves"]
-        except (OSError, ValueError, KeyError, TypeError):
-            moves = None
-        if moves is not None:
-            _finish_moves(folder, moves)
-            os.remove(path)
-            return "forward"
-        os.remove(path)  # a journal is complete once renamed into place: a damaged one was never committed
-    _remove(path + ".tmp")
+    if roll_forward(folder, journal):
+        return "forward"
+    _remove(os.path.join(folder, journal) + ".tmp")
     if leftovers is None:
-        leftovers = [n for n in os.listdir(folder) if n.startswith(PARTIAL)] if os.path.isdir(folder) else []
-    found = [os.path.join(folder, p) for p in leftovers]
-    found = [p for p in found if os.path.lexists(p)]
+        leftovers = _staged_under(folder)
+    found = [p for p in (os.path.join(folder, p) for p in leftovers) if os.path.lexists(p)]
     for p in found:
         _remove(p)
     return "back" if found else None

@@ -42,7 +42,7 @@ def export_version(model, base, version, noisy_passes=32, replace=False):
     if os.path.exists(path) and not replace:
         raise ValueError(f"Version {version} already exists in {base}. Replace it, or choose another version.")
     os.makedirs(base, exist_ok=True)
-    commit = atomic_files.Commit(base, journal=f".commit-{version}.json")
+    commit = atomic_files.Commit(base)
     try:
         export_saved_model(model, commit.stage(str(version)), noisy_passes)
     except BaseException:

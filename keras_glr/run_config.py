@@ -260,6 +260,8 @@ class RunConfig:
             positive(name, int)
         if self.image_size is not None:
             positive("image_size", int)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"Invalid `seed`: {self.seed!r}. Expected an integer from 0 to 2**32 - 1, e.g. seed=0.")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(
                 f"Invalid `validation_fraction`: {self.validation_fraction!r}. Expected a number in [0, 1), "

@@ -389,12 +389,10 @@ def recover(root, name):
     root, run_dir = str(root), os.path.join(str(root), name)
     atomic_files.recover(root, _swap_journal(name), leftovers=[os.path.basename(atomic_files.staged(run_dir))])
     if os.path.isdir(run_dir):
+        atomic_files.roll_forward(run_dir)  # a final save under way
+        atomic_files.roll_forward(os.path.join(run_dir, "saved_model"))  # a glr-export under way
         checkpoints.recover(run_dir)
-        saved_model = os.path.join(run_dir, "saved_model")
-        staged_versions = [os.path.join("saved_model", n) for n in os.listdir(saved_model)
-                           if n.startswith(atomic_files.PARTIAL)] if os.path.isdir(saved_model) else []
-        staged_files = [n for n in os.listdir(run_dir) if n.startswith(atomic_files.PARTIAL)]
-        atomic_files.recover(run_dir, leftovers=staged_files + staged_versions)
+        atomic_files.recover(run_dir)  # then what was staged for a commit that never began
 
 
 @contextlib.contextmanager

@@ -42,13 +42,17 @@ def group_of(label):
 def load_entry(path):
     """Loads a run directory (saved_models/<run>) or a .keras file."""
     import keras_glr  # noqa: F401  (registers the custom objects)
+    from keras_glr import checkpoints
     from keras_glr import runs
 
     model_path = runs.model_file(path)
     config_path = os.path.join(path, "config.json")
-    config = runs.read_json(config_path) if os.path.isdir(path) and os.path.exists(config_path) else None
+    config = None
+    if os.path.isdir(path) and os.path.exists(config_path):
+        runs.read_config(path)  # raises DamagedFileError naming the file when it is damaged
+        config = runs.read_json(config_path)
     label = os.path.basename(os.path.normpath(path)) if os.path.isdir(path) else os.path.basename(path)[: -len(".keras")]
-    model = keras.saving.load_model(model_path)
+    model = checkpoints.load_model(model_path)
     check_classifier(model, label)
     return ModelEntry(label, group_of(label), model, config, path)
 
