@@ -57,13 +57,16 @@ def read_json(path, fields=None):
     for key, kind in (fields or {}).items():
         value = values.get(key)
         if key not in values or not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
-            names = " or ".join(t.__name__ for t in _as_tuple(kind))
+            names = " or ".join(_KINDS.get(t, t.__name__) for t in _as_tuple(kind))
             found = "nothing" if key not in values else f"{value!r}"
             raise DamagedFileError(
-                f"{path} is damaged: {key!r} should be a {names}, found {found}. Restore it, or start the run again "
+                f"{path} is damaged: {key!r} should be {names}, found {found}. Restore it, or start the run again "
                 "with --overwrite."
             )
     return values
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string", dict: "a JSON object", list: "a list", bool: "true or false"}
 
 
 def _as_tuple(kind):
@@ -108,14 +111,15 @@ def load_model(path, **kwargs):
     path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such .keras file: {path}")
+    if not _is_zip_with_config(path):
+        what = "no readable config.json inside" if zipfile.is_zipfile(path) else "not a zip archive: truncated, empty or another file"
+        raise DamagedFileError(f"{path} is damaged: it is not a readable .keras archive ({what}). Restore it, or train the run again.")
     try:
         return keras.saving.load_model(path, **kwargs)
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, TypeError, AttributeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if isinstance(error, ValueError) and not isinstance(error, json.JSONDecodeError) and _is_zip_with_config(path):
-            raise  # a readable archive that Keras refuses for another reason (an unknown layer, safe mode): its own message
+    except (KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
         raise DamagedFileError(
-            f"{path} is damaged: it is not a readable .keras archive ({type(error).__name__}: {reason[:200]}). "
+            f"{path} is damaged: it is not a readable .keras archive ({type(error).__name__}: {reason}). "
             "Restore it, or train the run again."
         ) from None
 
@@ -123,8 +127,9 @@ def load_model(path, **kwargs):
 def _is_zip_with_config(path):
     try:
         with zipfile.ZipFile(path) as archive:
-            return "config.json" in archive.namelist()
-    except (OSError, zipfile.BadZipFile):
+            json.loads(archive.read("config.json"))
+            return True
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return False
 
 

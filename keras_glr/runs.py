@@ -103,7 +103,8 @@ def read_config(run_dir):
         config = RunConfig.from_json(values)
         config.validate()
     except (TypeError, ValueError) as error:
-        raise DamagedFileError(f"{path} is damaged: {error} Restore it, or start the run again with --overwrite.") from None
+        reason = str(error).strip().rstrip(".")
+        raise DamagedFileError(f"{path} is damaged: {reason}. Restore it, or start the run again with --overwrite.") from None
     return config
 
 
