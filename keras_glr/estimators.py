@@ -65,6 +65,12 @@ def check_options(copies, baseline, antithetic, estimator, ste_slope=None):
             f"Invalid value received for argument `estimator`. Expected one of "
             f"{list(ESTIMATORS)}. Received: estimator={estimator!r}"
         )
+    if ste_slope is not None and estimator != "bp-ste":
+        raise ValueError(
+            f"Invalid value received for argument `ste_slope`: it shapes the straight-through gradient of "
+            f"estimator='bp-ste' and has no effect with estimator={estimator!r}. Received: ste_slope={ste_slope!r}. "
+            "Drop it, or use estimator='bp-ste'."
+        )
     if antithetic and copies % 2:
         raise ValueError(
             "Antithetic noise pairs each copy r with -r, so `copies` must be even. "

@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras_glr import copies as copies_module
 from keras_glr import estimators
 from keras_glr import losses as glr_losses
+from keras_glr import memory
 from keras_glr import recording
 from keras_glr import streams
 from keras_glr import validation
@@ -287,7 +288,9 @@ class GLRTrainer:
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_ready(x, y)
+        validation.check_fit_arguments(x, y, kwargs)
         x = validation.at_the_edge(self, x, y)
+        memory.check_step(self, validation.batch_size_of(x, kwargs))
         if isinstance(kwargs.get("validation_data"), tf.data.Dataset):
             kwargs["validation_data"] = validation.at_the_edge(self, kwargs["validation_data"], None)
         elif isinstance(kwargs.get("validation_data"), (tuple, list)):

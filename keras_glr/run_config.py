@@ -160,6 +160,10 @@ class RunConfig:
         "each layer's noise values), or shares in call order such as 1,2,4",
         parse=parse_copy_split,
     )
+    copies_per_chunk: int = _option(
+        None, "estimator", "bound on the example copies a step runs at once (whole examples, all K copies each; the "
+        "same estimate in less memory)",
+    )
     optimizer: str = _option("adam", "optimisation", "update rule", choices=OPTIMIZERS)
     learning_rate: float = _option(0.01, "optimisation", "step size of the optimizer", alias="--lr")
     schedule: str = _option("constant", "optimisation", "learning-rate schedule", choices=SCHEDULES)
@@ -258,6 +262,8 @@ class RunConfig:
             positive(name)
         for name in ("epochs", "batch_size", "noisy_passes"):
             positive(name, int)
+        if self.copies_per_chunk is not None:
+            positive("copies_per_chunk", int)
         if self.image_size is not None:
             positive("image_size", int)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
@@ -358,6 +364,7 @@ def build_model(config, info, steps_per_epoch):
         injection=config.injection,
         copies_per_layer=copies_per_layer(config, model),
         sampling=config.sampling,
+        copies_per_chunk=config.copies_per_chunk,
     )
     return model
 

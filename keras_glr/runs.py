@@ -35,10 +35,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_glr import atomic_files
+from keras_glr import callbacks as callbacks_module
 from keras_glr import checkpoints
 from keras_glr import data as data_module
 from keras_glr import distribution
 from keras_glr import export
+from keras_glr import memory
 from keras_glr import run_lock
 from keras_glr.checkpoints import DamagedFileError
 from keras_glr.checkpoints import read_json
@@ -276,6 +278,7 @@ def _train(config, progress, resume, overwrite, verbose, callbacks, record, stra
             previous_time = checkpoints.state(run_dir)["wall_time_seconds"]
         else:
             model, previous_time = build_model(config, splits.info, splits.steps_per_epoch), 0.0
+    memory.check_step(model, config.batch_size)  # before anything is written: a step that cannot fit is refused
     if not chief:
         written = tempfile.mkdtemp(prefix="keras_glr_worker_")
     elif replacing:  # the old run stays whole until the new one replaces it
@@ -293,6 +296,7 @@ def _train(config, progress, resume, overwrite, verbose, callbacks, record, stra
         write_json(os.path.join(written, "config.json"), config.to_json())
     log_path = os.path.join(written, "training_log.csv")
     all_callbacks = [
+        callbacks_module.StopOnNaN(),  # before the checkpoint: an epoch that ends in NaN is not saved
         checkpoints.EpochCheckpoint(written, previous_time),
         keras.callbacks.CSVLogger(log_path, append=first_epoch > 0),
         keras.callbacks.TensorBoard(os.path.join(written, "tensorboard")),

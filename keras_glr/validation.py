@@ -83,7 +83,14 @@ def _mismatch_message(y_shape, output_shape):
 
 
 def _check_labels(y, output_shape):
-    """Raises ValueError for labels that do not fit `output_shape` or lie out of range."""
+    """Raises ValueError for labels that do not fit `output_shape`, are not numbers, or lie out of range."""
+    if y.dtype.kind not in "biuf":
+        example = f" (e.g. {y.flat[0].item()!r})" if y.size else ""
+        raise ValueError(
+            f"The labels must be numbers: class indices or one-hot rows. Received labels of dtype {y.dtype}{example}. "
+            "Encode them as integers first, e.g. `classes, y = numpy.unique(y, return_inverse=True)` or "
+            "`keras.layers.StringLookup`."
+        )
     kind = _label_kind(y.shape, output_shape)
     classes = output_shape[-1]
     if kind == "mismatch":
@@ -91,12 +98,68 @@ def _check_labels(y, output_shape):
     if kind == "sparse" and classes and classes > 1 and y.size:
         if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
             raise ValueError("The labels contain NaN or infinite values.")
+        if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+            fractional = y[y != np.round(y)]
+            raise ValueError(
+                f"Class-index labels must be whole numbers; received {fractional.size} fractional ones (e.g. "
+                f"{fractional.flat[0]}). Pass integer class indices, or one-hot (or soft) labels of shape "
+                f"(batch, {classes})."
+            )
         bad = (y < 0) | (y >= classes)
         if np.any(bad):
             raise ValueError(
                 _label_message(classes)[len(_TAG):]
                 + f" Received labels between {y.min()} and {y.max()}."
             )
+
+
+def check_fit_arguments(x, y, kwargs):
+    """Checks `fit`'s batch size, sample weights and that there is data. Raises ValueError.
+
+    A `batch_size` below 1, NaN, infinite or negative sample weights, and an
+    empty dataset would otherwise train on nothing or turn every weight NaN.
+    """
+    batch_size = kwargs.get("batch_size")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise ValueError(
+            f"Invalid value received for argument `batch_size`. Expected a positive integer (examples per step). "
+            f"Received: batch_size={batch_size!r}"
+        )
+    weights = kwargs.get("sample_weight")
+    if isinstance(weights, (np.ndarray, tf.Tensor, list)):
+        weights = np.asarray(weights)
+        if weights.dtype.kind not in "biuf":
+            raise ValueError(f"Invalid `sample_weight`: expected numbers, received dtype {weights.dtype}.")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(
+                f"Invalid `sample_weight`: {int(np.sum(~np.isfinite(weights)))} NaN or infinite and "
+                f"{int(np.sum(weights < 0))} negative values. Sample weights must be finite and non-negative."
+            )
+    examples = _examples_in(x)
+    if examples == 0:
+        raise ValueError("The training data is empty (0 examples). Pass the examples to train on.")
+
+
+def _examples_in(x):
+    """How many examples `x` holds, when that is known without reading it (None otherwise)."""
+    if isinstance(x, tf.data.Dataset):
+        cardinality = int(x.cardinality())
+        return 0 if cardinality == 0 else None
+    first = tf.nest.flatten(x)[0] if x is not None and not isinstance(x, (keras.utils.PyDataset,)) and not inspect.isgenerator(x) else None
+    if isinstance(first, (np.ndarray, tf.Tensor)) and len(first.shape) >= 1:
+        return int(first.shape[0])
+    return None
+
+
+def batch_size_of(x, kwargs):
+    """The examples of one training step, when known before training (None otherwise)."""
+    if isinstance(x, tf.data.Dataset):
+        shapes = [getattr(s, "shape", None) for s in tf.nest.flatten(x.element_spec)]
+        return shapes[0][0] if shapes and shapes[0] is not None and len(shapes[0]) else None
+    examples = _examples_in(x)
+    if examples is None:
+        return None
+    return min(kwargs.get("batch_size") or 32, examples)
 
 
 def check_label_shape(y, y_pred):

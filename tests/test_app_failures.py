@@ -1,8 +1,8 @@
 """Every failure of an app is one line on stderr and exit code 2, and leaves no new file behind."""
 
 import json
-import re
 import os
+import re
 import shutil
 import zipfile
 
