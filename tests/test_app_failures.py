@@ -86,6 +86,9 @@ def test_a_damaged_run_file_is_named_in_one_line_with_exit_code_2(app, damage, p
         (["--run-name", "x" * 300], r"Invalid --run-name: a name of 300 bytes\. Expected at most 200"),
         (["--run-name", ".hidden"], r"Invalid --run-name: '\.hidden'"),
         (["--dataset", "no_such_data"], "no dataset named 'no_such_data'"),
+        (["--copies", "10000000"], r"1,000,000,000 example copies at once: tensors of 10,000,000,000 values, more than "
+                                   r"TensorFlow's 2,147,483,647\. Pass --copies-per-chunk \d+0000000 "),
+        (["--ste-slope", "2"], r"has no effect with --estimator 'glr'\. Received: --ste-slope 2\.0\. Drop it"),
     ],
 )
 def test_a_failed_start_leaves_no_out_folder(argv, said, tmp_path, capsys):

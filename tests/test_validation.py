@@ -110,3 +110,48 @@ def test_one_hot_labels_with_a_sparse_loss_speak_of_the_users_shapes(kind):
     message = str(raised.value)
     assert re.search(r"labels of shape \((None|8|40), 3\)", message, flags=re.I), message
     assert "32" not in message and "CategoricalCrossentropy" in message
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: {**d, "y": np.array(list("abc" * 14)[:40])}, r"labels must be numbers.*dtype <U1 \(e\.g\. 'a'\).*numpy\.unique"),
+        (lambda d: {**d, "y": d["y"] + 0.5}, r"whole numbers; received 40 fractional ones \(e\.g\. 0\.5\)"),
+        (lambda d: {**d, "sample_weight": np.where(np.arange(40) == 3, np.nan, 1.0)}, r"sample_weight.*1 NaN or infinite and 0 negative"),
+        (lambda d: {**d, "sample_weight": -np.ones(40)}, r"sample_weight.*0 NaN or infinite and 40 negative"),
+        (lambda d: {**d, "batch_size": 0}, r"argument `batch_size`.*Received: batch_size=0"),
+        (lambda d: {**d, "x": d["x"][:0], "y": d["y"][:0]}, r"training data is empty \(0 examples\)"),
+        (lambda d: {"x": tf.data.Dataset.from_tensor_slices((d["x"][:0], d["y"][:0])).batch(8)}, r"training data is empty"),
+    ],
+    ids=["string-labels", "fractional-labels", "nan-weights", "negative-weights", "batch-size-0", "empty-arrays", "empty-dataset"],
+)
+def test_data_that_would_train_on_nothing_or_on_nan_is_refused_at_fit(change, message):
+    model = _model(False)
+    x, y = _data("label")
+    y[37] = 2
+    before = [np.array(w) for w in model.get_weights()]
+    with pytest.raises(ValueError, match=message):
+        model.fit(**change({"x": x, "y": y.astype("float32") if "fractional" in message else y}), verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_loss_that_becomes_nan_stops_training_naming_the_step_and_the_last_finite_loss():
+    model = _model(False)
+    x, y = _data("label")
+    y[37] = 2
+
+    class Blows(keras.losses.Loss):  # finite for three steps, then NaN
+        def __init__(self):
+            super().__init__(reduction="none")
+            self.calls = keras.Variable(0.0, trainable=False)
+
+        def call(self, y_true, y_pred):
+            self.calls.assign_add(1.0)
+            values = keras.ops.sum(keras.ops.square(y_pred), axis=-1)
+            return values * keras.ops.where(self.calls > 3, np.nan, 1.0)
+
+    model.compile("sgd", Blows(), copies=4)
+    with pytest.raises(keras_glr.callbacks.TrainingDivergedError,
+                       match=r"Training stopped at epoch 1, step 4: the loss became nan \(the last finite loss was [0-9.e+-]+, at epoch 1, step 3\)"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[keras_glr.StopOnNaN()])
