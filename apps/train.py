@@ -116,8 +116,9 @@ def main(argv=None):
     for key in ("test_accuracy", "test_loss", "val_accuracy"):
         if key in result.metrics:
             print(f"  {key}: {result.metrics[key]:.4f}")
-    print(f"  SavedModel: {result.saved_model} "
-          "(signatures serving_default, serve_noisy; serve the folder above it with TF Serving)")
+    shape = ", ".join(["None"] + [str(d) for d in result.input_shape or ()])
+    print(f"  SavedModel: {result.saved_model} (signatures serving_default, serve_noisy: inputs float32 ({shape}); "
+          "serve the folder above it with TF Serving)")
     return 0
 
 

@@ -4,7 +4,9 @@ Signatures:
     serving_default / serve: deterministic class probabilities, shape (B, C).
     serve_noisy: class probabilities averaged over M noisy forward passes
         (the paper's noisy prediction), shape (B, C).
-Both take one float32 input named "inputs" of shape (B, ...).
+Both take one float32 input named "inputs" of shape (B, ...) (the model's
+input shape; `glr-export` prints it); another shape is refused with a
+message that states the expected one.
 
 TF Serving loads `<base>/<version>/saved_model.pb` and serves the highest
 numeric version, so exports are written into numbered folders under a base.
@@ -73,10 +75,10 @@ def export_saved_model(model, path, noisy_passes=32, outputs_are_logits=True):
         return tf.nn.softmax(outputs, axis=-1) if outputs_are_logits else outputs
 
     def serve(inputs):
-        return to_probabilities(model(inputs, training=False))
+        return to_probabilities(model(checked_shape(inputs, input_shape), training=False))
 
     def serve_noisy(inputs):
-        passes = model.noisy_forward(inputs, noisy_passes)
+        passes = model.noisy_forward(checked_shape(inputs, input_shape), noisy_passes)
         return tf.reduce_mean(to_probabilities(passes), axis=1)
 
     archive = keras.export.ExportArchive()
@@ -85,6 +87,16 @@ def export_saved_model(model, path, noisy_passes=32, outputs_are_logits=True):
     archive.add_endpoint("serve_noisy", serve_noisy, input_signature=[spec])
     archive.write_out(str(path), verbose=False)
     return path
+
+
+def checked_shape(inputs, input_shape):
+    """`inputs`, checked to have shape (batch, *input_shape) when the graph runs.
+
+    A request of another shape fails with "Shape of tensor inputs [4,100] is
+    not compatible with expected shape [?,196]" rather than a matrix-size
+    error from deep inside the graph (TF Serving returns the message too).
+    """
+    return tf.ensure_shape(inputs, (None,) + tuple(input_shape))
 
 
 def describe_signatures(path):

@@ -64,6 +64,7 @@ class RunResult:
     resumed_from_epoch: int
     finished: bool
     saved_model: str = None  # the SavedModel version this run wrote last
+    input_shape: tuple = None  # what its signatures take, after the batch axis
 
 
 def exists(root, name):
@@ -267,7 +268,8 @@ def _train(config, progress, resume, overwrite, verbose, callbacks, record, stra
     first_epoch = check_start(config, root, resume, overwrite)
     summary = _summary(run_dir) if resume else None
     if summary and summary.get("status") == "finished" and summary["epochs"] == config.epochs:
-        return RunResult(run_dir, summary["metrics"], summary["epochs"], True, _saved_model(run_dir, summary))
+        shape = tuple((summary.get("data") or {}).get("input_shape") or ())
+        return RunResult(run_dir, summary["metrics"], summary["epochs"], True, _saved_model(run_dir, summary), shape)
     replacing = overwrite and exists(root, progress.name)
     started = time.time()
     keras.utils.set_random_seed(config.seed)
@@ -325,7 +327,7 @@ def _train(config, progress, resume, overwrite, verbose, callbacks, record, stra
     finally:
         if not chief:
             shutil.rmtree(written, ignore_errors=True)
-    return RunResult(run_dir, metrics, first_epoch, True, os.path.join(run_dir, served))
+    return RunResult(run_dir, metrics, first_epoch, True, os.path.join(run_dir, served), tuple(splits.info.input_shape))
 
 
 #: Runs this process is training now (`interrupted` reads them when Ctrl-C stops the process).

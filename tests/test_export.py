@@ -32,6 +32,15 @@ def test_signatures_serve_the_model(tmp_path):
     assert not np.array_equal(*noisy)  # fresh noise on every request
 
 
+@pytest.mark.parametrize("signature", ["serving_default", "serve_noisy"])
+@pytest.mark.parametrize("shape, received", [((4, 2), r"\[4,2\]"), ((4, 5, 1), r"\[4,5,1\]")])
+def test_a_request_of_another_shape_is_told_the_expected_one(tmp_path, signature, shape, received):
+    export.export_saved_model(_model(), tmp_path / "saved", noisy_passes=2)
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Shape of tensor inputs " + received + r" is not compatible with expected shape \[\?,5\]"):
+        loaded.signatures[signature](inputs=tf.zeros(shape))
+
+
 def test_export_leaves_the_training_noise_alone(tmp_path):
     model = _model()
     before = checkpoints.noise_states(model)["training"]
