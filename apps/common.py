@@ -76,6 +76,9 @@ def start(program, verbose=False, interrupted="interrupted."):
         os.dup2(devnull.fileno(), 2)
         try:
             import tensorflow  # noqa: F401
+            from absl import logging as absl_logging
+
+            absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's warnings would add lines to a one-line error
         finally:
             os.dup2(terminal, 2)
 
@@ -95,8 +98,14 @@ def in_flags(message, names):
     """`message` with the library's argument names written as command-line flags.
 
     "`copies`" becomes "--copies", "copies=3" becomes "--copies 3",
-    "antithetic=False" becomes "no --antithetic".
+    "antithetic=False" becomes "no --antithetic". Text in double quotes (a
+    command or Python snippet to copy) is left as it is.
     """
+    parts = re.split(r'("[^"]*")', message)
+    return "".join(part if part.startswith('"') else _flags_in(part, names) for part in parts)
+
+
+def _flags_in(message, names):
     for name in sorted(names, key=len, reverse=True):
         message = re.sub(rf"\b{name}=(True)\b", flag(name), message)
         message = re.sub(rf"\b{name}=(False)\b", "no " + flag(name), message)

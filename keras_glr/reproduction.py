@@ -298,8 +298,8 @@ def _train_all(settings, out, say):
     for row, twin_of, config in todo:
         label = config.name()
         summary_path = os.path.join(root, label, "run.json")
-        finished = os.path.exists(summary_path) and checkpoints.read_json(summary_path).get("status") == "finished"
         try:
+            finished = os.path.exists(summary_path) and checkpoints.read_json(summary_path, runs.SUMMARY_FIELDS)["status"] == "finished"
             if finished:
                 bar.add(config.epochs)
             else:
@@ -326,7 +326,7 @@ PLAN_VERSION = "transfer fgsm,pgd,lbfgs + corruptions; white-box pgd (BPDA/EOT),
 
 
 def _cache_key(settings, run_dir, noisy):
-    summary = checkpoints.read_json(os.path.join(run_dir, "run.json"))
+    summary = checkpoints.read_json(os.path.join(run_dir, "run.json"), runs.SUMMARY_FIELDS)
     return {
         "finished_at": summary.get("finished_at"),
         "examples": settings.examples,
@@ -415,7 +415,10 @@ def _evaluate_all(settings, out, trained, x, y, say):
         path = os.path.join(cache_dir, label + ".json")
         key = _cache_key(settings, run_dir, noisy)
         if os.path.exists(path):
-            cached = checkpoints.read_json(path)
+            try:
+                cached = checkpoints.read_json(path, {"key": dict, "results": dict})
+            except checkpoints.DamagedFileError:
+                cached = {}  # a damaged cache entry is measured again
             if cached.get("key") == key:
                 evaluated[label] = cached["results"]
                 bar.add(1)
@@ -457,6 +460,7 @@ def reproduce(settings, out="reproduction", command=None, say=print):
     configs = {}
     for label, (_, _, run_dir) in trained.items():
         if os.path.isdir(str(run_dir)) and os.path.exists(os.path.join(run_dir, "config.json")):
+            runs.read_config(run_dir)  # a damaged config.json is named, not a trace
             configs[label] = checkpoints.read_json(os.path.join(run_dir, "config.json"))
             configs[label + "_noisy"] = configs[label]
     if merged is not None:

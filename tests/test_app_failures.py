@@ -88,6 +88,8 @@ def test_a_damaged_run_file_is_named_in_one_line_with_exit_code_2(app, damage, p
         (["--dataset", "no_such_data"], "no dataset named 'no_such_data'"),
         (["--copies", "10000000"], r"1,000,000,000 example copies at once: tensors of 10,000,000,000 values, more than "
                                    r"TensorFlow's 2,147,483,647\. Pass --copies-per-chunk \d+0000000 "),
+        (["--dataset", "mnist", "--data-dir", "/nonexistent"],
+         r"not prepared in /nonexistent.*tfds\.load\('mnist', data_dir='/nonexistent'\)\", then copy"),
         (["--ste-slope", "2"], r"has no effect with --estimator 'glr'\. Received: --ste-slope 2\.0\. Drop it"),
     ],
 )
@@ -97,3 +99,9 @@ def test_a_failed_start_leaves_no_out_folder(argv, said, tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and re.search(said, err), err
     assert os.listdir(tmp_path) == []
+
+
+def test_glr_evaluate_checks_its_out_folder_before_the_work(pristine, capsys):
+    assert evaluate_app.main([str(pristine), "--out", "/proc/no/such/folder", "--attacks", "fgsm"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["glr-evaluate: error: Cannot write to --out /proc/no/such/folder: No such file or directory. Choose a writable --out."]
