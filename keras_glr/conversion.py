@@ -6,26 +6,36 @@
 
 Every layer with trainable weights becomes noisy, its own activation moved
 after the noise (v = f(x) + r, y = act(v)): `Dense` becomes `NoisyDense`,
-`Conv2D` becomes `NoisyConv2D`, and every other layer is wrapped in
-`keras_glr.layers.Noisy`. Layers without trainable weights (pooling,
-reshaping, `Add`, frozen layers) stay as they are. Nested Sequential and
-functional models are converted layer by layer.
+`Conv2D` becomes `NoisyConv2D`, `SimpleRNN`, `LSTM` and `GRU` become
+`keras.layers.RNN` over the noisy cells (noise on every step's gates; their
+`activation` is the cell's own, never moved), and every other layer is
+wrapped in `keras_glr.layers.Noisy`. Layers without trainable weights
+(pooling, reshaping, `Add`, frozen layers) stay as they are. Nested
+Sequential and functional models are converted layer by layer.
+
+`convert` checks itself: it runs the original and the converted model with
+the noise off on a probe batch and raises an error naming the first layer
+whose output differs, so a conversion is never silently another function.
 """
 
 import keras
+import numpy as np
 
 from keras_glr import activations
 from keras_glr.layers import Noisy
 from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
+from keras_glr.layers import NoisyGRUCell
 from keras_glr.layers import NoisyLayer
+from keras_glr.layers import NoisyLSTMCell
+from keras_glr.layers import NoisySimpleRNNCell
 from keras_glr.model import GLRModel
 from keras_glr.model import GLRSequential
 
 _NATIVE = {keras.layers.Dense: NoisyDense, keras.layers.Conv2D: NoisyConv2D}
 
 
-def convert(model, noise=None, activation=None, seed=None):
+def convert(model, noise=None, activation=None, seed=None, verify=True):
     """Returns `model` as a `GLRSequential` or `GLRModel` with the same weights.
 
     With the noise off (`predict`, `evaluate`) its outputs are the
@@ -42,13 +52,29 @@ def convert(model, noise=None, activation=None, seed=None):
             network. It applies to the converted layers' activations and to
             `Activation` and `ReLU` layers.
         seed: the GLR model's noise seed (`GLRModel(seed=...)`).
+        verify: run both models with the noise off on a probe batch (2
+            examples drawn from the input specs) and raise if an output
+            differs; with an `activation` mapping the check runs on the
+            conversion without it. False skips it.
 
     Raises:
         ValueError: for a subclassed or unbuilt model, a model that is
-            noisy already, or a layer that cannot be converted (named).
+            noisy already, a layer that cannot be converted (named), or a
+            conversion whose outputs differ from the original's (naming the
+            first layer that differs).
     """
     _check_model(model)
     mapping = _activation_mapping(activation)
+    if verify:
+        plain, pairs = _convert(model, noise, {}, seed)
+        _verify(model, plain, pairs)
+        if not mapping:
+            return plain
+    return _convert(model, noise, mapping, seed)[0]
+
+
+def _convert(model, noise, mapping, seed):
+    """(the converted model, [(original layer, its replacement)] in graph order)."""
     pairs = []
 
     def clone(layer):
@@ -64,7 +90,64 @@ def convert(model, noise=None, activation=None, seed=None):
         converted = GLRModel(cloned.inputs, cloned.outputs, name=model.name, seed=seed)
     for old, new in pairs:
         (new.layer if isinstance(new, Noisy) else new).set_weights(old.get_weights())
-    return converted
+    return converted, pairs
+
+
+def _probe(model, seed=0):
+    """Two examples per input, drawn from its spec: normal floats, small non-negative integers."""
+    rng = np.random.default_rng(seed)
+    batch = []
+    for tensor in model.inputs:
+        shape = (2,) + tuple(4 if d is None else d for d in tensor.shape[1:])
+        dtype = str(tensor.dtype)
+        batch.append(rng.integers(0, 2, shape).astype(dtype) if "int" in dtype else rng.normal(size=shape).astype(dtype))
+    return batch if len(batch) > 1 else batch[0]
+
+
+def _differs(a, b):
+    a, b = np.asarray(a, "float64"), np.asarray(b, "float64")
+    scale = np.max(np.abs(a)) if a.size else 0.0
+    return a.shape != b.shape or not np.allclose(a, b, rtol=1e-4, atol=1e-5 * (1.0 + scale))
+
+
+def _layer_outputs(original, converted, pairs, x):
+    """Yields (original layer, its replacement, their outputs on `x`), noise off, for the layers that can be reached."""
+    if isinstance(original, keras.Sequential):  # one chain: run the two side by side
+        old_h = new_h = x
+        for old, new in zip(original.layers, converted.layers):
+            old_h, new_h = old(old_h, training=False), new(new_h, training=False)
+            yield old, new, old_h, new_h
+        return
+    for old, new in pairs:
+        try:
+            before = keras.Model(original.input, old.output)(x, training=False)
+            after = keras.Model(converted.input, new.output)(x, training=False)
+        except (AttributeError, ValueError, TypeError):
+            continue  # a layer inside a nested model, or called more than once
+        yield old, new, before, after
+
+
+def _verify(original, converted, pairs):
+    """Raises ValueError naming the first layer whose output differs between the two models, noise off."""
+    import keras.tree
+
+    x = _probe(original)
+    expected, found = original(x, training=False), converted(x, training=False)
+    if not any(_differs(a, b) for a, b in zip(keras.tree.flatten(expected), keras.tree.flatten(found))):
+        return
+    for old, new, before, after in _layer_outputs(original, converted, pairs, x):  # in graph order
+        if any(_differs(a, b) for a, b in zip(keras.tree.flatten(before), keras.tree.flatten(after))):
+            raise ValueError(
+                f"convert would change what model '{original.name}' computes: layer '{old.name}' "
+                f"({type(old).__name__}) gives other outputs once converted (as {type(new).__name__}). Make that layer "
+                "noisy yourself (keras_glr.layers.Noisy(layer) keeps its function), or freeze it "
+                "(`layer.trainable = False`) before converting."
+            )
+    raise ValueError(
+        f"convert would change what model '{original.name}' computes: the converted model's outputs differ from the "
+        "original's with the noise off. Make its layers noisy yourself (keras_glr.layers.Noisy), or pass verify=False "
+        "to accept the difference."
+    )
 
 
 def _check_model(model):
@@ -102,6 +185,8 @@ def _converted(layer, noise, mapping):
     config = layer.get_config()
     if not layer.trainable or not layer.trainable_weights:
         return layer.__class__.from_config(config)
+    if type(layer) in _RECURRENT:
+        return _recurrent(layer, config, noise, mapping)
     own = config.get("activation")
     act = mapping.get(_name(own), own) if own is not None else None
     native = _NATIVE.get(type(layer))
@@ -112,10 +197,37 @@ def _converted(layer, noise, mapping):
             config["activation"] = "linear"
         return Noisy(layer.__class__.from_config(config), activation=act, noise=noise, name=layer.name)
     except (TypeError, ValueError) as error:
+        reason = " ".join(str(error).split()).rstrip(".")
         raise ValueError(
-            f"Layer '{layer.name}' ({type(layer).__name__}) cannot be converted: {error}. Make it noisy yourself with "
+            f"Layer '{layer.name}' ({type(layer).__name__}) cannot be converted: {reason}. Make it noisy yourself with "
             "keras_glr.layers.Noisy(layer), or freeze it (`layer.trainable = False`) before converting."
         ) from None
+
+
+_RECURRENT = {keras.layers.SimpleRNN: NoisySimpleRNNCell, keras.layers.LSTM: NoisyLSTMCell, keras.layers.GRU: NoisyGRUCell}
+#: What the noisy cells fix: an LSTM or GRU with other settings would compute another function.
+_GATES = {"activation": "tanh", "recurrent_activation": "sigmoid"}
+
+
+def _recurrent(layer, config, noise, mapping):
+    """`SimpleRNN`, `LSTM` or `GRU` as `keras.layers.RNN` over the noisy cell with the same weights and options."""
+    cell_class = _RECURRENT[type(layer)]
+    cell = {"units": config["units"], "noise": noise, "use_bias": config.get("use_bias", True), "name": f"{layer.name}_cell"}
+    if cell_class is NoisySimpleRNNCell:
+        own = config.get("activation")
+        cell["activation"] = mapping.get(_name(own), own)
+    else:
+        odd = {k: _name(config.get(k)) for k, v in _GATES.items() if _name(config.get(k)) != v}
+        if type(layer) is keras.layers.GRU and not config.get("reset_after", True):
+            odd["reset_after"] = False
+        if odd:
+            raise ValueError(
+                f"Layer '{layer.name}' ({type(layer).__name__}) cannot be converted: its noisy cell computes the "
+                f"standard gates (tanh, sigmoid{', reset_after=True' if type(layer) is keras.layers.GRU else ''}), "
+                f"and this layer has {odd}. Wrap it in keras_glr.layers.Noisy(layer) (noise at its output), or freeze it."
+            )
+    options = {k: config[k] for k in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll") if k in config}
+    return keras.layers.RNN(cell_class(**cell), name=layer.name, **options)
 
 
 def _mapped_activation_layer(layer, mapping):

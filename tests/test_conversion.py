@@ -106,3 +106,71 @@ def test_models_that_cannot_be_converted_get_a_clear_error(model, message):
 def test_a_bad_activation_mapping_is_refused():
     with pytest.raises(ValueError, match=r"Expected None or a dict"):
         keras_glr.convert(_mlp(), activation="step")
+
+
+@pytest.mark.parametrize("recurrent, cell", [(L.SimpleRNN(5), "NoisySimpleRNNCell"), (L.LSTM(5), "NoisyLSTMCell"),
+                                             (L.GRU(5), "NoisyGRUCell"), (L.LSTM(5, return_sequences=True, go_backwards=True), "NoisyLSTMCell")],
+                         ids=["simple_rnn", "lstm", "gru", "lstm_sequences_backwards"])
+def test_plain_recurrent_layers_become_rnns_over_the_noisy_cells_and_compute_the_same(recurrent, cell, tmp_path):
+    original = keras.Sequential([keras.Input((6, 3)), recurrent, L.Flatten(), L.Dense(3)])
+    for weight in original.weights:  # weights of a trained size: the cell's internal tanh matters
+        weight.assign(weight.numpy() * 3.0)
+    x, y = np.random.default_rng(0).normal(size=(8, 6, 3)).astype("float32"), np.arange(8) % 3
+    converted = keras_glr.convert(original, noise=Gaussian(0.1), seed=0)
+    rnn = converted.layers[0]
+    assert type(rnn) is L.RNN and type(rnn.cell).__name__ == cell
+    assert rnn.return_sequences == recurrent.return_sequences and rnn.go_backwards == recurrent.go_backwards
+    np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-5)
+    converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
+    before = [np.array(w) for w in rnn.weights]
+    assert np.isfinite(converted.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+    assert all(np.any(a != np.asarray(b)) for a, b in zip(before, rnn.weights))  # the cell's weights train
+    converted.save(tmp_path / "converted.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "converted.keras").predict(x, verbose=0),
+                               converted.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("recurrent, odd", [(L.LSTM(4, activation="relu"), "'activation': 'relu'"),
+                                            (L.GRU(4, reset_after=False), "'reset_after': False"),
+                                            (L.LSTM(4, recurrent_activation="hard_sigmoid"), "'recurrent_activation': 'hard_sigmoid'")])
+def test_recurrent_layers_whose_gates_the_noisy_cells_do_not_compute_are_refused(recurrent, odd):
+    with pytest.raises(ValueError, match=rf"cannot be converted: its noisy cell computes the standard gates.*{odd}.*Noisy\(layer\)"):
+        keras_glr.convert(keras.Sequential([keras.Input((6, 3)), recurrent, L.Dense(3)]))
+
+
+class _ActivationFirst(L.Layer):
+    """Applies its activation to the input, then the weights: moving it after the noise changes the function."""
+
+    def __init__(self, units=3, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.activation = units, keras.activations.get(activation)
+
+    def build(self, shape):
+        self.w = self.add_weight((shape[-1], self.units), "ones")
+
+    def call(self, x):
+        return keras.ops.matmul(self.activation(x), self.w)
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": keras.activations.serialize(self.activation)}
+
+
+def test_convert_checks_itself_and_names_the_first_layer_whose_output_differs():
+    original = keras.Sequential([keras.Input((4,)), L.Dense(4, kernel_initializer="identity"), _ActivationFirst(3, "relu", name="odd"),
+                                 L.Dense(2)])
+    before = [np.array(w) for w in original.weights]
+    with pytest.raises(ValueError, match=r"would change what model .* computes: layer 'odd' \(_ActivationFirst\) gives other outputs"):
+        keras_glr.convert(original)
+    assert type(keras_glr.convert(original, verify=False).layers[1]) is Noisy  # the user may accept it knowingly
+    assert all(np.array_equal(a, b) for a, b in zip(before, original.weights))  # the original is never modified
+
+
+def test_a_functional_model_names_the_layer_that_differs_too():
+    inputs = keras.Input((4,))
+    h = _ActivationFirst(3, "relu", name="odd")(L.Dense(4, kernel_initializer="identity")(inputs))
+    original = keras.Model(inputs, L.Add()([L.Dense(2)(h), L.Dense(2)(h)]))
+    with pytest.raises(ValueError, match=r"layer 'odd' \(_ActivationFirst\) gives other outputs"):
+        keras_glr.convert(original)

@@ -319,7 +319,12 @@ def test_weightless_and_frozen_layers_are_fine():
         [keras.Input((6,)), frozen, keras.layers.Dropout(0.1), NoisyDense(3)]
     )
     model.compile("sgd", SPARSE_CE, copies=2)
+    before_frozen = [np.array(w) for w in frozen.get_weights()]
+    before_trained = [np.array(w) for w in model.layers[-1].get_weights()]
     model.fit(*_data(), verbose=0)
+    for a, b in zip(before_frozen, frozen.get_weights()):
+        np.testing.assert_array_equal(a, b)  # frozen weights stay as they were
+    assert all(np.any(a != b) for a, b in zip(before_trained, model.layers[-1].get_weights()))  # the noisy layer trains
 
 
 def test_fit_before_compile():

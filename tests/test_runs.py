@@ -271,3 +271,32 @@ def test_ctrl_c_during_the_final_save_of_a_continued_run_leaves_the_old_run_or_t
         assert now["model.keras"] != old["model.keras"] and export.versions(root / "run" / "saved_model") == [1, 2, 3, 4]
     assert {k: v for k, v in now.items() if k.startswith("saved_model/1")} == {k: v for k, v in old.items() if k.startswith("saved_model/1")}
     assert not [p for p in now if os.path.basename(p).startswith((".partial-", ".old-", ".commit"))]
+
+
+@pytest.mark.slow  # three processes overwrite a run and are stopped (30 s)
+@pytest.mark.parametrize("moment", ["started", "one epoch", "two epochs"])
+def test_ctrl_c_during_an_overwrite_keeps_the_old_run_whole(finished, tmp_path, moment):
+    root = _copy(finished, tmp_path)
+    old = _fingerprint(root / "run")
+    command = [sys.executable, "-m", "keras_glr_apps.train", *FAST, "--epochs", "50", "--out", str(root), "--run-name", "run",
+               "--overwrite"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment())
+    staging = root / ".partial-run"
+    ready = {"started": lambda: (staging / "config.json").exists(),
+             "one epoch": lambda: (staging / "checkpoint" / "state.json").exists(),
+             "two epochs": lambda: (staging / "checkpoint" / "state.json").exists()
+             and json.loads((staging / "checkpoint" / "state.json").read_text())["epochs_done"] >= 2}[moment]
+    try:
+        deadline = time.time() + 120
+        while not ready():
+            assert process.poll() is None and time.time() < deadline
+            time.sleep(0.01)
+        assert _fingerprint(root / "run") == old  # the old run is in place while the new one trains
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == "glr-train: interrupted. The run 'run' is unchanged; the new one that was to replace it is discarded."
+    assert _fingerprint(root / "run") == old
+    assert _leftovers(root) == []
