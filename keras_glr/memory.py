@@ -31,28 +31,24 @@ class StepMemoryError(ValueError):
     """A training step would not fit in memory, or would overflow a tensor's size."""
 
 
-def values_per_example(model):
-    """Float values a model's forward pass produces per example: every layer's outputs."""
-    total = 0
+def _output_sizes(model):
+    """The values per example of every layer output of `model` (one number per output tensor)."""
     for layer in model.layers:
         try:
             outputs = keras.tree.flatten(layer.output)
         except (AttributeError, ValueError):
             continue
-        total += sum(_elements(t.shape) for t in outputs if hasattr(t, "shape"))
-    return max(total, 1)
+        yield from (_elements(t.shape) for t in outputs if hasattr(t, "shape"))
+
+
+def values_per_example(model):
+    """Float values a model's forward pass produces per example: every layer's outputs."""
+    return max(sum(_output_sizes(model)), 1)
 
 
 def widest_row(model):
     """The most values one layer's output holds per example (the widest tensor of a copy row)."""
-    widest = 1
-    for layer in model.layers:
-        try:
-            outputs = keras.tree.flatten(layer.output)
-        except (AttributeError, ValueError):
-            continue
-        widest = max([widest] + [_elements(t.shape) for t in outputs if hasattr(t, "shape")])
-    return widest
+    return max(_output_sizes(model), default=1)
 
 
 def _elements(shape):

@@ -5,6 +5,8 @@ import os
 import pytest
 
 from keras_glr import atomic_files
+from tests.interruptions import Interrupted
+from tests.interruptions import interrupt_at
 
 
 def _tree(folder):
@@ -54,10 +56,6 @@ def test_a_commit_moves_every_staged_path_into_place(tmp_path):
     assert atomic_files.recover(tmp_path) is None
 
 
-class _Interrupted(BaseException):
-    pass
-
-
 def _count_steps(tmp_path):
     """The file-system operations of one commit (the moments an interruption can fall between)."""
     calls = []
@@ -84,20 +82,9 @@ def test_an_interruption_at_every_step_of_a_commit_leaves_the_old_files_or_the_n
         folder = tmp_path / f"stop{stop_at}"
         _old_run(folder)
         commit = _stage_new(folder)
-        done = []
-
-        def interrupting(function):
-            def step(*args, **kwargs):
-                if len(done) == stop_at:
-                    raise _Interrupted
-                done.append(1)
-                return function(*args, **kwargs)
-            return step
-
         with monkeypatch.context() as patch:
-            for name in ("replace", "rename", "remove", "rmdir", "fsync"):
-                patch.setattr(os, name, interrupting(getattr(os, name)))
-            with pytest.raises(_Interrupted):
+            interrupt_at(patch, stop_at)
+            with pytest.raises(Interrupted):
                 commit.apply()
         atomic_files.recover(folder)
         found = _tree(folder)

@@ -17,6 +17,8 @@ from keras_glr import atomic_files
 from keras_glr import export
 from keras_glr import run_lock
 from keras_glr import runs
+from tests.interruptions import Interrupted
+from tests.interruptions import interrupt_at
 
 SMALL = dict(hidden=(8,), copies=8, epochs=1, batch_size=100, noisy_passes=2)
 
@@ -74,32 +76,17 @@ def test_continuing_a_finished_run_adds_the_next_version_and_keeps_every_earlier
     assert _leftovers(root) == [] and not [n for n in os.listdir(root / "run") if n.startswith(".")]
 
 
-class _Interrupted(BaseException):
-    """Stands for Ctrl-C at one step of the final save."""
-
-
 def _interrupt_commit_at(monkeypatch, step, folder):
     """Interrupts the `step`-th file operation of the final commit of the run in `folder` (-1: before it begins)."""
     real_apply = atomic_files.Commit.apply
-    real = {name: getattr(os, name) for name in ("replace", "rename", "remove")}
 
     def apply(self):
         if os.path.abspath(self.folder) != os.path.abspath(folder):
             return real_apply(self)
         if step < 0:
-            raise _Interrupted
-        done = []
-
-        def interrupting(function):
-            def call(*args, **kwargs):
-                if len(done) == step:
-                    raise _Interrupted
-                done.append(1)
-                return function(*args, **kwargs)
-            return call
+            raise Interrupted
         with monkeypatch.context() as patch:
-            for name, function in real.items():
-                patch.setattr(os, name, interrupting(function))
+            interrupt_at(patch, step, ("replace", "rename", "remove"))
             real_apply(self)
 
     monkeypatch.setattr(atomic_files.Commit, "apply", apply)
@@ -116,7 +103,7 @@ def test_an_interruption_at_every_step_of_the_final_save_leaves_the_old_run_or_t
             try:
                 runs.train(runs.RunConfig(run_name="run", **dict(SMALL, epochs=2)), str(root), resume=True, verbose=0)
                 seen.add("uninterrupted")
-            except _Interrupted:
+            except Interrupted:
                 pass
         runs.recover(str(root), "run")  # what the next glr-train or glr-export does first
         now = _fingerprint(root / "run")
