@@ -9,9 +9,11 @@ after the noise (v = f(x) + r, y = act(v)): `Dense` becomes `NoisyDense`,
 `Conv2D` becomes `NoisyConv2D`, `SimpleRNN`, `LSTM` and `GRU` become
 `keras.layers.RNN` over the noisy cells (noise on every step's gates; their
 `activation` is the cell's own, never moved), and every other layer is
-wrapped in `keras_glr.layers.Noisy`. Layers without trainable weights
-(pooling, reshaping, `Add`, frozen layers) stay as they are. Nested
-Sequential and functional models are converted layer by layer.
+wrapped in `keras_glr.layers.Noisy`. Layers without weights (pooling,
+reshaping, `Add`, `Lambda`) and the ops nodes of a functional graph
+(`x + y`, `keras.ops.*`) are reused as they are, never re-created from their
+config; frozen layers with weights are copied. Nested Sequential and
+functional models are converted layer by layer.
 
 `convert` checks itself: it runs the original and the converted model with
 the noise off on a probe batch and raises an error naming the first layer
@@ -89,7 +91,8 @@ def _convert(model, noise, mapping, seed):
     else:
         converted = GLRModel(cloned.inputs, cloned.outputs, name=model.name, seed=seed)
     for old, new in pairs:
-        (new.layer if isinstance(new, Noisy) else new).set_weights(old.get_weights())
+        if new is not old:
+            (new.layer if isinstance(new, Noisy) else new).set_weights(old.get_weights())
     return converted, pairs
 
 
@@ -101,7 +104,14 @@ def _probe(model, seed=0):
         shape = (2,) + tuple(4 if d is None else d for d in tensor.shape[1:])
         dtype = str(tensor.dtype)
         batch.append(rng.integers(0, 2, shape).astype(dtype) if "int" in dtype else rng.normal(size=shape).astype(dtype))
-    return batch if len(batch) > 1 else batch[0]
+    return batch
+
+
+def _fed(model, batch):
+    """`batch` (a list, one array per input) in the structure `model` was built with."""
+    if isinstance(model, keras.Sequential):
+        return batch[0]
+    return batch if isinstance(model.input, (list, tuple)) else batch[0]
 
 
 def _differs(a, b):
@@ -113,15 +123,15 @@ def _differs(a, b):
 def _layer_outputs(original, converted, pairs, x):
     """Yields (original layer, its replacement, their outputs on `x`), noise off, for the layers that can be reached."""
     if isinstance(original, keras.Sequential):  # one chain: run the two side by side
-        old_h = new_h = x
+        old_h = new_h = x[0]
         for old, new in zip(original.layers, converted.layers):
             old_h, new_h = old(old_h, training=False), new(new_h, training=False)
             yield old, new, old_h, new_h
         return
     for old, new in pairs:
         try:
-            before = keras.Model(original.input, old.output)(x, training=False)
-            after = keras.Model(converted.input, new.output)(x, training=False)
+            before = keras.Model(original.input, old.output)(_fed(original, x), training=False)
+            after = keras.Model(converted.input, new.output)(_fed(converted, x), training=False)
         except (AttributeError, ValueError, TypeError):
             continue  # a layer inside a nested model, or called more than once
         yield old, new, before, after
@@ -132,7 +142,7 @@ def _verify(original, converted, pairs):
     import keras.tree
 
     x = _probe(original)
-    expected, found = original(x, training=False), converted(x, training=False)
+    expected, found = original(_fed(original, x), training=False), converted(_fed(converted, x), training=False)
     if not any(_differs(a, b) for a, b in zip(keras.tree.flatten(expected), keras.tree.flatten(found))):
         return
     for old, new, before, after in _layer_outputs(original, converted, pairs, x):  # in graph order
@@ -180,8 +190,12 @@ def _activation_mapping(activation):
 
 def _converted(layer, noise, mapping):
     """The layer that replaces `layer` in the converted model (weights not yet set)."""
+    if not isinstance(layer, keras.layers.Layer):
+        return layer  # an ops node of a functional graph (x + y, keras.ops.mean): nothing to make noisy
     if isinstance(layer, (keras.layers.Activation, keras.layers.ReLU)):
         return _mapped_activation_layer(layer, mapping)
+    if not layer.weights:
+        return layer  # weightless (pooling, reshaping, Lambda, a custom layer): reused as it is, never re-created
     config = layer.get_config()
     if not layer.trainable or not layer.trainable_weights:
         return layer.__class__.from_config(config)

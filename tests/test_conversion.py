@@ -174,3 +174,18 @@ def test_a_functional_model_names_the_layer_that_differs_too():
     original = keras.Model(inputs, L.Add()([L.Dense(2)(h), L.Dense(2)(h)]))
     with pytest.raises(ValueError, match=r"layer 'odd' \(_ActivationFirst\) gives other outputs"):
         keras_glr.convert(original)
+
+
+def test_ops_nodes_lambda_and_weightless_custom_layers_are_reused_as_they_are():
+    inputs = keras.Input((6,))
+    h = L.Dense(5)(inputs)
+    h = h + L.Dense(5)(h)  # ops nodes of the functional graph
+    h = keras.ops.mean(keras.ops.stack([h, h * 2.0]), axis=0)
+    scale = L.Lambda(lambda t: t * 3.0)  # a Lambda cannot be re-created from its config in safe mode
+    original = keras.Model(inputs, L.Dense(3)(scale(h)))
+    converted = keras_glr.convert(original, noise=Gaussian(0.1))
+    assert scale in converted.layers
+    x, y = _data((6,))
+    np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-6)
+    converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
+    assert np.isfinite(converted.fit(x, y, epochs=1, verbose=0).history["loss"][0])
