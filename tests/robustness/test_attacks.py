@@ -142,3 +142,30 @@ def test_names_and_eps_are_checked():
     with pytest.raises(ValueError, match="every value must be a finite number >= 0"):
         attacks.parse_eps("0.1,-0.2")
     assert attacks.parse_eps("0,0.1") == (0.0, 0.1)
+
+
+def test_carlini_wagner_finds_the_closest_boundary_point_of_a_linear_model():
+    """Two classes, logits (0, w.x + b): the smallest L2 step to the other class is |w.x + b| / |w|, inside the box."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(6,)).astype("float32")
+    x = (0.5 + 0.05 * rng.normal(size=(16, 6))).astype("float32")
+    b = (-x @ w + rng.choice([-1.0, 1.0], 16) * rng.uniform(0.05, 0.2, 16)).mean()
+    model_fn = lambda t: tf.stack([tf.zeros(tf.shape(t)[0]), tf.linalg.matvec(t, w) + b], axis=1)  # noqa: E731
+    y = (x @ w + b > 0).astype("int64")
+    x_adv = attacks.carlini_wagner_l2(model_fn, x, y=y)
+    exact = np.abs(x @ w + b) / np.linalg.norm(w)
+    ratio = np.linalg.norm(x_adv - x, axis=1) / exact
+    fooled = (x_adv @ w + b > 0).astype("int64") != y
+    assert fooled.all() and x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    assert ratio.min() > 1 - 1e-3  # never below the exact minimum (it is the minimum)
+    assert np.median(ratio) < 1.01 and ratio.max() < 1.5, np.sort(ratio)  # Adam's steps are per coordinate: near, not at it
+
+
+def test_every_attack_glr_evaluate_offers_runs_on_a_small_model(bp_mlp):
+    model, x, y = bp_mlp
+    x, y = x[:6], y[:6]
+    for name in attacks.parse_names("all"):
+        attack = attacks.get(name)
+        x_adv = np.asarray(attack.run(model, tf.constant(x), tf.constant(y), 0.1 if attack.uses_eps else None))
+        assert x_adv.shape == x.shape and np.all(np.isfinite(x_adv)), name
+        assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0, name

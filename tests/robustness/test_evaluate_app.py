@@ -95,3 +95,12 @@ def test_bad_input_is_a_clear_error(models, tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert err.startswith("glr-evaluate: error: ") and message in err
     assert not (tmp_path / "e" / "results.json").exists()
+
+
+@pytest.mark.slow  # Carlini-Wagner on 150 examples (15 s)
+def test_carlini_wagner_runs_on_more_than_one_batch_of_examples(models, tmp_path):
+    out = tmp_path / "cw"
+    argv = [str(models / "glr_seed0"), "--out", str(out), "--examples", "150", "--attacks", "cw", "--corruptions", "none"]
+    assert evaluate_app.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["attacks"]["cw"]["min"]["glr_seed0"] < results["clean"]["glr_seed0"]

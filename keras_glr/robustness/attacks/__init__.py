@@ -1,8 +1,8 @@
 """Adversarial attacks with one signature: `attack(model_fn, x, y, eps)`.
 
-`model_fn` is any callable returning logits. FGSM, PGD (L-inf and L2), the
-basic and momentum iterative methods and Carlini-Wagner L2 come from
-cleverhans 4; L-BFGS is `lbfgs.py`; SPSA is `spsa.py` (batched over examples;
+`model_fn` is any callable returning logits. FGSM, PGD (L-inf and L2) and the
+basic and momentum iterative methods come from cleverhans 4; Carlini-Wagner
+L2 is `carlini_wagner.py` (cleverhans' fails under Keras 3); L-BFGS is `lbfgs.py`; SPSA is `spsa.py` (batched over examples;
 cleverhans' SPSA does not construct its optimizer under Keras 3); Square
 Attack (L-inf and L2) is `square.py`. Minimum-norm attacks (L-BFGS, CW) take
 no epsilon: they are marked `uses_eps=False` and run once per model.
@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_glr.robustness.attacks.carlini_wagner import carlini_wagner_l2
 from keras_glr.robustness.attacks.lbfgs import lbfgs
 from keras_glr.robustness.attacks.spsa import margin as spsa_margin
 from keras_glr.robustness.attacks.spsa import spsa
@@ -64,9 +65,7 @@ def _mim(model_fn, x, y, eps):
 
 
 def _cw(model_fn, x, y, eps):
-    from cleverhans.tf2.attacks.carlini_wagner_l2 import carlini_wagner_l2
-
-    return carlini_wagner_l2(model_fn, x, y=y, clip_min=0.0, clip_max=1.0, max_iterations=100, binary_search_steps=4)
+    return carlini_wagner_l2(model_fn, np.asarray(x), y=np.asarray(y), max_iterations=100, binary_search_steps=6)
 
 
 def _spsa(model_fn, x, y, eps):
@@ -131,4 +130,4 @@ def parse_eps(text, flag="--eps"):
     return values
 
 
-__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "pgd", "spsa", "spsa_margin", "square", "parse_names"]
+__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "carlini_wagner_l2", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "pgd", "spsa", "spsa_margin", "square", "parse_names"]
