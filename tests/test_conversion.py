@@ -189,3 +189,42 @@ def test_ops_nodes_lambda_and_weightless_custom_layers_are_reused_as_they_are():
     np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-6)
     converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
     assert np.isfinite(converted.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class _LayerScale(L.Layer):
+    """A weight per channel and no compute_output_shape (as ConvNeXt's LayerScale)."""
+
+    def build(self, shape):
+        self.gamma = self.add_weight((shape[-1],), "ones")
+
+    def call(self, x):
+        return x * self.gamma
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class _Block(L.Layer):
+    """A custom block whose sublayers are built by its first call (no build of its own)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.inner, self.outer = L.Dense(4), L.Dense(4)
+
+    def call(self, x):
+        return x + self.outer(keras.ops.relu(self.inner(x)))
+
+
+@pytest.mark.parametrize("custom", [_LayerScale, _Block], ids=["no_output_shape", "built_by_its_call"])
+def test_custom_layers_convert_train_and_round_trip(custom, tmp_path):
+    original = keras.Sequential([keras.Input((4,)), L.Dense(4), custom(), L.Dense(3)])
+    for weight in original.weights:
+        weight.assign(np.random.default_rng(1).uniform(-1, 1, weight.shape))
+    x, y = _data((4,))
+    converted = keras_glr.convert(original, noise=Gaussian(0.1))
+    assert type(converted.layers[1]) is Noisy
+    np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-6)
+    converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
+    assert np.isfinite(converted.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+    converted.save(tmp_path / "converted.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "converted.keras").predict(x, verbose=0),
+                               converted.predict(x, verbose=0), atol=1e-6)

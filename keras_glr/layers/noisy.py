@@ -68,9 +68,15 @@ class Noisy(NoisyLayer, keras.layers.Layer):
         self._init_noise(activation, noise, noisy_inference, seed)
 
     def build(self, input_shape):
-        if not self.layer.built:
+        if not self.layer.built and _builds_by_calling(self.layer):  # its sublayers are built by its first call
+            self.layer(keras.KerasTensor(tuple(input_shape), dtype=self.layer.compute_dtype))
+        elif not self.layer.built:
             self.layer.build(input_shape)
         self.built = True
+
+    def _output_spec(self, input_shape):
+        """The wrapped layer called symbolically (which builds what its call uses): its output's KerasTensor."""
+        return self.layer.compute_output_spec(keras.KerasTensor(tuple(input_shape), dtype=self.layer.compute_dtype))
 
     def pre_activation(self, inputs):
         return self.layer(inputs, training=False)
@@ -84,7 +90,10 @@ class Noisy(NoisyLayer, keras.layers.Layer):
         return outputs
 
     def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
+        try:
+            return self.layer.compute_output_shape(input_shape)
+        except NotImplementedError:  # a custom layer without it: Keras's symbolic call tells the shape
+            return tuple(self._output_spec(input_shape).shape)
 
     def get_config(self):
         return {**super().get_config(), "layer": keras.saving.serialize_keras_object(self.layer), **self._noise_config()}
@@ -94,6 +103,11 @@ class Noisy(NoisyLayer, keras.layers.Layer):
         config = dict(config)
         layer = keras.saving.deserialize_keras_object(config.pop("layer"), custom_objects=custom_objects)
         return cls(layer, **config)
+
+
+def _builds_by_calling(layer):
+    """True for a layer without a `build` of its own (a custom block): Keras builds it by a symbolic first call."""
+    return type(layer).build is keras.layers.Layer.build
 
 
 def _snake_case(name):
