@@ -105,3 +105,10 @@ def test_glr_evaluate_checks_its_out_folder_before_the_work(pristine, capsys):
     assert evaluate_app.main([str(pristine), "--out", "/proc/no/such/folder", "--attacks", "fgsm"]) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == ["glr-evaluate: error: Cannot write to --out /proc/no/such/folder: No such file or directory. Choose a writable --out."]
+
+
+def test_glr_export_checks_its_out_folder_before_loading_the_model(pristine, capsys):
+    assert export_app.main([str(pristine), "--out", "/proc/no/such/base"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "glr-export: error: Cannot write to /proc/no/such/base: No such file or directory. Choose a writable --out."
+    ]
