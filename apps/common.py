@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import sys
+import types
 
 #: Errors that mean "the user asked for something impossible": bad options,
 #: missing data (DataUnavailableError is a RuntimeError), unusable folders.
@@ -24,19 +25,24 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def library_module(name):
     """The module `keras_glr.<name>`, loaded without the rest of keras_glr.
 
-    `import keras_glr` loads TensorFlow, which takes seconds; `run_config` and
-    `distribution` need only the standard library to load, so `--help` and
-    option errors answer at once. The module is registered under its own
-    name: keras_glr reuses it later.
+    `import keras_glr` loads TensorFlow, which takes seconds; `options`,
+    `run_config` and `distribution` need only the standard library (and each
+    other) to load, so `--help` and option errors answer at once. While they
+    load, `keras_glr` is a bare package (its folder, no `__init__`); the
+    modules stay registered under their own names: keras_glr reuses them later.
     """
     qualified = f"keras_glr.{name}"
     if qualified not in sys.modules:
-        package = importlib.util.find_spec("keras_glr")
-        path = os.path.join(package.submodule_search_locations[0], f"{name}.py")
-        spec = importlib.util.spec_from_file_location(qualified, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[qualified] = module
-        spec.loader.exec_module(module)
+        bare = "keras_glr" not in sys.modules
+        if bare:
+            package = types.ModuleType("keras_glr")
+            package.__path__ = list(importlib.util.find_spec("keras_glr").submodule_search_locations)
+            sys.modules["keras_glr"] = package
+        try:
+            importlib.import_module(qualified)
+        finally:
+            if bare:
+                del sys.modules["keras_glr"]
     return sys.modules[qualified]
 
 

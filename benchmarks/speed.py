@@ -66,6 +66,7 @@ import tensorflow as tf  # noqa: E402
 from keras_glr import architectures  # noqa: E402
 from keras_glr import data  # noqa: E402
 from keras_glr.noise import Gaussian  # noqa: E402
+from keras_glr.options import INJECTIONS  # noqa: E402
 from keras_glr.streams import stream_key  # noqa: E402
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -125,7 +126,7 @@ def step_times(copies, batch, repeats):
         lambda length, key: distribution.stddev * tf.random.stateless_normal([batch, length], seed=tf.bitcast(key, tf.int32)[0], alg="philox")
     )
     bp = network("sigmoid")
-    bp.compile(keras.optimizers.SGD(0.1), CE, copies=1, baseline="none", estimator="bp")
+    bp.compile(keras.optimizers.SGD(0.1), CE, copies=1, estimator="bp")
     functions["bp"] = lambda: bp.train_on_batch(x, y)
     return interleaved_times(functions, repeats)
 
@@ -133,7 +134,6 @@ def step_times(copies, batch, repeats):
 LEARNING_RATES = (0.01, 0.02, 0.03, 0.05)
 GLR_COPIES = 100
 NOISE_SCALES = {"sigmoid": (0.5, 1.0), "step": (1.0,)}
-INJECTIONS = ("all", "layerwise")
 
 
 def _summary(setting, per_seed, target):

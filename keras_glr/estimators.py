@@ -29,108 +29,27 @@ import dataclasses
 import tensorflow as tf
 
 from keras_glr import copies as copies_module
-from keras_glr import streams
+from keras_glr import options
 from keras_glr.layers import noisy_layers
-
-BASELINES = ("loo", "none")
-ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
-INJECTIONS = ("all", "layerwise")
-SAMPLINGS = streams.SAMPLINGS
+from keras_glr.options import BASELINES  # noqa: F401  (the names, declared once in `options`)
+from keras_glr.options import ESTIMATORS  # noqa: F401
+from keras_glr.options import INJECTIONS  # noqa: F401
+from keras_glr.options import SAMPLINGS  # noqa: F401
 
 
 def check_options(copies, baseline, antithetic, estimator, ste_slope=None):
-    """Validates the GLR options; raises ValueError naming the bad argument."""
-    if ste_slope is not None and (isinstance(ste_slope, bool) or not isinstance(ste_slope, (int, float)) or not ste_slope > 0):
-        raise ValueError(
-            "Invalid value received for argument `ste_slope`. Expected None "
-            f"(identity) or a float > 0. Received: ste_slope={ste_slope!r}"
-        )
-    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
-        raise ValueError(
-            "Invalid value received for argument `copies`. Expected a positive "
-            f"integer (the number K of noise copies per example). Received: copies={copies!r}"
-        )
-    if baseline not in BASELINES:
-        raise ValueError(
-            f"Invalid value received for argument `baseline`. Expected one of "
-            f"{list(BASELINES)}. Received: baseline={baseline!r}"
-        )
-    if not isinstance(antithetic, bool):
-        raise ValueError(
-            "Invalid value received for argument `antithetic`. Expected True or "
-            f"False. Received: antithetic={antithetic!r}"
-        )
-    if estimator not in ESTIMATORS:
-        raise ValueError(
-            f"Invalid value received for argument `estimator`. Expected one of "
-            f"{list(ESTIMATORS)}. Received: estimator={estimator!r}"
-        )
-    if ste_slope is not None and estimator != "bp-ste":
-        raise ValueError(
-            f"Invalid value received for argument `ste_slope`: it shapes the straight-through gradient of "
-            f"estimator='bp-ste' and has no effect with estimator={estimator!r}. Received: ste_slope={ste_slope!r}. "
-            "Drop it, or use estimator='bp-ste'."
-        )
-    if antithetic and copies % 2:
-        raise ValueError(
-            "Antithetic noise pairs each copy r with -r, so `copies` must be even. "
-            f"Received: copies={copies}. Use copies={copies + 1}, or antithetic=False."
-        )
-    if estimator == "glr" and baseline == "loo":
-        # The leave-one-out baseline must not depend on the copy's own noise:
-        # with antithetic pairs that excludes the partner too.
-        needed = 4 if antithetic else 2
-        if copies < needed:
-            what = "two antithetic pairs" if antithetic else "two copies"
-            raise ValueError(
-                f"The leave-one-out baseline needs at least {what} per example "
-                f"(copies >= {needed}). Received: copies={copies}. Increase "
-                "`copies`, or pass baseline='none'."
-            )
+    """Validates the GLR options; raises ValueError naming the bad argument (`options.EstimatorOptions.validate`)."""
+    options.EstimatorOptions(copies=copies, baseline=baseline, antithetic=antithetic, estimator=estimator, ste_slope=ste_slope).validate()
 
 
 def check_sampling(sampling, baseline, estimator):
-    """Validates `sampling`; raises ValueError naming the bad argument."""
-    if sampling not in SAMPLINGS:
-        raise ValueError(
-            f"Invalid value received for argument `sampling`. Expected one of {list(SAMPLINGS)}. Received: sampling={sampling!r}"
-        )
-    if sampling == "mc":
-        return
-    scheme = {"latin": "Latin-hypercube", "sobol": "Randomised Sobol"}[sampling]
-    if estimator != "glr":
-        raise ValueError(f"{scheme} sampling is an option of the GLR estimator; received estimator={estimator!r}. Use sampling='mc'.")
-    if baseline == "loo":
-        raise ValueError(
-            f"{scheme} copies of an example are not independent of each other, so the leave-one-out "
-            "baseline (the other copies' mean loss) would depend on the copy's own noise and bias the estimate. "
-            f"Use baseline='none' with sampling={sampling!r} (the stratified copies centre the scores themselves), "
-            "or sampling='mc'."
-        )
+    """Validates `sampling`; raises ValueError naming the bad argument (`options.EstimatorOptions.validate`)."""
+    options.EstimatorOptions(sampling=sampling, baseline=baseline, estimator=estimator).validate()
 
 
 def check_injection(injection, copies_per_layer, estimator):
-    """Validates the layer-wise options; raises ValueError naming the bad argument."""
-    if injection not in INJECTIONS:
-        raise ValueError(
-            f"Invalid value received for argument `injection`. Expected one of {list(INJECTIONS)}. "
-            f"Received: injection={injection!r}"
-        )
-    if injection == "layerwise" and estimator != "glr":
-        raise ValueError(
-            "Layer-wise injection is a way to share the copies among the GLR estimates of the layers; "
-            f"the {estimator!r} estimator has no per-layer estimates. Use injection='all'."
-        )
-    if copies_per_layer is not None:
-        if injection != "layerwise":
-            raise ValueError("`copies_per_layer` splits the copies among the layers, so it needs injection='layerwise'.")
-        if copies_per_layer != "proportional" and (isinstance(copies_per_layer, (str, bytes)) or not all(
-            isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in copies_per_layer
-        )):
-            raise ValueError(
-                "Invalid value received for argument `copies_per_layer`. Expected 'proportional' or a list of "
-                f"positive integers, one per noisy layer. Received: copies_per_layer={copies_per_layer!r}"
-            )
+    """Validates the layer-wise options; raises ValueError naming the bad argument (`options.EstimatorOptions.validate`)."""
+    options.EstimatorOptions(injection=injection, copies_per_layer=copies_per_layer, estimator=estimator).validate()
 
 
 def centre_losses(losses, copies, baseline="loo", antithetic=False):

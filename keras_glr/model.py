@@ -23,6 +23,7 @@ from keras_glr import copies as copies_module
 from keras_glr import estimators
 from keras_glr import losses as glr_losses
 from keras_glr import memory
+from keras_glr import options
 from keras_glr import recording
 from keras_glr import streams
 from keras_glr import validation
@@ -30,22 +31,11 @@ from keras_glr import validation
 _ZERO_ONE_NAMES = ("zero_one", "zero-one", "zero_one_loss", "0-1")
 
 
-@dataclasses.dataclass(frozen=True)
-class GLRConfig:
-    """The estimator options given to `compile` (see `GLRTrainer.compile`)."""
-
-    copies: int = 100
-    baseline: str = "loo"
-    antithetic: bool = False
-    estimator: str = "glr"
-    ste_slope: float = None
-    copies_per_chunk: int = None
-    injection: str = "all"
-    copies_per_layer: tuple = None
-    sampling: str = "mc"
+#: The options `compile` takes beyond Keras's own (`keras_glr.options.EstimatorOptions`).
+GLRConfig = options.EstimatorOptions
 
 
-COMPILE_OPTIONS = tuple(field.name for field in dataclasses.fields(GLRConfig))
+COMPILE_OPTIONS = options.NAMES
 
 
 def _data_spec(x, y, sample_weight):
@@ -115,16 +105,6 @@ class GLRTrainer:
         loss=None,
         loss_weights=None,
         metrics=None,
-        *,
-        copies=100,
-        baseline="loo",
-        antithetic=False,
-        estimator="glr",
-        ste_slope=None,
-        copies_per_chunk=None,
-        injection="all",
-        copies_per_layer=None,
-        sampling="mc",
         **kwargs,
     ):
         """Configures the model for training, as `keras.Model.compile`.
@@ -137,49 +117,14 @@ class GLRTrainer:
             loss_weights: None or 1: a GLR model has one output.
             metrics: as in `keras.Model.compile`; in training they are
                 computed on the first noisy copy of each example.
-            **kwargs: the other arguments of `keras.Model.compile`.
-            copies: K, noise copies per example in each step.
-            baseline: "loo" (default) subtracts the leave-one-out mean of the
-                other copies of the same example; "none" subtracts nothing.
-            antithetic: use noise in pairs (r, -r); needs an even `copies`.
-            estimator: "glr" (default); "bp", ordinary backprop through the
-                noiseless network; "bp-noise", backprop through the noisy
-                network (reparameterised), averaged over `copies`; "bp-ste",
-                as "bp-noise" with step and sign units passing the gradient
-                straight through, and the 0-1 loss replaced by softmax
-                cross-entropy of the outputs for the gradient only (the
-                reported loss stays the 0-1 loss). The fair BP control for
-                step networks.
-            ste_slope: for "bp-ste": None passes the gradient through as the
-                identity; a float s uses the derivative of sigmoid(s x).
-            copies_per_chunk: bound on the rows (example copies) in one
-                forward pass; None runs the batch at once. Larger batches
-                are processed in chunks of whole examples (each with all K
-                copies, so the baseline is unchanged) and the estimates are
-                summed: the result equals the unchunked one.
-            injection: "all" (default): every noisy layer is noisy on every
-                copy; each layer's estimate is unbiased for the gradient of
-                E[L] under all layers' noise. "layerwise": the K copies of
-                each example are split into one group per noisy layer; on
-                its group only that layer is noisy, and its estimate is
-                unbiased for the gradient of the loss smoothed by its own
-                noise alone (the other layers noiseless). Lower variance
-                where many layers add noise; prediction noise is unchanged.
-            copies_per_layer: with "layerwise", the group sizes, one per
-                noisy layer in call order, adding up to `copies`; None
-                splits evenly; "proportional" splits in proportion to each
-                layer's noise values per example (its output size).
-            sampling: "mc" (default): independent noise copies. "latin":
-                each example's copies form a Latin hypercube, coordinate by
-                coordinate; every copy keeps the noise's distribution, so
-                the estimate keeps its objective. "sobol": each example's
-                copies are the first K points of the Sobol sequence (one
-                dimension per noise value of a layer's call, at most 21201),
-                randomised by a digital shift of the example's own; again
-                every copy keeps the noise's distribution. Both need
-                baseline="none": the stratified copies are not independent,
-                so a baseline made of the other copies would bias the
-                estimate.
+            **kwargs: the estimator's options, each a field of
+                `keras_glr.options.EstimatorOptions` with its default and
+                the objective the estimate is unbiased for (copies=100,
+                baseline="loo", antithetic=False, estimator="glr",
+                ste_slope=None, copies_per_chunk=None, injection="all",
+                copies_per_layer=None, sampling="mc"; the estimator guide's
+                table lists them), and the other arguments of
+                `keras.Model.compile`.
         """
         if loss is None:
             raise ValueError(
@@ -194,19 +139,9 @@ class GLRTrainer:
             )
         if isinstance(loss, str) and loss.lower() in _ZERO_ONE_NAMES:
             loss = glr_losses.ZeroOneLoss()
-        estimators.check_options(copies, baseline, antithetic, estimator, ste_slope)
-        estimators.check_injection(injection, copies_per_layer, estimator)
-        estimators.check_sampling(sampling, baseline, estimator)
-        if copies_per_layer not in (None, "proportional"):
-            copies_per_layer = tuple(copies_per_layer)
-        if copies_per_chunk is not None and (
-            isinstance(copies_per_chunk, bool) or not isinstance(copies_per_chunk, int) or copies_per_chunk < 1
-        ):
-            raise ValueError(
-                "Invalid value received for argument `copies_per_chunk`. Expected None or a "
-                f"positive integer. Received: copies_per_chunk={copies_per_chunk!r}"
-            )
-        self.glr_config = GLRConfig(copies, baseline, antithetic, estimator, ste_slope, copies_per_chunk, injection, copies_per_layer, sampling)
+        chosen = {name: kwargs.pop(name) for name in options.NAMES if name in kwargs}
+        self.glr_config = options.EstimatorOptions(**chosen).validate()
+        estimator, copies_per_chunk = self.glr_config.estimator, self.glr_config.copies_per_chunk
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._estimator = self._estimator_for(estimator)
         self._compile_config.config.update(dataclasses.asdict(self.glr_config))
@@ -222,11 +157,11 @@ class GLRTrainer:
         loss = self.loss
         values_only = glr_losses.forward_only(loss)
         surrogate = glr_losses.cross_entropy_from_logits if isinstance(loss, glr_losses.ZeroOneLoss) else None
-        config = self.glr_config
+        config = self.glr_config.reset_for(name)  # another estimator than the compiled one keeps only what it uses
         return estimators.make(
             name, glr_losses.per_example(loss), glr_losses.per_example(values_only or loss), surrogate,
-            config.baseline, config.antithetic, config.ste_slope, config.injection, config.copies_per_layer,
-            config.sampling,
+            baseline=config.baseline, antithetic=config.antithetic, ste_slope=config.ste_slope,
+            injection=config.injection, copies_per_layer=config.copies_per_layer, sampling=config.sampling,
         )
 
     def compile_from_config(self, config):
@@ -326,7 +261,7 @@ class GLRTrainer:
         """
         copies = self.glr_config.copies if copies is None else copies
         name = estimator or self.glr_config.estimator
-        estimators.check_options(copies, self.glr_config.baseline, self.glr_config.antithetic, name, self.glr_config.ste_slope)
+        dataclasses.replace(self.glr_config.reset_for(name), copies=copies).validate()
         self._check_ready(x, y)
         if (copies, name) not in self._estimate_functions:
             chosen = self._estimator_for(name)

@@ -11,6 +11,12 @@ import dataclasses
 import math
 import os
 
+import keras_glr.options as options
+from keras_glr.options import BASELINES  # noqa: F401  (the estimator's names, declared once in `options`)
+from keras_glr.options import ESTIMATORS  # noqa: F401
+from keras_glr.options import INJECTIONS  # noqa: F401
+from keras_glr.options import SAMPLINGS  # noqa: F401
+
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")
 ARCHITECTURES = ("mlp", "cnn", "resnet", "rnn", "snn")
@@ -20,11 +26,6 @@ CNN_POOLS = ("output", "pre-activation")  # where `architectures.small_cnn` pool
 MAX_NAME_BYTES = 200  # a run's name; its lock file `.<name>.lock` and journal `.<name>.commit.json` must fit in 255 bytes
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
-#: The same names as `keras_glr.estimators.ESTIMATORS` / `BASELINES` / `INJECTIONS` / `SAMPLINGS` (a test pins it).
-ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
-BASELINES = ("loo", "none")
-INJECTIONS = ("all", "layerwise")
-SAMPLINGS = ("mc", "latin", "sobol")
 #: Where an architecture trains with other settings than the paper's network.
 #: The small CNN (two noisy conv layers) trains by GLR with ReLU units, small
 #: noise on the max-pooled pre-activations, layer-wise injection with
@@ -100,6 +101,13 @@ def _option(default, group, help, **command_line):
     return dataclasses.field(default=default, metadata={"group": group, "help": help, **command_line})
 
 
+def options_field(name, help=None):
+    """The field of estimator option `name`: default, help and choices from `options.EstimatorOptions`."""
+    meta = options.FIELDS[name].metadata
+    extra = {"choices": meta["choices"]} if "choices" in meta else {}
+    return _option(options.FIELDS[name].default, "estimator", help or meta["help"], **extra)
+
+
 @dataclasses.dataclass
 class RunConfig:
     """Everything that defines a training run. Defaults: the paper's network.
@@ -137,33 +145,22 @@ class RunConfig:
     noise: str = _option("gaussian", "network", "distribution of the neuronal noise", choices=NOISES)
     sigma: float = _option(1.0, "network", "standard deviation of the neuronal noise")
     loss: str = _option("ce", "estimator", "ce (cross-entropy) or zero-one", choices=LOSSES)
-    estimator: str = _option(
-        "glr", "estimator",
-        "bp-ste: backprop with straight-through step/sign units, the fair control of a step network",
-        choices=ESTIMATORS,
-    )
-    ste_slope: float = _option(None, "estimator", "bp-ste surrogate: derivative of sigmoid(slope x) instead of the identity")
-    copies: int = _option(100, "estimator", "K, noise copies per example")
-    baseline: str = _option("loo", "estimator", "loo (leave-one-out mean of the other copies' losses) or none", choices=BASELINES)
-    antithetic: bool = _option(False, "estimator", "noise in pairs (r, -r)")
-    injection: str = _option(
-        "all", "estimator", "layerwise: each noisy layer gets its own share of the copies, noisy there alone (GLR only)",
-        choices=INJECTIONS,
-    )
-    sampling: str = _option(
-        "mc", "estimator", "mc (independent copies), or latin / sobol: stratified copies, with --baseline none (GLR only)",
-        choices=SAMPLINGS,
-    )
+    estimator: str = options_field("estimator", help="glr, or a BP control: bp, bp-noise, or bp-ste (backprop with "
+                                   "straight-through step/sign units, the fair control of a step network)")
+    ste_slope: float = options_field("ste_slope")
+    copies: int = options_field("copies")
+    baseline: str = options_field("baseline")
+    antithetic: bool = options_field("antithetic")
+    injection: str = options_field("injection")
+    sampling: str = options_field("sampling", help="mc (independent copies), or latin / sobol: stratified copies, with "
+                                  "--baseline none (GLR only)")
     copy_split: object = _option(
         "even", "estimator",
         "with --injection layerwise, how the K copies are shared among the noisy layers: even, proportional (to "
         "each layer's noise values), or shares in call order such as 1,2,4",
         parse=parse_copy_split,
     )
-    copies_per_chunk: int = _option(
-        None, "estimator", "bound on the example copies a step runs at once (whole examples, all K copies each; the "
-        "same estimate in less memory)",
-    )
+    copies_per_chunk: int = options_field("copies_per_chunk")
     optimizer: str = _option("adam", "optimisation", "update rule", choices=OPTIMIZERS)
     learning_rate: float = _option(0.01, "optimisation", "step size of the optimizer", alias="--lr")
     schedule: str = _option("constant", "optimisation", "learning-rate schedule", choices=SCHEDULES)
@@ -220,9 +217,13 @@ class RunConfig:
         mine, theirs = self.to_json(), other.to_json()
         return sorted(k for k in mine if mine[k] != theirs.get(k) and k not in ignore)
 
+    def estimator_options(self, copies_per_layer=None):
+        """The `options.EstimatorOptions` of this run (`copies_per_layer` from the copy split and the model)."""
+        return options.EstimatorOptions(**{name: getattr(self, name) for name in options.NAMES if hasattr(self, name)},
+                                        copies_per_layer=copies_per_layer)
+
     def validate(self):
         """Raises ValueError naming the first bad field, as `name`."""
-        from keras_glr import estimators
         from keras_glr.activations import get as get_activation
 
         def choice(name, options):
@@ -276,15 +277,13 @@ class RunConfig:
         if not self.hidden or any(not isinstance(w, int) or w < 1 for w in self.hidden):
             raise ValueError(f"Invalid `hidden`: {self.hidden!r}. Expected positive layer widths such as (20,) or (50, 50).")
         get_activation(self.activation)
-        estimators.check_options(self.copies, self.baseline, self.antithetic, self.estimator, self.ste_slope)
-        estimators.check_injection(self.injection, None, self.estimator)
+        self.estimator_options().validate()
         parse_copy_split(self.copy_split)
         if self.copy_split != "even" and self.injection != "layerwise":
             raise ValueError(
                 f"Invalid `copy_split`: {self.copy_split!r}. It shares the copies among the noisy layers of "
                 "layer-wise injection; use injection='layerwise', or copy_split='even'."
             )
-        estimators.check_sampling(self.sampling, self.baseline, self.estimator)
         if self.run_name is not None and (not isinstance(self.run_name, str) or not self.run_name or os.sep in self.run_name
                                           or self.run_name in (".", "..") or self.run_name.startswith(".") or "\0" in self.run_name):
             raise ValueError(f"Invalid `run_name`: {self.run_name!r}. Use a plain folder name without '{os.sep}', not starting with '.'.")
@@ -352,20 +351,8 @@ def build_model(config, info, steps_per_epoch):
                                   noise=noise, seed=config.seed)
     if config.init_from:
         initialise_from(model, config.init_from)
-    model.compile(
-        make_optimizer(config, steps_per_epoch),
-        make_loss(config),
-        metrics=["accuracy"],
-        copies=config.copies,
-        baseline=config.baseline,
-        antithetic=config.antithetic,
-        estimator=config.estimator,
-        ste_slope=config.ste_slope,
-        injection=config.injection,
-        copies_per_layer=copies_per_layer(config, model),
-        sampling=config.sampling,
-        copies_per_chunk=config.copies_per_chunk,
-    )
+    chosen = config.estimator_options(copies_per_layer(config, model))
+    model.compile(make_optimizer(config, steps_per_epoch), make_loss(config), metrics=["accuracy"], **dataclasses.asdict(chosen))
     return model
 
 

@@ -83,7 +83,8 @@ def normal_rows(rows, length, key, first_row, stddev=1.0, stream=0):
     return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=1)
 
 
-SAMPLINGS = ("mc", "latin", "sobol")
+from keras_glr.options import SAMPLINGS  # noqa: E402,F401  (declared once in `options`)
+
 SOBOL_MAX_UNITS = 21201  # the dimensions of tf.math.sobol_sample's direction numbers
 
 

@@ -12,6 +12,8 @@ The twin differs from its GLR run in the estimator alone:
 
 import dataclasses
 
+from keras_glr import options
+
 STEP_LIKE = ("step", "threshold", "heaviside", "sign")
 
 
@@ -27,6 +29,10 @@ def twin_estimator(activation, loss="ce"):
 def twin_config(config):
     """Returns the twin of a GLR `RunConfig`: same everything, BP estimator (all layers noisy, independent copies).
 
+    The estimator options the twin's estimator does not use (`options.EstimatorOptions`'s
+    `estimators` metadata: layer-wise injection, stratified sampling, the baseline)
+    go back to their defaults, and so does the run's copy split.
+
     Raises ValueError if `config` is not a GLR configuration.
     """
     if config.estimator != "glr":
@@ -35,5 +41,7 @@ def twin_config(config):
             f"{config.estimator!r}. Pass the GLR run's directory."
         )
     run_name = f"{config.run_name}_twin" if config.run_name else None
-    return dataclasses.replace(config, estimator=twin_estimator(config.activation, config.loss), injection="all", copy_split="even", sampling="mc",
-                               run_name=run_name)
+    estimator = twin_estimator(config.activation, config.loss)
+    unused = {f.name: f.default for f in dataclasses.fields(options.EstimatorOptions)
+              if estimator not in f.metadata["estimators"] and f.name != "copies" and hasattr(config, f.name)}
+    return dataclasses.replace(config, estimator=estimator, copy_split="even", run_name=run_name, **unused)
