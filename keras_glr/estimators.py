@@ -222,7 +222,7 @@ def penalty_gradients(gradients, variables, replicas=1):
 
 
 def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, ste_slope=None, injection="all", copies_per_layer=None,
-         sampling="mc"):
+         sampling="mc", perturbation_scale=0.03):
     """The estimator called `name` (one of `ESTIMATORS`).
 
     Args:
@@ -232,7 +232,10 @@ def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, s
         surrogate: what "bp-ste" differentiates in place of `loss`, or None.
     """
     from keras_glr import backprop
+    from keras_glr import perturbation
 
+    if name == "weight-perturbation":
+        return perturbation.WeightPerturbation(values_only, perturbation_scale)
     if name == "glr":
         return GLR(values_only, baseline, antithetic, injection, copies_per_layer if copies_per_layer in (None, "proportional") else tuple(copies_per_layer), sampling)
     if name == "bp":

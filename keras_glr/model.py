@@ -122,7 +122,8 @@ class GLRTrainer:
                 the objective the estimate is unbiased for (copies=100,
                 baseline="loo", antithetic=False, estimator="glr",
                 ste_slope=None, copies_per_chunk=None, injection="all",
-                copies_per_layer=None, sampling="mc"; the estimator guide's
+                copies_per_layer=None, sampling="mc",
+                perturbation_scale=0.03; the estimator guide's
                 table lists them), and the other arguments of
                 `keras.Model.compile`.
         """
@@ -162,6 +163,7 @@ class GLRTrainer:
             name, glr_losses.per_example(loss), glr_losses.per_example(values_only or loss), surrogate,
             baseline=config.baseline, antithetic=config.antithetic, ste_slope=config.ste_slope,
             injection=config.injection, copies_per_layer=config.copies_per_layer, sampling=config.sampling,
+            perturbation_scale=config.perturbation_scale,
         )
 
     def compile_from_config(self, config):

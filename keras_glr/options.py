@@ -13,11 +13,12 @@ without loading TensorFlow.
 
 import dataclasses
 
-ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste")
+ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste", "weight-perturbation")
 BASELINES = ("loo", "none")
 INJECTIONS = ("all", "layerwise")
 SAMPLINGS = ("mc", "latin", "sobol")
-_NOISY = ("glr", "bp-noise", "bp-ste")  # the estimators that draw noise copies
+_NOISY = ("glr", "bp-noise", "bp-ste")  # the estimators that draw neuronal noise copies
+_COPIES = _NOISY + ("weight-perturbation",)  # the estimators that run K copies
 
 
 def _option(default, help, values, objective="—", choices=None, estimators=ESTIMATORS):
@@ -31,7 +32,8 @@ def _option(default, help, values, objective="—", choices=None, estimators=EST
 class EstimatorOptions:
     """The options of the gradient estimator (`compile`'s keywords). Defaults: GLR as in the paper."""
 
-    copies: int = _option(100, "K, noise copies per example in each step", "100, any K >= 1", estimators=_NOISY)
+    copies: int = _option(100, "K, noise copies per example in each step (weight-perturbation: K perturbed networks, "
+                          "K/2 antithetic pairs)", "100, any K >= 1", estimators=_COPIES)
     baseline: str = _option(
         "loo", "loo subtracts from each copy's loss the mean of the other copies of the same example (with antithetic "
         "pairs, the partner is left out too); none subtracts nothing", '`"loo"`, `"none"`',
@@ -40,11 +42,13 @@ class EstimatorOptions:
     antithetic: bool = _option(False, "noise in pairs (r, -r); K even (K >= 4 with the loo baseline)", "`False`, `True`",
                                "unchanged: each copy's marginal is the noise's", estimators=_NOISY)
     estimator: str = _option(
-        "glr", "glr; or the BP controls: bp (backprop through the noiseless network), bp-noise (through the noisy "
+        "glr", "glr; the BP controls: bp (backprop through the noiseless network), bp-noise (through the noisy "
         "network, reparameterised), bp-ste (through it with step/sign units passing the gradient straight through, "
-        "the 0-1 loss replaced by cross-entropy for the gradient only)", '`"glr"`, `"bp"`, `"bp-noise"`, `"bp-ste"`',
+        "the 0-1 loss replaced by cross-entropy for the gradient only); or weight-perturbation (evolution "
+        "strategies: antithetic Gaussian noise on every weight, the neurons noiseless)",
+        '`"glr"`, `"bp"`, `"bp-noise"`, `"bp-ste"`, `"weight-perturbation"`',
         '`"glr"`, `"bp-noise"`: d E[L] / d theta; `"bp"`: the noiseless gradient; `"bp-ste"`: a surrogate, biased by '
-        "design", choices=ESTIMATORS,
+        'design; `"weight-perturbation"`: d E_e[L(theta + sigma e)] / d theta, e ~ N(0, I)', choices=ESTIMATORS,
     )
     ste_slope: float = _option(None, "bp-ste surrogate: None passes the gradient through as the identity; s > 0 uses the "
                                "derivative of sigmoid(s x)", "`None`, a float s > 0", estimators=("bp-ste",))
@@ -65,6 +69,10 @@ class EstimatorOptions:
         "proportional in proportion to each layer's noise values per example",
         '`None` (even split), `"proportional"`, a list of sizes', 'as `"layerwise"`', estimators=("glr",),
     )
+    perturbation_scale: float = _option(
+        0.03, "weight-perturbation: sigma, the standard deviation of the Gaussian noise on every weight",
+        "0.03, a float sigma > 0", "the loss smoothed by weight noise of that scale", estimators=("weight-perturbation",),
+    )
     sampling: str = _option(
         "mc", "mc: independent copies; latin: each example's copies a Latin hypercube, coordinate by coordinate; "
         "sobol: the first K points of a randomised Sobol sequence (at most 21,201 noise values per call)",
@@ -80,6 +88,7 @@ class EstimatorOptions:
         """Raises ValueError naming the first bad option, what was received and what works."""
         _check_ste_slope(self.ste_slope)
         _check_copies(self.copies, self.copies_per_chunk)
+        _check_perturbation(self.perturbation_scale, self.copies, self.estimator)
         for name in ("baseline", "estimator", "injection", "sampling"):
             _choice(name, getattr(self, name), FIELDS[name].metadata["choices"])
         if not isinstance(self.antithetic, bool):
@@ -147,6 +156,19 @@ def _check_copies(copies, copies_per_chunk):
         raise ValueError(
             "Invalid value received for argument `copies_per_chunk`. Expected None or a "
             f"positive integer. Received: copies_per_chunk={copies_per_chunk!r}"
+        )
+
+
+def _check_perturbation(scale, copies, estimator):
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+        raise ValueError(
+            "Invalid value received for argument `perturbation_scale`. Expected a float sigma > 0. "
+            f"Received: perturbation_scale={scale!r}"
+        )
+    if estimator == "weight-perturbation" and copies % 2:
+        raise ValueError(
+            "Weight perturbation runs its copies as antithetic pairs (theta + sigma e, theta - sigma e), so `copies` must "
+            f"be even. Received: copies={copies}. Use copies={copies + 1}."
         )
 
 

@@ -161,6 +161,7 @@ class RunConfig:
         parse=parse_copy_split,
     )
     copies_per_chunk: int = options_field("copies_per_chunk")
+    perturbation_scale: float = options_field("perturbation_scale")
     optimizer: str = _option("adam", "optimisation", "update rule", choices=OPTIMIZERS)
     learning_rate: float = _option(0.01, "optimisation", "step size of the optimizer", alias="--lr")
     schedule: str = _option("constant", "optimisation", "learning-rate schedule", choices=SCHEDULES)
@@ -414,6 +415,9 @@ def describe_gradient(config):
         return "backprop through the noiseless network"
     if config.estimator == "bp-noise":
         return "backprop through the noisy network (reparameterised)"
+    if config.estimator == "weight-perturbation":
+        return (f"weight perturbation: {config.copies // 2} antithetic Gaussian perturbations of every weight (sigma "
+                f"{config.perturbation_scale}) per step, the neurons noiseless")
     surrogate = "identity" if config.ste_slope is None else f"derivative of sigmoid({config.ste_slope} x)"
     note = f"backprop through the noisy network; step/sign units pass the gradient straight through ({surrogate})"
     if config.loss == "zero-one":

@@ -1,0 +1,78 @@
+"""Weight perturbation (evolution strategies): noise on the weights instead of the neurons.
+
+With the interface of `estimators.GLR` (`copies`, `one_pass`), for
+`compile(estimator="weight-perturbation")`. The K copies of a step are K/2
+antithetic pairs of Gaussian perturbations e_p ~ N(0, I) of every trainable
+weight at once; each perturbed network (noiseless otherwise) runs the batch:
+
+    g = 1/(K/2) sum_p (L(theta + sigma e_p) - L(theta - sigma e_p)) / (2 sigma) e_p
+
+with L the batch's mean loss (times sample weights). g is unbiased for the
+gradient of E_e[L(theta + sigma e)], the loss smoothed by Gaussian weight
+noise of scale sigma (`perturbation_scale`); the loss is never
+differentiated, so step units and the 0-1 loss train too. The perturbations
+are drawn from a counter-based stream (row p of the step's key), never
+stored: memory does not grow with K, and every chunk and replica of a step
+sees the same e_p. The layers run in inference mode: the neuronal noise is
+off, and normalization layers keep their moving statistics.
+"""
+
+import dataclasses
+import math
+
+import tensorflow as tf
+
+from keras_glr import copies as copies_module
+from keras_glr import streams
+
+#: The Philox stream of the weight perturbations (a slot no noisy layer takes).
+STREAM = streams.stream_id(2**31 - 1, 0)
+
+
+def perturbation(variables, key, pair):
+    """e_p for every variable, shapes as theirs: row `pair` of N(0, 1) values of the stream (`key`, STREAM)."""
+    sizes = [math.prod(v.shape) for v in variables]
+    length = 8 * math.ceil(sum(sizes) / 8)
+    row = tf.reshape(streams.normal_rows(1, length, key, pair, stream=STREAM), [-1])
+    parts = tf.split(row[: sum(sizes)], sizes)
+    return [tf.reshape(part, v.shape) for part, v in zip(parts, variables)]
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightPerturbation:
+    """Antithetic Gaussian weight perturbation (OpenES without fitness shaping).
+
+    Args:
+        loss: fn(y_true, y_pred) -> per-example loss values; never differentiated.
+        scale: sigma, the perturbations' standard deviation.
+    """
+
+    loss: object
+    scale: float = 0.01
+
+    def copies(self, copies):
+        return copies
+
+    def one_pass(self, model, x, y, sample_weight, first_example, step):
+        """The estimate's share of this part of the batch: sum_p sum_b w_b (l_b(+) - l_b(-)) e_p / (sigma * terms)."""
+        variables = model.trainable_variables
+        others = [v.value for v in model.non_trainable_variables]
+        pairs = step.copies // 2
+
+        def losses(values):
+            outputs, _ = model.stateless_call(values, others, x, training=False)
+            per_example, _, _ = copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)
+            return per_example
+
+        def body(pair, gradients, total):
+            e = perturbation(variables, step.key, pair)
+            plus = losses([v + self.scale * d for v, d in zip(variables, e)])
+            minus = losses([v - self.scale * d for v, d in zip(variables, e)])
+            weight = tf.reduce_sum(plus - minus) / (self.scale * step.terms)
+            return pair + 1, [g + weight * d for g, d in zip(gradients, e)], total + tf.reduce_sum(plus + minus)
+
+        zeros = [tf.zeros(v.shape, v.dtype) for v in variables]
+        _, gradients, total = tf.while_loop(lambda pair, *_: pair < pairs, body, (tf.constant(0), zeros, tf.constant(0.0)))
+        y_pred = model(x, training=False)
+        weights = None if sample_weight is None else tf.reshape(sample_weight, [-1])
+        return copies_module.Pass(gradients, total, y, y_pred, weights)
