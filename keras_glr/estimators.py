@@ -232,8 +232,13 @@ def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, s
         surrogate: what "bp-ste" differentiates in place of `loss`, or None.
     """
     from keras_glr import backprop
+    from keras_glr import forward_gradient
     from keras_glr import perturbation
 
+    if name == "forward-gradient":
+        if surrogate is not None:  # the 0-1 loss (see `surrogate`)
+            forward_gradient.check_differentiable(None, zero_one=True)
+        return forward_gradient.ForwardGradient(loss)
     if name == "weight-perturbation":
         return perturbation.WeightPerturbation(values_only, perturbation_scale)
     if name == "glr":

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from keras_glr import copies as copies_module
 from keras_glr import estimators
+from keras_glr import forward_gradient
 from keras_glr import losses as glr_losses
 from keras_glr import memory
 from keras_glr import options
@@ -141,8 +142,11 @@ class GLRTrainer:
         if isinstance(loss, str) and loss.lower() in _ZERO_ONE_NAMES:
             loss = glr_losses.ZeroOneLoss()
         chosen = {name: kwargs.pop(name) for name in options.NAMES if name in kwargs}
-        self.glr_config = options.EstimatorOptions(**chosen).validate()
-        estimator, copies_per_chunk = self.glr_config.estimator, self.glr_config.copies_per_chunk
+        config = options.EstimatorOptions(**chosen).validate()
+        estimator, copies_per_chunk = config.estimator, config.copies_per_chunk
+        if estimator == "forward-gradient":  # before anything changes: a refused compile leaves the model as it was
+            forward_gradient.check_differentiable(self, zero_one=isinstance(loss, glr_losses.ZeroOneLoss))
+        self.glr_config = config
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._estimator = self._estimator_for(estimator)
         self._compile_config.config.update(dataclasses.asdict(self.glr_config))
@@ -150,6 +154,7 @@ class GLRTrainer:
         self._built_from_spec = False
         if self.built and estimator == "glr":
             validation.check_layers(self)
+
         if self.built:
             validation.check_chunks(self, copies_per_chunk)
 
@@ -347,6 +352,8 @@ class GLRTrainer:
         validation.check_arrays(self, x, y)
         if self.built and self.glr_config.estimator == "glr":
             validation.check_layers(self)
+        if self.built and self.glr_config.estimator == "forward-gradient":
+            forward_gradient.check_differentiable(self, zero_one=False)
         if self.built:
             validation.check_chunks(self, self.glr_config.copies_per_chunk)
 

@@ -13,12 +13,12 @@ without loading TensorFlow.
 
 import dataclasses
 
-ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste", "weight-perturbation")
+ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste", "weight-perturbation", "forward-gradient")
 BASELINES = ("loo", "none")
 INJECTIONS = ("all", "layerwise")
 SAMPLINGS = ("mc", "latin", "sobol")
 _NOISY = ("glr", "bp-noise", "bp-ste")  # the estimators that draw neuronal noise copies
-_COPIES = _NOISY + ("weight-perturbation",)  # the estimators that run K copies
+_COPIES = _NOISY + ("weight-perturbation", "forward-gradient")  # the estimators that run K copies
 
 
 def _option(default, help, values, objective="—", choices=None, estimators=ESTIMATORS):
@@ -33,7 +33,7 @@ class EstimatorOptions:
     """The options of the gradient estimator (`compile`'s keywords). Defaults: GLR as in the paper."""
 
     copies: int = _option(100, "K, noise copies per example in each step (weight-perturbation: K perturbed networks, "
-                          "K/2 antithetic pairs)", "100, any K >= 1", estimators=_COPIES)
+                          "K/2 antithetic pairs; forward-gradient: K random tangents)", "100, any K >= 1", estimators=_COPIES)
     baseline: str = _option(
         "loo", "loo subtracts from each copy's loss the mean of the other copies of the same example (with antithetic "
         "pairs, the partner is left out too); none subtracts nothing", '`"loo"`, `"none"`',
@@ -44,11 +44,13 @@ class EstimatorOptions:
     estimator: str = _option(
         "glr", "glr; the BP controls: bp (backprop through the noiseless network), bp-noise (through the noisy "
         "network, reparameterised), bp-ste (through it with step/sign units passing the gradient straight through, "
-        "the 0-1 loss replaced by cross-entropy for the gradient only); or weight-perturbation (evolution "
-        "strategies: antithetic Gaussian noise on every weight, the neurons noiseless)",
-        '`"glr"`, `"bp"`, `"bp-noise"`, `"bp-ste"`, `"weight-perturbation"`',
-        '`"glr"`, `"bp-noise"`: d E[L] / d theta; `"bp"`: the noiseless gradient; `"bp-ste"`: a surrogate, biased by '
-        'design; `"weight-perturbation"`: d E_e[L(theta + sigma e)] / d theta, e ~ N(0, I)', choices=ESTIMATORS,
+        "the 0-1 loss replaced by cross-entropy for the gradient only); weight-perturbation (evolution "
+        "strategies: antithetic Gaussian noise on every weight, the neurons noiseless); or forward-gradient (random "
+        "tangents pushed forward, (grad L . v) v, differentiable networks only)",
+        '`"glr"`, `"bp"`, `"bp-noise"`, `"bp-ste"`, `"weight-perturbation"`, `"forward-gradient"`',
+        '`"glr"`, `"bp-noise"`: d E[L] / d theta; `"bp"`, `"forward-gradient"`: the noiseless gradient; `"bp-ste"`: a '
+        'surrogate, biased by design; `"weight-perturbation"`: d E_e[L(theta + sigma e)] / d theta, e ~ N(0, I)',
+        choices=ESTIMATORS,
     )
     ste_slope: float = _option(None, "bp-ste surrogate: None passes the gradient through as the identity; s > 0 uses the "
                                "derivative of sigmoid(s x)", "`None`, a float s > 0", estimators=("bp-ste",))

@@ -29,11 +29,11 @@ from keras_glr import streams
 STREAM = streams.stream_id(2**31 - 1, 0)
 
 
-def perturbation(variables, key, pair):
-    """e_p for every variable, shapes as theirs: row `pair` of N(0, 1) values of the stream (`key`, STREAM)."""
+def perturbation(variables, key, pair, stream=STREAM):
+    """e_p for every variable, shapes as theirs: row `pair` of N(0, 1) values of the stream (`key`, `stream`)."""
     sizes = [math.prod(v.shape) for v in variables]
     length = 8 * math.ceil(sum(sizes) / 8)
-    row = tf.reshape(streams.normal_rows(1, length, key, pair, stream=STREAM), [-1])
+    row = tf.reshape(streams.normal_rows(1, length, key, pair, stream=stream), [-1])
     parts = tf.split(row[: sum(sizes)], sizes)
     return [tf.reshape(part, v.shape) for part, v in zip(parts, variables)]
 

@@ -415,6 +415,8 @@ def describe_gradient(config):
         return "backprop through the noiseless network"
     if config.estimator == "bp-noise":
         return "backprop through the noisy network (reparameterised)"
+    if config.estimator == "forward-gradient":
+        return f"forward gradient: {config.copies} random tangents pushed forward per step, (grad L . v) v, the neurons noiseless"
     if config.estimator == "weight-perturbation":
         return (f"weight perturbation: {config.copies // 2} antithetic Gaussian perturbations of every weight (sigma "
                 f"{config.perturbation_scale}) per step, the neurons noiseless")
