@@ -58,7 +58,7 @@ _DISTRIBUTED = r"""
 import json, os, sys
 import numpy as np
 import tensorflow as tf
-devices, injection, kind = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+devices, injection, kind, estimator = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, keras_glr
@@ -72,10 +72,11 @@ for examples, batch in [(64, 16), (49, 16), (45, 15)]:
     x = np.random.default_rng(0).uniform(size=(examples, 6)).astype("float32")
     y = (np.arange(examples) % 3).astype("int32")
     with strategy.scope():
-        hidden = [NoisyDense(5, "step")] if kind == "dense" else [Noisy(L.Dense(5), "step"), Noisy(L.LayerNormalization(), "tanh"),
-                                                                Noisy(L.BatchNormalization(momentum=0.5), "tanh")]
+        hidden = [NoisyDense(5, "step")] if kind == "dense" else [NoisyDense(5, "sigmoid")] if kind == "smooth" else [
+            Noisy(L.Dense(5), "step"), Noisy(L.LayerNormalization(), "tanh"), Noisy(L.BatchNormalization(momentum=0.5), "tanh")]
         model = keras_glr.GLRSequential([keras.Input((6,)), *hidden, NoisyDense(3)], seed=1)
-        model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=6, injection=injection)
+        model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=6, injection=injection,
+                      estimator=estimator)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
     history = model.fit(dataset, epochs=2, verbose=0)
     statistics = [np.asarray(w).tolist() for w in model.non_trainable_weights if "moving" in w.path]  # all replicas' rows
@@ -85,12 +86,13 @@ print(json.dumps(results))
 
 
 @pytest.mark.slow  # two subprocesses per case (25 s each): the default suite stays under 10 minutes on 2 cores
-@pytest.mark.parametrize("injection, kind", [("all", "dense"), ("layerwise", "dense"), ("layerwise", "wrapped")])
-def test_mirrored_strategy_on_two_devices_matches_one_with_even_and_uneven_shards(injection, kind):
+@pytest.mark.parametrize("injection, kind, estimator", [("all", "dense", "glr"), ("layerwise", "dense", "glr"), ("layerwise", "wrapped", "glr"),
+                                                       ("all", "dense", "weight-perturbation"), ("all", "smooth", "forward-gradient")])
+def test_mirrored_strategy_on_two_devices_matches_one_with_even_and_uneven_shards(injection, kind, estimator):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     runs = []
     for devices in (1, 2):
-        done = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(devices), injection, kind], capture_output=True, text=True, env=env)
+        done = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(devices), injection, kind, estimator], capture_output=True, text=True, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     for one, two in zip(*runs):
