@@ -25,6 +25,7 @@ Steps 1-4 and 5's first half are `GLR.one_pass`; 5's second half is
 """
 
 import dataclasses
+import typing
 
 import tensorflow as tf
 
@@ -139,6 +140,25 @@ class Step:
     copies: int
     key: object
     terms: object
+
+
+@typing.runtime_checkable
+class Estimator(typing.Protocol):
+    """What `GLRModel.train_step` asks of an estimator (`GLR`, `backprop.Backprop`,
+    `perturbation.WeightPerturbation`, `forward_gradient.ForwardGradient`).
+
+    `copies(K)` is the number of copies a step runs per example (1 for the
+    noiseless backprop); `one_pass(model, x, y, sample_weight,
+    first_example, step)` runs one part of the batch (a chunk of whole
+    examples, one replica's share) and returns its `copies.Pass`: gradients
+    aligned with `model.trainable_variables` that sum, over the parts, to
+    the step's estimate, the sum of its per-copy losses, and the first copy
+    of each example for the metrics.
+    """
+
+    def copies(self, copies): ...
+
+    def one_pass(self, model, x, y, sample_weight, first_example, step): ...
 
 
 @dataclasses.dataclass(frozen=True)

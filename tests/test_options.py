@@ -70,3 +70,12 @@ def test_a_twin_resets_the_options_its_estimator_does_not_use():
     assert (twin.estimator, twin.injection, twin.sampling, twin.copy_split) == ("bp-noise", "all", "mc", "even")
     assert (twin.copies, twin.antithetic, twin.sigma) == (glr.copies, glr.antithetic, glr.sigma)
     twin.validate()
+
+
+@pytest.mark.parametrize("name", options.ESTIMATORS)
+def test_every_estimator_named_in_the_options_implements_the_protocol(name):
+    from keras_glr import estimators
+
+    made = estimators.make(name, lambda y, p: p, lambda y, p: p, None)
+    assert isinstance(made, estimators.Estimator)
+    assert made.copies(8) == (1 if name == "bp" else 8)
