@@ -1,19 +1,13 @@
 """benchmarks/peers.py: every estimator under its compile name, screened on seed 0, in one table."""
 
-import importlib.util
-import pathlib
-
 import pytest
 
-PEERS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "peers.py"
+from tests.benchmark_scripts import load
 
 
 @pytest.fixture(scope="module")
 def peers():
-    spec = importlib.util.spec_from_file_location("peers_benchmark", PEERS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("peers")
 
 
 @pytest.mark.slow  # three trainings (20 s)

@@ -1,19 +1,13 @@
 """benchmarks/screen.py: its own options, and one screen per seed summarised."""
 
-import importlib.util
-import pathlib
-
 import pytest
 
-SCREEN = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "screen.py"
+from tests.benchmark_scripts import load
 
 
 @pytest.fixture(scope="module")
 def screen():
-    spec = importlib.util.spec_from_file_location("screen_benchmark", SCREEN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("screen")
 
 
 def test_seeds_are_split_off_and_glr_train_options_pass_through(screen):
