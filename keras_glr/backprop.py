@@ -1,6 +1,6 @@
 """The backprop controls: the same network trained by backpropagation.
 
-Fair controls for GLR (DESIGN.md section 3), with the interface of
+Fair controls for GLR (docs/guides/robustness.md, "Fair controls: train the twin"), with the interface of
 `estimators.GLR`:
     "bp":       the gradient of the mean loss of the noiseless network;
     "bp-noise": the reparameterised gradient through the noisy network,

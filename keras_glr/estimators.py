@@ -1,4 +1,4 @@
-"""The GLR estimator, piece by piece (DESIGN.md sections 1 and 2).
+"""The GLR estimator, piece by piece (docs/guides/estimator.md: "The formula", "Correctness").
 
 For a layer with pre-activation v = g(x; theta) + r and noise score s(r),
 

@@ -2,7 +2,7 @@
 
 A distribution is a tiny object: `sample(shape, seed)` draws r ~ f and
 `score(r)` returns s(r) = -d log f(r) / dr, the factor the GLR estimator
-multiplies the loss by (DESIGN.md section 1).
+multiplies the loss by (docs/guides/estimator.md, "The formula").
 """
 
 import math

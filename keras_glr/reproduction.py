@@ -50,7 +50,7 @@ from keras_glr.robustness import corruptions as corruption_module
 from keras_glr.robustness import evaluation
 from keras_glr.robustness import report
 
-# DESIGN.md section 3: 14x14 MNIST, 196-20-10, K = 10000, batch 25.
+# The paper's setting (docs/guides/reproducing.md): 14x14 MNIST, 196-20-10, K = 10000, batch 25.
 PAPER_TABLE_I = {  # clean, L-BFGS, FGSM
     "bp_sigmoid": (0.96, 0.57, 0.28),
     "glr_sigmoid": (0.94, 0.77, 0.45),

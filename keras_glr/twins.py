@@ -2,7 +2,7 @@
 
 A robustness claim for GLR is only worth something against a BP network
 trained with the same neuronal noise, optimizer, learning rate, schedule,
-epochs, batch size and seed (DESIGN.md section 3, "Controls that matter").
+epochs, batch size and seed (docs/guides/robustness.md, "Fair controls: train the twin").
 The twin differs from its GLR run in the estimator alone:
     - "bp-ste" for step and sign units and for the 0-1 loss (backprop has no
       gradient there; the straight-through estimator, with cross-entropy in

@@ -6,7 +6,7 @@
 (b) Step network with the 0-1 loss: the mean GLR estimate equals the
     derivative of E[L] by central finite differences under common random
     numbers, computed here in numpy.
-Tolerance: 4 standard errors for every weight (DESIGN.md section 2).
+Tolerance: 4 standard errors for every weight (docs/guides/estimator.md, "Correctness").
 """
 
 import keras
@@ -282,7 +282,7 @@ def test_conv_glr_matches_reparameterised_backprop(pool):
         assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)
 
 
-# Noise belongs to the call, not to the layer's name or seed (DESIGN.md section 1) ----
+# Noise belongs to the call, not to the layer's name or seed (docs/guides/estimator.md, "What is local") ----
 
 
 def _chain_reference(params, calls, x, y, noise, draws, rng):
@@ -358,7 +358,7 @@ def test_every_call_has_its_own_noise(case):
         assert_agree(0.9 * glr_mean, 0.9 * glr_se, ref_mean, ref_se, N_SE)
 
 
-# Any layer through `Noisy` (DESIGN.md section 6) -------------------------------
+# Any layer through `Noisy` (docs/guides/estimator.md, "What is local") -------------------------------
 
 
 def _wrapped_cases():

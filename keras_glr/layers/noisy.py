@@ -15,7 +15,7 @@ class Noisy(NoisyLayer, keras.layers.Layer):
 
     The GLR estimate for f's weights is f's own vector-Jacobian product at
     cotangent L * s(r), with x cut off from the gradient, as for
-    `NoisyDense` (DESIGN.md section 6): it works for any f whose output rows
+    `NoisyDense` (docs/guides/estimator.md, "What is local"): it works for any f whose output rows
     belong to its input rows (Dense, Conv1D/2D/3D, DepthwiseConv2D,
     SeparableConv2D, Conv2DTranspose, Embedding, the normalization layers).
 

@@ -13,7 +13,7 @@ class NoisyDense(NoisyLayer, keras.layers.Dense):
     Noise is added inside a GLR training step (see `keras_glr.recording`).
     At inference the layer is the deterministic y = phi(x W + b), unless
     `noisy_inference=True`, which keeps one noise draw per call. The GLR
-    estimate for W is x^T (L * s(r)) (DESIGN.md, paper Eq. 4/5).
+    estimate for W is x^T (L * s(r)) (the paper's Eq. 4/5; docs/guides/estimator.md, "The formula").
 
     Args:
         units: positive int, output width.
