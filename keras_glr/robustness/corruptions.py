@@ -5,8 +5,8 @@ images are float arrays in [0, 1] of shape (N, H, W, C); the result has the
 same shape and dtype, stays in [0, 1], and is the same for the same seed.
 Severity runs from 1 (mild) to 5 (strong).
 
-The first four use the MNIST-scaled parameters of the paper's code (given
-with each function below); the others follow MNIST-C (Mu and Gilmer, 2019),
+The first four use the MNIST-scaled parameters of the paper's code (in
+`PARAMETERS`); the others follow MNIST-C (Mu and Gilmer, 2019),
 with lengths scaled by the image size (parameters are given for 28 pixels).
 
 Score (paper Eq. 6): the mean accuracy over the five severities.
