@@ -101,9 +101,8 @@ def main(argv=None):
         if args.save_samples:
             written.append(report.save_samples(samples, x, y, args.save_samples))
     except common.USER_ERRORS as error:
-        for folder in reversed(created):  # a failed evaluation leaves no empty --out behind
-            if os.path.isdir(folder) and not os.listdir(folder):
-                os.rmdir(folder)
+        if created:  # a failed evaluation leaves no empty --out behind
+            runs.remove_if_empty(created)  # made by runs.make_folder, so runs is loaded
         return common.fail("glr-evaluate", str(error))
     print()
     print(report.markdown_table(results, configs))

@@ -22,6 +22,7 @@ from keras_glr import activations
 from keras_glr import copies as copies_module
 from keras_glr import streams
 from keras_glr.layers import noisy_layers
+from keras_glr.perturbation import along_directions
 from keras_glr.perturbation import perturbation
 
 #: The Philox stream of the tangents (a slot no noisy layer takes, beside weight perturbation's).
@@ -62,18 +63,12 @@ class ForwardGradient:
         variables = model.trainable_variables
         others = [v.value for v in model.non_trainable_variables]
 
-        def body(k, gradients, total):
+        def tangent(k):
             tangents = perturbation(variables, step.key, k, stream=STREAM)
             primals = [tf.identity(v.value) for v in variables]
             with tf.autodiff.ForwardAccumulator(primals, tangents) as accumulator:
                 outputs, _ = model.stateless_call(primals, others, x, training=False)
-                per_example, _, _ = copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)
-                summed = tf.reduce_sum(per_example)
-            weight = accumulator.jvp(summed) / step.terms
-            return k + 1, [g + weight * t for g, t in zip(gradients, tangents)], total + summed
+                summed = tf.reduce_sum(copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)[0])
+            return accumulator.jvp(summed) / step.terms, tangents, summed
 
-        zeros = [tf.zeros(v.shape, v.dtype) for v in variables]
-        _, gradients, total = tf.while_loop(lambda k, *_: k < step.copies, body, (tf.constant(0), zeros, tf.constant(0.0)))
-        y_pred = model(x, training=False)
-        weights = None if sample_weight is None else tf.reshape(sample_weight, [-1])
-        return copies_module.Pass(gradients, total, y, y_pred, weights)
+        return along_directions(model, x, y, sample_weight, step.copies, tangent)

@@ -15,9 +15,9 @@ dimension, before TensorFlow allocates anything.
 """
 
 import math
-import os
 
 import keras
+import tensorflow as tf
 
 #: Bytes each float32 value of a copy row costs in a step, relative to one stored value (measured, see the module docstring).
 FACTOR = 5
@@ -55,10 +55,14 @@ def _elements(shape):
     return math.prod(d for d in tuple(shape)[1:] if d is not None) if len(tuple(shape)) > 1 else 1
 
 
+def _copies_per_example(config):
+    return max(int(config.copies), 1) if config.estimator == "glr" else 1
+
+
 def rows(model, batch_size):
     """Copy rows one step (or one chunk) runs at once: batch * K, or the chunk's whole examples."""
     config = model.glr_config
-    copies = max(int(config.copies), 1) if config.estimator == "glr" else 1
+    copies = _copies_per_example(config)
     examples = batch_size
     if config.copies_per_chunk is not None and config.estimator == "glr":
         examples = min(batch_size, max(1, config.copies_per_chunk // copies))
@@ -108,23 +112,19 @@ def check_step(model, batch_size, available=None):
     if not getattr(model, "built", False) or not hasattr(model, "glr_config") or not batch_size:
         return
     config = model.glr_config
-    copies = max(int(config.copies), 1) if config.estimator == "glr" else 1
-    per_example = values_per_example(model)
-    per_row = 4 * FACTOR * per_example
-    if available is None and not os.environ.get("KERAS_GLR_CHECK_MEMORY_ON_GPU"):
-        import tensorflow as tf
-
-        available = None if tf.config.list_logical_devices("GPU") else free_bytes()
+    copies = _copies_per_example(config)
+    per_row, widest = 4 * FACTOR * values_per_example(model), widest_row(model)
+    if available is None and not tf.config.list_logical_devices("GPU"):
+        available = free_bytes()
     budget = None if available is None else SHARE * available
     step_rows = rows(model, batch_size)
-    too_wide = step_rows * widest_row(model) > INT32_MAX
+    too_wide = step_rows * widest > INT32_MAX
     too_big = budget is not None and step_rows * per_row > budget
     if not (too_wide or too_big):
         return
-    fits = [n for n in (budget // per_row if budget is not None else INT32_MAX, INT32_MAX // widest_row(model))]
-    rows_that_fit = int(min(fits))
+    rows_that_fit = int(min(INT32_MAX // widest, INT32_MAX if budget is None else budget // per_row))
     examples_that_fit = rows_that_fit // copies
-    what = (f"tensors of {step_rows * widest_row(model):,} values, more than TensorFlow's {INT32_MAX:,}" if too_wide else
+    what = (f"tensors of {step_rows * widest:,} values, more than TensorFlow's {INT32_MAX:,}" if too_wide else
             f"about {step_rows * per_row / 2**30:.1f} GiB, and {budget / SHARE / 2**30:.1f} GiB are free")
     if examples_that_fit >= 1:
         advice = (f"Pass copies_per_chunk={examples_that_fit * copies} (the same estimate, computed {examples_that_fit} "

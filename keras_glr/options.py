@@ -18,7 +18,6 @@ BASELINES = ("loo", "none")
 INJECTIONS = ("all", "layerwise")
 SAMPLINGS = ("mc", "latin", "sobol")
 _NOISY = ("glr", "bp-noise", "bp-ste")  # the estimators that draw neuronal noise copies
-_COPIES = _NOISY + ("weight-perturbation", "forward-gradient")  # the estimators that run K copies
 
 
 def _option(default, help, values, objective="—", choices=None, estimators=ESTIMATORS):
@@ -33,7 +32,7 @@ class EstimatorOptions:
     """The options of the gradient estimator (`compile`'s keywords). Defaults: GLR as in the paper."""
 
     copies: int = _option(100, "K, noise copies per example in each step (weight-perturbation: K perturbed networks, "
-                          "K/2 antithetic pairs; forward-gradient: K random tangents)", "100, any K >= 1", estimators=_COPIES)
+                          "K/2 antithetic pairs; forward-gradient: K random tangents; bp runs one copy whatever K says)", "100, any K >= 1")
     baseline: str = _option(
         "loo", "loo subtracts from each copy's loss the mean of the other copies of the same example (with antithetic "
         "pairs, the partner is left out too); none subtracts nothing", '`"loo"`, `"none"`',
@@ -108,7 +107,7 @@ class EstimatorOptions:
     def _check_used_by_the_estimator(self):
         for field in dataclasses.fields(self):
             value, users = getattr(self, field.name), field.metadata["estimators"]
-            if self.estimator not in users and value != field.default and field.name != "copies":
+            if self.estimator not in users and value != field.default:
                 raise ValueError(
                     f"Invalid value received for argument `{field.name}`: it is an option of estimator="
                     f"{' or '.join(repr(e) for e in users)} and has no effect with estimator={self.estimator!r}. "
@@ -117,8 +116,7 @@ class EstimatorOptions:
 
     def reset_for(self, estimator):
         """These options for `estimator`: the options it does not use back at their defaults."""
-        changes = {f.name: f.default for f in dataclasses.fields(self) if estimator not in f.metadata["estimators"]
-                   and f.name != "copies"}
+        changes = {f.name: f.default for f in dataclasses.fields(self) if estimator not in f.metadata["estimators"]}
         return dataclasses.replace(self, estimator=estimator, **changes)
 
 

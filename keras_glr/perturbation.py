@@ -57,22 +57,34 @@ class WeightPerturbation:
         """The estimate's share of this part of the batch: sum_p sum_b w_b (l_b(+) - l_b(-)) e_p / (sigma * terms)."""
         variables = model.trainable_variables
         others = [v.value for v in model.non_trainable_variables]
-        pairs = step.copies // 2
 
         def losses(values):
             outputs, _ = model.stateless_call(values, others, x, training=False)
-            per_example, _, _ = copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)
-            return per_example
+            return copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)[0]
 
-        def body(pair, gradients, total):
-            e = perturbation(variables, step.key, pair)
+        def pair(p):
+            e = perturbation(variables, step.key, p)
             plus = losses([v + self.scale * d for v, d in zip(variables, e)])
             minus = losses([v - self.scale * d for v, d in zip(variables, e)])
-            weight = tf.reduce_sum(plus - minus) / (self.scale * step.terms)
-            return pair + 1, [g + weight * d for g, d in zip(gradients, e)], total + tf.reduce_sum(plus + minus)
+            return tf.reduce_sum(plus - minus) / (self.scale * step.terms), e, tf.reduce_sum(plus + minus)
 
-        zeros = [tf.zeros(v.shape, v.dtype) for v in variables]
-        _, gradients, total = tf.while_loop(lambda pair, *_: pair < pairs, body, (tf.constant(0), zeros, tf.constant(0.0)))
-        y_pred = model(x, training=False)
-        weights = None if sample_weight is None else tf.reshape(sample_weight, [-1])
-        return copies_module.Pass(gradients, total, y, y_pred, weights)
+        return along_directions(model, x, y, sample_weight, step.copies // 2, pair)
+
+
+def along_directions(model, x, y, sample_weight, count, term):
+    """The `copies.Pass` of an estimate that sums weight_k * d_k over `count` directions, never storing them.
+
+    term(k) -> (weight_k, d_k aligned with the trainable variables, the loss
+    the k-th term spent); the loop holds one direction at a time. The first
+    copies for the metrics are the noiseless network's predictions.
+    """
+    variables = model.trainable_variables
+
+    def body(k, gradients, total):
+        weight, direction, spent = term(k)
+        return k + 1, [g + weight * d for g, d in zip(gradients, direction)], total + spent
+
+    zeros = [tf.zeros(v.shape, v.dtype) for v in variables]
+    _, gradients, total = tf.while_loop(lambda k, *_: k < count, body, (tf.constant(0), zeros, tf.constant(0.0)))
+    weights = None if sample_weight is None else tf.reshape(sample_weight, [-1])
+    return copies_module.Pass(gradients, total, y, model(x, training=False), weights)

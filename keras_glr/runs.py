@@ -154,18 +154,11 @@ def check_start(config, root, resume=False, overwrite=False):
 
 
 def ensure_writable(folder, what="", hint=""):
-    """Creates `folder` and checks that a file can be written there.
+    """Creates `folder` and checks that a file can be written there (`make_folder`, keeping what it made).
 
     Raises RunError "Cannot write to {what}{folder}: {reason}. {hint}".
     """
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as error:
-        raise RunError(f"Cannot write to {what}{folder}: {error.strerror}. {hint}".strip()) from None
+    make_folder(folder, what, hint)
 
 
 def make_folder(folder, what="", hint=""):
@@ -175,7 +168,7 @@ def make_folder(folder, what="", hint=""):
     fails can remove them again. Raises RunError
     "Cannot write to {what}{folder}: {reason}. {hint}".
     """
-    folder, created, missing = os.path.abspath(str(folder)), [], []
+    shown, folder, created, missing = folder, os.path.abspath(str(folder)), [], []
     parent = folder
     while not os.path.exists(parent):
         missing.append(parent)
@@ -191,10 +184,18 @@ def make_folder(folder, what="", hint=""):
             f.write("ok")
         os.remove(probe)
     except OSError as error:
-        for path in reversed(created):
-            os.rmdir(path)
-        raise RunError(f"Cannot write to {what}{folder}: {error.strerror}. {hint}".strip()) from None
+        remove_if_empty(created)
+        raise RunError(f"Cannot write to {what}{shown}: {error.strerror}. {hint}".strip()) from None
     return created
+
+
+def remove_if_empty(created):
+    """Removes the folders `make_folder` created (innermost first) as long as they are empty."""
+    for folder in reversed(created):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
 
 
 def load_data(config):
@@ -253,8 +254,7 @@ def train(config, root="saved_models", resume=False, overwrite=False, verbose="a
         progress.created = make_folder(root, hint="Choose a writable --out directory.")
     try:
         if chief:
-            progress.lock = run_lock.RunLock(root, progress.name).acquire()
-            recover(root, progress.name)
+            progress.lock = _lock_and_recover(str(root), progress.name)
         _IN_PROGRESS.append(progress)
         return _train(config, progress, resume, overwrite, verbose, callbacks, record, strategy, chief)
     finally:
@@ -293,7 +293,6 @@ def _train(config, progress, resume, overwrite, verbose, callbacks, record, stra
             shutil.rmtree(run_dir)
         progress.fresh = not first_epoch
         os.makedirs(run_dir, exist_ok=True)
-    progress.written = written
     if chief:
         write_json(os.path.join(written, "config.json"), config.to_json())
     log_path = os.path.join(written, "training_log.csv")
@@ -344,7 +343,6 @@ class _Progress:
     lock: object = None
     replace: object = None  # the `atomic_files.Commit` that replaces an old run (overwrite)
     fresh: bool = False  # a new run training in place
-    written: str = None
 
     @property
     def run_dir(self):
@@ -361,11 +359,7 @@ class _Progress:
         if self.lock:
             self.lock.release()
             self.lock = None
-        for folder in reversed(self.created):
-            try:
-                os.rmdir(folder)  # only if empty
-            except OSError:
-                break
+        remove_if_empty(self.created)
         self.created = []
 
 
@@ -409,16 +403,25 @@ def holding(run_dir):
     Raises RunInUseError when another process holds it, RunError when its
     folder is not writable.
     """
-    root, name = os.path.split(os.path.abspath(str(run_dir)))
+    lock = _lock_and_recover(*os.path.split(os.path.abspath(str(run_dir))))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _lock_and_recover(root, name):
+    """The run's lock, acquired, with what an interruption left half-done recovered. Raises RunInUseError, RunError."""
     try:
         lock = run_lock.RunLock(root, name).acquire()
     except OSError as error:
         raise RunError(f"Cannot write to {root}: {error.strerror}. Pass --out to write elsewhere.") from None
     try:
         recover(root, name)
-        yield
-    finally:
+    except BaseException:
         lock.release()
+        raise
+    return lock
 
 
 def export_version(model, base, version=None, noisy_passes=32, overwrite=False):
@@ -445,9 +448,7 @@ def export_version(model, base, version=None, noisy_passes=32, overwrite=False):
             except (OSError, tf.errors.OpError) as error:
                 raise RunError(f"Cannot write version {version} to {base}: {_reason(error)}. Free some space, or choose another --out.") from None
     except BaseException:
-        for folder in reversed(created):
-            if os.path.isdir(folder) and not os.listdir(folder):
-                os.rmdir(folder)
+        remove_if_empty(created)
         raise
 
 

@@ -41,7 +41,6 @@ def twin_config(config):
             f"{config.estimator!r}. Pass the GLR run's directory."
         )
     run_name = f"{config.run_name}_twin" if config.run_name else None
-    estimator = twin_estimator(config.activation, config.loss)
-    unused = {f.name: f.default for f in dataclasses.fields(options.EstimatorOptions)
-              if estimator not in f.metadata["estimators"] and f.name != "copies" and hasattr(config, f.name)}
-    return dataclasses.replace(config, estimator=estimator, copy_split="even", run_name=run_name, **unused)
+    twin = config.estimator_options().reset_for(twin_estimator(config.activation, config.loss))
+    kept = {name: getattr(twin, name) for name in options.NAMES if hasattr(config, name)}
+    return dataclasses.replace(config, copy_split="even", run_name=run_name, **kept)

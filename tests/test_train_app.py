@@ -203,6 +203,21 @@ def test_the_sampling_flag_reaches_the_compiled_model():
     assert (model.glr_config.sampling, model.glr_config.baseline) == ("sobol", "none")
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["--copies-per-chunk", "640"], {"copies_per_chunk": 640}),
+    (["--estimator", "weight-perturbation", "--perturbation-scale", "0.05"], {"estimator": "weight-perturbation", "perturbation_scale": 0.05}),
+])
+def test_new_estimator_flags_reach_the_compiled_model(argv, expected):
+    from keras_glr import data
+    from keras_glr import run_config
+
+    config = train_app.config_from_args(train_app.build_parser().parse_args(argv))
+    config.validate()
+    splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True, seed=0)
+    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    assert {name: getattr(model.glr_config, name) for name in expected} == expected
+
+
 @pytest.mark.parametrize("arch", ["cnn", "resnet"])
 def test_every_cnn_takes_its_filters_and_28_pixel_images(arch):
     from keras_glr import data
