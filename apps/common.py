@@ -26,8 +26,8 @@ def library_module(name):
     """The module `keras_glr.<name>`, loaded without the rest of keras_glr.
 
     `import keras_glr` loads TensorFlow, which takes seconds; `options`,
-    `run_config` and `distribution` need only the standard library (and each
-    other) to load, so `--help` and option errors answer at once. While they
+    `_src.run_config` and `_src.distribution` need only the standard library
+    (and each other) to load, so `--help` and option errors answer at once. While they
     load, `keras_glr` is a bare package (its folder, no `__init__`); the
     modules stay registered under their own names: keras_glr reuses them later.
     """
@@ -47,8 +47,8 @@ def library_module(name):
 
 
 def run_config():
-    """`keras_glr.run_config`, without TensorFlow (see `library_module`)."""
-    return library_module("run_config")
+    """`keras_glr._src.run_config`, without TensorFlow (see `library_module`)."""
+    return library_module("_src.run_config")
 
 
 def start(program, verbose=False, interrupted="interrupted."):

@@ -42,11 +42,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     common.start(PROGRAM, args.verbose, "interrupted; no version was added (a half-written one is never in place).")
     try:
-        from keras_glr import export
         from keras_glr import runs
 
         out = runs.export_version(args.model, args.out or default_base(args.model), args.version, args.noisy_passes, args.overwrite)
-        signatures = export.describe_signatures(out)
+        signatures = runs.describe_signatures(out)
     except common.USER_ERRORS as error:
         return common.fail(PROGRAM, str(error))
     base = os.path.dirname(out)

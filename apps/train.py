@@ -56,7 +56,7 @@ def build_parser():
         group.add_argument(*flags, type=kind, default=None if per_arch else default, choices=meta.get("choices"), help=help,
                            metavar=None if "choices" in meta else meta.get("metavar", field.name.upper()))
     several = p.add_argument_group("several devices or machines")
-    several.add_argument("--strategy", choices=common.library_module("distribution").STRATEGIES, default="none",
+    several.add_argument("--strategy", choices=common.library_module("_src.distribution").STRATEGIES, default="none",
                          help="mirrored: every local device; multi-worker: the workers in TF_CONFIG, each running this command "
                               "(--batch-size is the global batch; the chief writes the run)")
     out = groups["output"]
@@ -81,11 +81,10 @@ def config_from_args(args):
 def twin_from_run(run_dir, run_name=None):
     """The twin configuration of the GLR run in `run_dir`."""
     from keras_glr import runs
-    from keras_glr import twins
 
     if not os.path.exists(os.path.join(run_dir, "config.json")):
         raise FileNotFoundError(f"{run_dir} holds no config.json; --twin-of expects a glr-train run directory.")
-    twin = twins.twin_config(runs.read_config(run_dir))
+    twin = runs.twin_config(runs.read_config(run_dir))
     return dataclasses.replace(twin, run_name=run_name) if run_name else twin
 
 
@@ -102,10 +101,9 @@ def main(argv=None):
     common.start(PROGRAM, args.verbose, _interrupted)
     names = [f.name for f in dataclasses.fields(common.run_config().RunConfig)]
     try:
-        from keras_glr import distribution
         from keras_glr import runs
 
-        strategy = distribution.make_strategy(args.strategy)
+        strategy = runs.make_strategy(args.strategy)
         config, record = config_from_args(args), {}
         if args.twin_of:
             config, record = twin_from_run(args.twin_of, args.run_name), {"twin_of": os.path.abspath(args.twin_of)}

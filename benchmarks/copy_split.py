@@ -6,7 +6,7 @@
 
 Each split lists the copies of conv 1, conv 2 and the logits (their sum is
 K). Everything else is `glr-train --arch cnn`'s defaults
-(`run_config.ARCH_DEFAULTS`), `--pool` included. Prints two tables:
+(`runs.ARCH_DEFAULTS`), `--pool` included. Prints two tables:
     the median seconds of one training step (batch 32), the splits'
     steps interleaved in one loop, so they are measured side by side;
     the test accuracy after `--epochs` epochs for each seed, trained as
@@ -24,17 +24,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
+from keras_glr import architectures  # noqa: E402
 from keras_glr import data  # noqa: E402
-from keras_glr import run_config  # noqa: E402
+from keras_glr import runs  # noqa: E402
 
 SPLITS = ("68,66,66", "68,66,132", "50,50,100", "50,50,200", "34,34,132", "34,66,132", "34,66,266")
 
 
 def cnn(split, seed, splits, pool):
     """The `--arch cnn` model with its copies split as `split` (a tuple of sizes)."""
-    config = run_config.RunConfig.for_arch(arch="cnn", seed=seed, copies=sum(split), pool=pool)
+    config = runs.RunConfig.for_arch(arch="cnn", seed=seed, copies=sum(split), pool=pool)
     keras.utils.set_random_seed(seed)
-    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    model = runs.build_model(config, splits.info, splits.steps_per_epoch)
     model.compile(model.optimizer, model.loss, metrics=["accuracy"], copies=sum(split), antithetic=config.antithetic,
                   injection="layerwise", copies_per_layer=split)
     return model
@@ -81,7 +82,7 @@ def main():
     parser.add_argument("--splits", nargs="+", type=parse_split, default=[parse_split(s) for s in SPLITS])
     parser.add_argument("--seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--pool", choices=run_config.CNN_POOLS, default=run_config.ARCH_DEFAULTS["cnn"]["pool"],
+    parser.add_argument("--pool", choices=architectures.CNN_POOLS, default=runs.ARCH_DEFAULTS["cnn"]["pool"],
                         help="where the conv layers pool (glr-train --pool)")
     args = parser.parse_args()
     seconds = step_times(args.splits, args.pool)

@@ -20,8 +20,7 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from keras_glr import runs  # noqa: E402
-from keras_glr import twins  # noqa: E402
-from keras_glr.run_config import RunConfig  # noqa: E402
+from keras_glr.runs import RunConfig  # noqa: E402
 
 
 def one_seed(seed, args, root):
@@ -31,7 +30,7 @@ def one_seed(seed, args, root):
     tuned = RunConfig.for_arch(arch="cnn", activation="step", init_from=relu_run.run_dir, epochs=args.epochs, sigma=args.sigma,
                                learning_rate=args.lr, seed=seed, run_name=f"step_glr_seed{seed}")
     glr = runs.train(tuned, root, verbose=0)
-    twin = dataclasses.replace(twins.twin_config(tuned), run_name=f"step_bp_ste_seed{seed}")
+    twin = dataclasses.replace(runs.twin_config(tuned), run_name=f"step_bp_ste_seed{seed}")
     ste = runs.train(twin, root, verbose=0)
     summary = lambda result: runs.read_json(os.path.join(result.run_dir, "run.json"))  # noqa: E731
     return (relu_run.metrics["test_accuracy"], summary(glr)["initial_test_accuracy"], glr.metrics["test_accuracy"],

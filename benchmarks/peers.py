@@ -25,7 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from keras_glr import run_config  # noqa: E402
 from keras_glr import runs  # noqa: E402
 
 ESTIMATORS = ("glr", "weight-perturbation", "forward-gradient", "bp")
@@ -40,7 +39,7 @@ def _config(network, estimator, seed, epochs, learning_rate, perturbation_scale=
         options["copies"] = 1
     if estimator == "weight-perturbation":
         options["perturbation_scale"] = perturbation_scale
-    return run_config.RunConfig.for_arch(**options)
+    return runs.RunConfig.for_arch(**options)
 
 
 def _train(config):
@@ -48,7 +47,7 @@ def _train(config):
     config.validate()
     keras.utils.set_random_seed(config.seed)
     splits = runs.load_data(config)
-    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    model = runs.build_model(config, splits.info, splits.steps_per_epoch)
     start = time.perf_counter()
     model.fit(splits.train, epochs=config.epochs, verbose=0, shuffle=False)  # the stream is shuffled from the seed
     seconds = time.perf_counter() - start

@@ -6,7 +6,7 @@
     python benchmarks/screen.py --arch resnet --image-size 28 --seeds 0,1,2
 
 Takes `glr-train`'s options (unset ones take the architecture's defaults,
-`run_config.ARCH_DEFAULTS`), builds and trains the model as `runs.train`
+`runs.ARCH_DEFAULTS`), builds and trains the model as `runs.train`
 does, and prints one line per epoch: the seconds spent training so far
 (tracing included, evaluation not), the epoch's mean training loss (of
 the noisy copies, for GLR) and the test accuracy. `--seeds 0,1,2` trains
@@ -27,9 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from keras_glr import copies  # noqa: E402
-from keras_glr import run_config  # noqa: E402
 from keras_glr import runs  # noqa: E402
+from keras_glr._src import copies  # noqa: E402
 from keras_glr_apps import train as train_app  # noqa: E402
 
 
@@ -54,7 +53,7 @@ def screen(argv):
     config.validate()
     keras.utils.set_random_seed(config.seed)
     splits = runs.load_data(config)
-    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    model = runs.build_model(config, splits.info, splits.steps_per_epoch)
     elapsed, accuracies = 0.0, []
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()

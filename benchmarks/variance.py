@@ -20,7 +20,7 @@ Below 1 is better. Shares (1:2:4) split the copies as `glr-train
 "pooled pre-activations" measures the CNN with its conv layers' noise added
 after the max-pool (`glr-train --pool pre-activation`), with the same
 weights (trained on the default CNN for the second measurement). The
-options estimate different objectives (see `keras_glr.estimators.GLR`):
+options estimate different objectives (see `keras_glr._src.estimators.GLR`):
 this measures their noise, not their target.
 
 With --time: the rnn of `glr-train --arch rnn` (14 steps of 14 pixels, 64
@@ -44,10 +44,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_glr import architectures  # noqa: E402
-from keras_glr import copies  # noqa: E402
 from keras_glr import data  # noqa: E402
-from keras_glr import estimators  # noqa: E402
-from keras_glr import streams  # noqa: E402
+from keras_glr._src import copies  # noqa: E402
+from keras_glr._src import estimators  # noqa: E402
+from keras_glr._src import streams  # noqa: E402
 from keras_glr.layers import noisy_layers  # noqa: E402
 from keras_glr.noise import Gaussian  # noqa: E402
 
@@ -142,13 +142,13 @@ def step_terms(model, x, y, k, key):
 
 def report_time(args):
     """The rnn's per-step table (see the module docstring)."""
-    from keras_glr import run_config
+    from keras_glr import runs
 
     (x, y) = data.test_arrays("mnist5k", image_size=14, flatten=False, examples=32)
-    config = run_config.RunConfig.for_arch(arch="rnn")
+    config = runs.RunConfig.for_arch(arch="rnn")
     splits = data.load("mnist5k", batch_size=32, image_size=14, seed=0)
     keras.utils.set_random_seed(0)
-    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    model = runs.build_model(config, splits.info, splits.steps_per_epoch)
     for stage in ("at initialisation", f"after {args.epochs} epochs"):
         if stage != "at initialisation":
             model.fit(splits.train, epochs=args.epochs, verbose=0)

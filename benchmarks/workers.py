@@ -31,9 +31,9 @@ def measure(copies, batch_size):
     import keras
 
     from keras_glr import data
-    from keras_glr import distribution
-    from keras_glr.run_config import RunConfig
-    from keras_glr.run_config import build_model
+    from keras_glr._src import distribution
+    from keras_glr.runs import RunConfig
+    from keras_glr.runs import build_model
 
     strategy = distribution.make_strategy("multi-worker" if "TF_CONFIG" in os.environ else "none")
     config = RunConfig(copies=copies, batch_size=batch_size)
@@ -60,7 +60,7 @@ def _run(workers, copies, batch_size):
     if workers == 1:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])["steps_per_second"]
-    from keras_glr import distribution
+    from keras_glr._src import distribution
 
     processes = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CONFIG": config})

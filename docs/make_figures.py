@@ -68,7 +68,7 @@ def variance_table(page=DOCS / "guides" / "variance.md"):
 
 
 def variance(work):
-    from keras_glr import plots
+    from keras_glr._src import plots
 
     table = variance_table()
     pyplot = plots.pyplot()

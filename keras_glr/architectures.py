@@ -1,8 +1,18 @@
-"""Ready-made GLR networks: the paper's MLP, a small CNN, a small residual CNN, a recurrent and a spiking network."""
+"""Ready-made GLR networks: the paper's MLP, a small CNN, a small residual CNN, a recurrent and a spiking network.
+
+Each is also a `glr-train --arch` choice: its record (the run options it
+reads, the settings it trains with, its run names) is in
+`keras_glr._src.registry`.
+"""
 
 import keras
 
 from keras_glr import activations
+from keras_glr._src.model import GLRModel
+from keras_glr._src.model import GLRSequential
+from keras_glr._src.registry import CELLS
+from keras_glr._src.registry import CNN_POOLS
+from keras_glr._src.registry import ENCODINGS
 from keras_glr.layers import DirectEncoder
 from keras_glr.layers import LIFCell
 from keras_glr.layers import Noisy
@@ -12,12 +22,8 @@ from keras_glr.layers import NoisyGRUCell
 from keras_glr.layers import NoisyLSTMCell
 from keras_glr.layers import NoisySimpleRNNCell
 from keras_glr.layers import RateEncoder
-from keras_glr.model import GLRModel
-from keras_glr.model import GLRSequential
-from keras_glr.run_config import CELLS
-from keras_glr.run_config import CNN_POOLS
-from keras_glr.run_config import ENCODINGS
 
+__all__ = ["CELLS", "CNN_POOLS", "ENCODINGS", "mlp", "resnet", "rnn", "small_cnn", "snn"]
 
 def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, name="glr_mlp"):
     """The paper's network: input -> hidden noisy dense layers -> logits.
@@ -85,7 +91,7 @@ def resnet(input_shape, num_classes, filters=(8, 16), activation="relu", noise=N
     injection each layer's copies begin at that layer: where the residual
     addition joins a tensor that has passed fewer noisy layers to one that
     has passed more, the first is padded with its clean row
-    (`copies.can_fan_out_by_layer`). Blocks that halve the resolution keep
+    (`keras_glr._src.fan_out`). Blocks that halve the resolution keep
     the noise values per example few (784 per layer at 28x28 with the
     default widths); guides/your-network.md has what a block at the stem's
     resolution cost GLR.

@@ -11,8 +11,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_glr.streams import normal_rows
-from keras_glr.streams import uniform_rows
+from keras_glr._src.streams import normal_rows
+from keras_glr._src.streams import uniform_rows
 
 
 def _per_row(weights, r):
@@ -66,7 +66,7 @@ class NoiseDistribution:
 
         Used for training and noisy-prediction noise: row i of stream
         (`key`, `stream`) is the same whichever rows are drawn with it (see
-        `keras_glr.streams`). `length` must be a multiple of 8.
+        `keras_glr._src.streams`). `length` must be a multiple of 8.
         """
         raise NotImplementedError
 

@@ -4,7 +4,7 @@ import keras
 import pytest
 
 from keras_glr import architectures
-from keras_glr import copies
+from keras_glr._src import fan_out
 from keras_glr.layers import NoisyLayer
 
 
@@ -15,8 +15,8 @@ def test_resnet_makes_every_conv_and_normalization_noisy_and_halves_the_resoluti
     normalizations = [l for l in model._flatten_layers(include_self=False, recursive=True) if isinstance(l, keras.layers.BatchNormalization)]
     assert len(normalizations) == 1 + 2 * 2  # the stem's, and two in each block
     # stem and its normalization at 14x14x8; each block's two convs, shortcut and two normalizations at half the resolution
-    assert copies.noise_dimensions(model) == [14 * 14 * 8] * 2 + [7 * 7 * 16] * 5 + [3 * 3 * 32] * 5 + [10]
-    assert copies.can_fan_out_by_layer(model)
+    assert fan_out.noise_dimensions(model) == [14 * 14 * 8] * 2 + [7 * 7 * 16] * 5 + [3 * 3 * 32] * 5 + [10]
+    assert fan_out.can_fan_out_by_layer(model)
     assert model.output.shape == (None, 10)
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from keras_glr import atomic_files
+from keras_glr._src import atomic_files
 from tests.interruptions import Interrupted
 from tests.interruptions import interrupt_at
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import keras_glr
-from keras_glr import backprop
-from keras_glr import estimators
+from keras_glr._src import backprop
+from keras_glr._src import estimators
 from keras_glr.layers import NoisyDense
 from keras_glr.noise import Gaussian
 from tests.stats import assert_agree

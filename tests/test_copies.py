@@ -6,9 +6,10 @@ import pytest
 
 import keras_glr
 from keras_glr import architectures
-from keras_glr import checkpoints
-from keras_glr import copies
-from keras_glr import streams
+from keras_glr._src import checkpoints
+from keras_glr._src import copies
+from keras_glr._src import fan_out
+from keras_glr._src import streams
 from keras_glr.layers import NoisyDense
 
 _CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -50,7 +51,7 @@ def _shared_twice():
     ids=["chain", "residual_block_first", "residual_block_after_noise", "two_noisy_branches", "shared_twice"],
 )
 def test_fan_out_is_decided_from_the_graph(build, expected):
-    assert copies.can_fan_out(build()) is expected
+    assert fan_out.can_fan_out(build()) is expected
 
 
 @pytest.mark.parametrize("build", [_block_first, _block_after_noise, _siamese, _shared_twice],
@@ -63,7 +64,7 @@ def test_every_graph_trains_and_matches_the_tiled_forward(build, monkeypatch):
     states = checkpoints.noise_states(model)
     decided = model.estimate_gradients(x, y)
     checkpoints.restore_noise_states(model, states)
-    monkeypatch.setattr(copies, "can_fan_out", lambda model: False)
+    monkeypatch.setattr(fan_out, "can_fan_out", lambda model: False)
     model.compile(keras.optimizers.SGD(0.1), _CE, metrics=["accuracy"], copies=6)
     tiled = model.estimate_gradients(x, y)
     assert any(np.any(g != 0) for g in decided)
@@ -107,7 +108,7 @@ def test_every_estimator_chunks_to_the_unchunked_estimate(estimator):
     ],
 )
 def test_layer_groups_split_the_copies(k, layers, sizes, antithetic, groups):
-    assert copies.layer_groups(k, layers, sizes, antithetic) == groups
+    assert fan_out.layer_groups(k, layers, sizes, antithetic) == groups
 
 
 @pytest.mark.parametrize(
@@ -121,17 +122,17 @@ def test_layer_groups_split_the_copies(k, layers, sizes, antithetic, groups):
     ],
 )
 def test_proportional_sizes_follow_the_noise_dimensions(k, dimensions, unit, sizes):
-    assert copies.proportional_sizes(k, dimensions, unit) == sizes
+    assert fan_out.proportional_sizes(k, dimensions, unit) == sizes
     starts = [sum(sizes[:g]) for g in range(len(sizes))]
-    assert copies.layer_groups(k, len(sizes), "proportional", unit == 2, dimensions) == tuple(zip(starts, sizes))
+    assert fan_out.layer_groups(k, len(sizes), "proportional", unit == 2, dimensions) == tuple(zip(starts, sizes))
 
 
 def test_noise_dimensions_are_each_noisy_layers_output_size():
-    assert copies.noise_dimensions(architectures.small_cnn((14, 14, 1), 10)) == [14 * 14 * 8, 7 * 7 * 16, 10]
+    assert fan_out.noise_dimensions(architectures.small_cnn((14, 14, 1), 10)) == [14 * 14 * 8, 7 * 7 * 16, 10]
     pooled = architectures.small_cnn((14, 14, 1), 10, pool="pre-activation")
-    assert copies.noise_dimensions(pooled) == [7 * 7 * 8, 3 * 3 * 16, 10]
+    assert fan_out.noise_dimensions(pooled) == [7 * 7 * 8, 3 * 3 * 16, 10]
     with pytest.raises(ValueError, match="needs copies >= 6"):
-        copies.proportional_sizes(4, [10, 10, 10], 2)
+        fan_out.proportional_sizes(4, [10, 10, 10], 2)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +147,7 @@ def test_noise_dimensions_are_each_noisy_layers_output_size():
 )
 def test_layer_groups_refuse_an_impossible_split(k, layers, sizes, antithetic, message):
     with pytest.raises(ValueError, match=message):
-        copies.layer_groups(k, layers, sizes, antithetic)
+        fan_out.layer_groups(k, layers, sizes, antithetic)
 
 
 def _residual_graph():
@@ -184,7 +185,7 @@ def _cnn_pooled():
 )
 def test_layerwise_fan_out_needs_each_noisy_layer_once_and_merges_in_the_models_own_graph(build, expected):
     """A GLRModel's own graph pads its merges; nested models and Sequential stacks must be chains."""
-    assert copies.can_fan_out_by_layer(build()) is expected
+    assert fan_out.can_fan_out_by_layer(build()) is expected
 
 
 @pytest.mark.parametrize(
@@ -203,11 +204,11 @@ def test_layerwise_fan_out_through_merges_gives_the_rows_and_estimate_of_the_til
     rng = np.random.default_rng(0)
     shape = (8, 8, 1) if build is _resnet else (4,)
     x, y = rng.uniform(size=(5, *shape)).astype("float32"), np.arange(5) % 3
-    groups = copies.layer_groups(k, layers, sizes, antithetic=antithetic)
+    groups = fan_out.layer_groups(k, layers, sizes, antithetic=antithetic)
     key = streams.stream_key([3, 4])
     results = []
     for by_layer in (True, False):
-        monkeypatch.setattr(copies, "can_fan_out_by_layer", lambda model, f=by_layer: f)
+        monkeypatch.setattr(fan_out, "can_fan_out_by_layer", lambda model, f=by_layer: f)
         statistics = [v.numpy() for v in model.non_trainable_variables]  # the resnet's normalization moves them
         y_pred, record = copies.forward(model, x, k, groups=groups, key=key, antithetic=antithetic)
         assert [e.group is not None for e in record.entries] == [by_layer] * layers
@@ -244,11 +245,11 @@ def test_layerwise_fan_out_gives_the_rows_and_estimate_of_the_tiled_forward(opti
     model.compile(keras.optimizers.SGD(0.1), _CE, copies=12, injection="layerwise", **options)
     rng = np.random.default_rng(0)
     x, y = rng.uniform(size=(5, 6, 6, 1)).astype("float32"), np.arange(5) % 3
-    groups = copies.layer_groups(12, 3, options.get("copies_per_layer"), options.get("antithetic", False))
+    groups = fan_out.layer_groups(12, 3, options.get("copies_per_layer"), options.get("antithetic", False))
     key = streams.stream_key([3, 4])
     results = []
     for by_layer in (True, False):
-        monkeypatch.setattr(copies, "can_fan_out_by_layer", lambda model, f=by_layer: f)
+        monkeypatch.setattr(fan_out, "can_fan_out_by_layer", lambda model, f=by_layer: f)
         y_pred, record = copies.forward(model, x, 12, groups=groups, key=key, antithetic=options.get("antithetic", False),
                                         sampling=options.get("sampling", "mc"))
         assert [e.group is not None for e in record.entries] == [by_layer] * 3

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_glr import distribution
+from keras_glr._src import distribution
 
 OPTIONS = ["--epochs", "3", "--copies", "8", "--hidden", "8", "--batch-size", "20", "--lr", "0.03", "--noisy-passes", "2", "--quiet", "--run-name", "run"]
 

@@ -6,10 +6,11 @@ import pytest
 import tensorflow as tf
 
 import keras_glr
-from keras_glr import checkpoints
-from keras_glr import estimators
+import keras_glr._src.fan_out
+from keras_glr._src import checkpoints
+from keras_glr._src import estimators
+from keras_glr._src.recording import recording
 from keras_glr.layers import NoisyDense
-from keras_glr.recording import recording
 
 
 def _loo_reference(losses, copies, antithetic):
@@ -122,7 +123,7 @@ def test_fan_out_gives_the_same_estimate_as_repeating_the_input(monkeypatch, ant
     states = checkpoints.noise_states(model)
     estimates = []
     for fan_out in (True, False):
-        monkeypatch.setattr(keras_glr.copies, "can_fan_out", lambda model, f=fan_out: f)
+        monkeypatch.setattr(keras_glr._src.fan_out, "can_fan_out", lambda model, f=fan_out: f)
         checkpoints.restore_noise_states(model, states)
         model.compile("sgd", "zero_one", copies=8, antithetic=antithetic)
         estimates.append(model.estimate_gradients(x, y))

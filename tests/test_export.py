@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 import keras_glr
-from keras_glr import checkpoints
-from keras_glr import export
+from keras_glr._src import checkpoints
+from keras_glr._src import export
 from keras_glr.layers import NoisyDense
 
 

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 import keras_glr
 from keras_glr import activations
-from keras_glr import seed_statistics
-from keras_glr import twins
+from keras_glr._src import seed_statistics
+from keras_glr._src import twins
 from keras_glr.layers import NoisyDense
 from keras_glr.runs import RunConfig
 from keras_glr_apps import train as train_app

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_glr import recording
+from keras_glr._src import recording
 from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
 from keras_glr.noise import Gaussian

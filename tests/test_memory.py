@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_glr
-from keras_glr import memory
+from keras_glr._src import memory
 from keras_glr.layers import NoisyDense
 
 

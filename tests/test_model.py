@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_glr
-from keras_glr import checkpoints
+from keras_glr._src import checkpoints
 from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
 from keras_glr.noise import Laplace

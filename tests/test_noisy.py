@@ -6,9 +6,10 @@ import pytest
 import tensorflow as tf
 
 import keras_glr
-from keras_glr import checkpoints
-from keras_glr import copies
-from keras_glr import streams
+from keras_glr._src import checkpoints
+from keras_glr._src import copies
+from keras_glr._src import fan_out
+from keras_glr._src import streams
 from keras_glr.layers import Noisy
 from keras_glr.layers import NoisyDense
 
@@ -79,7 +80,7 @@ def test_fan_out_and_chunks_give_the_tiled_one_pass_estimate(kind, monkeypatch):
     model = _model(kind)
     x, y = _data(kind)
     fanned = _estimate(model, x, y, copies=6)
-    monkeypatch.setattr(copies, "can_fan_out", lambda model: False)
+    monkeypatch.setattr(fan_out, "can_fan_out", lambda model: False)
     tiled = _estimate(model, x, y, copies=6)
     _assert_same(fanned, tiled)
     if kind == "batch_normalization":  # its statistics move after every chunk: refused, with what to do
@@ -93,9 +94,9 @@ def test_fan_out_and_chunks_give_the_tiled_one_pass_estimate(kind, monkeypatch):
 def test_layerwise_fan_out_gives_the_tiled_estimate(kind, monkeypatch):
     model = _model(kind)
     x, y = _data(kind)
-    assert copies.can_fan_out_by_layer(model)
+    assert fan_out.can_fan_out_by_layer(model)
     by_layer = _estimate(model, x, y, copies=8, injection="layerwise", antithetic=True)
-    monkeypatch.setattr(copies, "can_fan_out_by_layer", lambda model: False)
+    monkeypatch.setattr(fan_out, "can_fan_out_by_layer", lambda model: False)
     tiled = _estimate(model, x, y, copies=8, injection="layerwise", antithetic=True)
     _assert_same(by_layer, tiled)
 

@@ -7,9 +7,9 @@ import pytest
 
 import keras_glr
 from keras_glr import options
-from keras_glr import twins
+from keras_glr._src import twins
+from keras_glr._src.run_config import RunConfig
 from keras_glr.layers import NoisyDense
-from keras_glr.run_config import RunConfig
 from keras_glr_apps import train as train_app
 
 #: RunConfig says how layer-wise copies are shared with its own field (shares, not sizes).
@@ -74,7 +74,7 @@ def test_a_twin_resets_the_options_its_estimator_does_not_use():
 
 @pytest.mark.parametrize("name", options.ESTIMATORS)
 def test_every_estimator_named_in_the_options_implements_the_protocol(name):
-    from keras_glr import estimators
+    from keras_glr._src import estimators
 
     made = estimators.make(name, lambda y, p: p, lambda y, p: p, None)
     assert isinstance(made, estimators.Estimator)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import keras_glr
-from keras_glr import checkpoints
 from keras_glr import runs
+from keras_glr._src import checkpoints
 from keras_glr.layers import NoisyDense
 from tests.stats import assert_agree
 from tests.stats import mean_and_se

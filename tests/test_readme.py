@@ -53,7 +53,7 @@ def test_the_grpc_example_gets_probabilities_from_a_prediction_service(tmp_path)
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     import keras_glr
-    from keras_glr import export
+    from keras_glr._src import export
     from keras_glr.layers import NoisyDense
 
     (block,) = [b for b in _python_blocks() if "prediction_service_pb2_grpc" in b]

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_glr import recording
-from keras_glr import streams
+from keras_glr._src import estimators
+from keras_glr._src import recording
+from keras_glr._src import streams
 from keras_glr.layers import NoisyDense
 from keras_glr.noise import Gaussian
 
@@ -51,7 +52,7 @@ def test_target_and_cotangent_give_the_layer_its_own_term():
     with tf.GradientTape() as tape:
         with recording.recording(copies=5, fan_out=True, key=_KEY) as record:
             layer(x)
-    target, cotangent = record.entries[0].target_and_cotangent(weights)
+    target, cotangent = estimators.target_and_cotangent(record.entries[0], weights)
     got = tape.gradient(target, layer.kernel, output_gradients=cotangent)
     expected = np.repeat(x, 5, axis=0).T @ (weights[:, None] * np.asarray(record.entries[0].score))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import keras_glr
-from keras_glr import recording
-from keras_glr import streams
+from keras_glr._src import recording
+from keras_glr._src import streams
 from keras_glr.layers import LIFCell
 from keras_glr.layers import NoisyDense
 from keras_glr.layers import NoisyGRUCell
@@ -56,7 +56,7 @@ def test_every_step_draws_its_own_stream():
     model = _model(CELLS["simple_rnn"])
     x, _ = _data()
     with recording.recording(copies=1, key=streams.stream_key([1, 2]), slots=keras_glr.layers.noisy_layers(model)) as record:
-        from keras_glr import recurrence
+        from keras_glr._src import recurrence
 
         with recurrence.unrolled(model):
             model(x, training=True)
@@ -166,7 +166,7 @@ def test_an_lstm_cell_starts_its_forget_gate_bias_at_one_as_keras():
 def test_a_gru_step_makes_two_noisy_calls_with_their_own_streams():
     model = _model(CELLS["gru"])
     x, _ = _data()
-    from keras_glr import recurrence
+    from keras_glr._src import recurrence
 
     with recording.recording(copies=1, key=streams.stream_key([1, 2]), slots=keras_glr.layers.noisy_layers(model)) as record:
         with recurrence.unrolled(model):

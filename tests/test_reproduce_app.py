@@ -7,8 +7,8 @@ import re
 import keras
 import pytest
 
-from keras_glr import reproduction
 from keras_glr import runs
+from keras_glr._src import reproduction
 from keras_glr_apps import reproduce as reproduce_app
 
 SMALL = ["--quick", "--rows", "bp_sigmoid,glr_threshold", "--epochs", "1", "--copies", "8", "--examples", "60", "--whitebox-examples", "4", "--certify-examples", "20", "--certify-samples", "200"]

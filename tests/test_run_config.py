@@ -4,10 +4,12 @@ import dataclasses
 
 import pytest
 
-from keras_glr import estimators
-from keras_glr import run_config
-from keras_glr.run_config import RunConfig
-from keras_glr.run_config import parse_hidden
+from keras_glr._src import build
+from keras_glr._src import estimators
+from keras_glr._src import fan_out
+from keras_glr._src import run_config
+from keras_glr._src.run_config import RunConfig
+from keras_glr._src.run_config import parse_hidden
 from keras_glr_apps import common
 
 
@@ -45,7 +47,7 @@ def test_differences_name_the_changed_fields():
         (dict(copy_split=(1, 2)), "It shares the copies among the noisy layers of layer-wise injection"),
         (dict(copy_split="uneven", injection="layerwise"), "Invalid copy split: 'uneven'"),
         (dict(arch="cnn", pool="average"), "Invalid `pool`: 'average'"),
-        (dict(pool="pre-activation"), "Invalid `pool`: 'pre-activation'. It says where the CNN's conv layers pool, and this run's arch is 'mlp'"),
+        (dict(pool="pre-activation"), "Invalid `pool`: 'pre-activation'. It is an option of the cnn, and this run's arch is 'mlp'"),
     ],
 )
 def test_validate_names_the_field(values, message):
@@ -73,7 +75,7 @@ def test_copy_shares_become_group_sizes(split, antithetic, expected):
 
     model = architectures.small_cnn((14, 14, 1), 10)
     config = RunConfig(arch="cnn", copies=232, antithetic=antithetic, injection="layerwise", copy_split=split)
-    assert run_config.copies_per_layer(config, model) == expected
+    assert build.copies_per_layer(config, model) == expected
 
 
 def test_copy_shares_must_match_the_noisy_layers():
@@ -81,7 +83,7 @@ def test_copy_shares_must_match_the_noisy_layers():
 
     model = architectures.small_cnn((14, 14, 1), 10)
     with pytest.raises(ValueError, match=r"gives 2 shares, but the cnn has 3 noisy layers \(conv_1, conv_2, logits\)"):
-        run_config.copies_per_layer(RunConfig(arch="cnn", injection="layerwise", copy_split=(1, 2)), model)
+        build.copies_per_layer(RunConfig(arch="cnn", injection="layerwise", copy_split=(1, 2)), model)
 
 
 def test_parse_hidden():
@@ -106,7 +108,7 @@ def test_library_arguments_are_written_as_flags(message, expected):
 
 
 def test_the_twin_of_a_layerwise_run_is_noisy_in_every_layer():
-    from keras_glr import twins
+    from keras_glr._src import twins
 
     twin = twins.twin_config(RunConfig(injection="layerwise", copy_split=(1, 2), sampling="sobol", baseline="none", run_name="lw"))
     assert (twin.estimator, twin.injection, twin.copy_split, twin.sampling, twin.run_name) == ("bp-ste", "all", "even", "mc", "lw_twin")
@@ -114,8 +116,8 @@ def test_the_twin_of_a_layerwise_run_is_noisy_in_every_layer():
 
 
 def test_for_arch_fills_in_the_architectures_defaults_only_where_nothing_is_given():
-    from keras_glr.run_config import ARCH_DEFAULTS
-    from keras_glr.run_config import RunConfig
+    from keras_glr._src.run_config import ARCH_DEFAULTS
+    from keras_glr._src.run_config import RunConfig
 
     assert RunConfig.for_arch() == RunConfig()
     cnn = RunConfig.for_arch(arch="cnn", copies=200, sigma=0.3)
@@ -133,7 +135,6 @@ def test_for_arch_fills_in_the_architectures_defaults_only_where_nothing_is_give
 
 
 def test_the_cnn_pools_its_pre_activations_and_older_runs_keep_pooling_the_output():
-    from keras_glr import copies
     from keras_glr import data
 
     cnn = RunConfig.for_arch(arch="cnn")
@@ -142,8 +143,8 @@ def test_the_cnn_pools_its_pre_activations_and_older_runs_keep_pooling_the_outpu
     assert RunConfig.from_json(earlier).pool == "output"
     info = data.DatasetInfo("digits", 10, (14, 14, 1), [str(c) for c in range(10)], {})
     for pool, dimensions in (("pre-activation", [392, 144, 10]), ("output", [1568, 784, 10])):
-        model = run_config.build_model(RunConfig.for_arch(arch="cnn", pool=pool), info, steps_per_epoch=10)
-        assert copies.noise_dimensions(model) == dimensions
+        model = build.build_model(RunConfig.for_arch(arch="cnn", pool=pool), info, steps_per_epoch=10)
+        assert fan_out.noise_dimensions(model) == dimensions
 
 
 @pytest.mark.parametrize("bad", [(), (8, 0), (8, -1), (8.5,), (True,)])

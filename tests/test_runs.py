@@ -13,10 +13,10 @@ import time
 import keras
 import pytest
 
-from keras_glr import atomic_files
-from keras_glr import export
-from keras_glr import run_lock
 from keras_glr import runs
+from keras_glr._src import atomic_files
+from keras_glr._src import export
+from keras_glr._src import run_lock
 from tests.interruptions import Interrupted
 from tests.interruptions import interrupt_at
 

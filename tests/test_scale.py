@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_glr
-from keras_glr import checkpoints
+from keras_glr._src import checkpoints
 from keras_glr.layers import NoisyDense
 from keras_glr.noise import Laplace
 

@@ -6,15 +6,19 @@ import pytest
 import scipy.stats
 
 import keras_glr
-from keras_glr import checkpoints
-from keras_glr import streams
+from keras_glr._src import checkpoints
+from keras_glr._src import streams
+from keras_glr._src.recording import recording
 from keras_glr.layers import NoisyDense
 from keras_glr.layers import noisy_layers
 from keras_glr.noise import Gaussian
 from keras_glr.noise import Laplace
-from keras_glr.recording import recording
 
 _KEY = np.array([20261124], dtype=np.uint64)
+
+
+def _layout(copies, antithetic=False, sampling="mc", first_example=0):
+    return streams.CopyLayout(copies=copies, antithetic=antithetic, sampling=sampling, first_example=first_example)
 
 
 def test_stream_ids_are_distinct_for_slot_call_and_purpose():
@@ -33,13 +37,13 @@ def test_stream_ids_are_distinct_for_slot_call_and_purpose():
 def test_call_noise_rows_belong_to_examples(distribution, antithetic):
     """Examples 2..3 drawn alone equal examples 2..3 of a draw of 0..4; copies sit in rows b*K + k."""
     copies, units = 4, 3
-    whole = np.asarray(streams.call_noise(distribution, _KEY, 0, 5, 0, copies, units, antithetic))
-    part = np.asarray(streams.call_noise(distribution, _KEY, 0, 2, 2, copies, units, antithetic))
+    whole = np.asarray(streams.call_noise(distribution, _KEY, 0, 5, units, _layout(copies, antithetic)))
+    part = np.asarray(streams.call_noise(distribution, _KEY, 0, 2, units, _layout(copies, antithetic, first_example=2)))
     assert whole.shape == (5 * copies, units)
     np.testing.assert_allclose(part, whole[2 * copies : 4 * copies], rtol=1e-6, atol=1e-7)
     if antithetic:
         np.testing.assert_array_equal(whole[0::2], -whole[1::2])
-    other = np.asarray(streams.call_noise(distribution, _KEY, streams.stream_id(0, 1), 5, 0, copies, units, antithetic))
+    other = np.asarray(streams.call_noise(distribution, _KEY, streams.stream_id(0, 1), 5, units, _layout(copies, antithetic)))
     assert not np.any(other == whole)
 
 
@@ -106,14 +110,14 @@ def _cdf(distribution):
 def _assert_stratified_counter_based_pairs(distribution, sampling, key, copies, units):
     """Each example's copies fall one per stratum of F in every coordinate; row b is the same
     whichever rows are drawn; antithetic pairs are (r, -r)."""
-    r = streams.call_noise(distribution, key, 0, 3, 0, copies, units, sampling=sampling).numpy().reshape(3, copies, units)
+    r = streams.call_noise(distribution, key, 0, 3, units, _layout(copies, sampling=sampling)).numpy().reshape(3, copies, units)
     strata = np.floor(_cdf(distribution)(r) * copies).astype(int)
     for b in range(3):
         for j in range(units):
             assert sorted(strata[b, :, j]) == list(range(copies))
-    alone = streams.call_noise(distribution, key, 0, 1, 2, copies, units, sampling=sampling).numpy().reshape(copies, units)
+    alone = streams.call_noise(distribution, key, 0, 1, units, _layout(copies, sampling=sampling, first_example=2)).numpy().reshape(copies, units)
     np.testing.assert_array_equal(alone, r[2])
-    pairs = streams.call_noise(distribution, key, 0, 3, 0, copies, units, antithetic=True, sampling=sampling).numpy()
+    pairs = streams.call_noise(distribution, key, 0, 3, units, _layout(copies, True, sampling)).numpy()
     pairs = pairs.reshape(3, copies // 2, 2, units)
     np.testing.assert_array_equal(pairs[:, :, 0], -pairs[:, :, 1])
 
@@ -124,7 +128,7 @@ def test_sobol_copies_keep_the_strata_and_the_noise_distribution(distribution):
     examples each copy is distributed as the noise; row b is the same whichever rows are drawn."""
     key = streams.stream_key([5, 6])
     _assert_stratified_counter_based_pairs(distribution, "sobol", key, 16, 9)
-    many = streams.call_noise(distribution, key, 0, 4000, 0, 4, 3, sampling="sobol").numpy().reshape(4000, 4, 3)
+    many = streams.call_noise(distribution, key, 0, 4000, 3, _layout(4, sampling="sobol")).numpy().reshape(4000, 4, 3)
     for k in range(4):  # every copy, the origin's included, is distributed as the noise
         for j in range(3):
             assert scipy.stats.kstest(_cdf(distribution)(many[:, k, j]), "uniform").pvalue > 1e-4
@@ -133,7 +137,7 @@ def test_sobol_copies_keep_the_strata_and_the_noise_distribution(distribution):
 
 def test_sobol_refuses_more_units_than_its_dimensions():
     with pytest.raises(ValueError, match="at most 21201.*this call has 21202"):
-        streams.call_noise(Gaussian(1.0), streams.stream_key([1, 2]), 0, 1, 0, 4, 21202, sampling="sobol")
+        streams.call_noise(Gaussian(1.0), streams.stream_key([1, 2]), 0, 1, 21202, _layout(4, sampling="sobol"))
 
 
 @pytest.mark.parametrize("distribution", [Gaussian(2.0), Laplace(0.5)], ids=["gaussian", "laplace"])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from keras_glr import runs
+from keras_glr._src import build
 from keras_glr_apps import export as export_app
 from keras_glr_apps import train as train_app
 
@@ -166,7 +167,7 @@ def test_existing_run_is_never_overwritten_silently(finished_run, capsys):
 
 
 def test_arch_cnn_takes_its_own_defaults_and_explicit_flags_win():
-    from keras_glr.run_config import ARCH_DEFAULTS
+    from keras_glr._src.run_config import ARCH_DEFAULTS
     from keras_glr_apps import train as train_app
 
     parse = lambda argv: train_app.config_from_args(train_app.build_parser().parse_args(argv))  # noqa: E731
@@ -180,26 +181,24 @@ def test_arch_cnn_takes_its_own_defaults_and_explicit_flags_win():
 
 def test_the_copy_split_flag_reaches_the_compiled_model():
     from keras_glr import data
-    from keras_glr import run_config
     from keras_glr_apps import train as train_app
 
     args = ["--arch", "cnn", "--copies", "54", "--copy-split", "1,1,4"]
     config = train_app.config_from_args(train_app.build_parser().parse_args(args))
     config.validate()
     splits = data.load("mnist5k", batch_size=32, image_size=14, seed=0)
-    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    model = build.build_model(config, splits.info, splits.steps_per_epoch)
     assert (model.glr_config.copies, model.glr_config.copies_per_layer) == (54, (10, 10, 34))
 
 
 def test_the_sampling_flag_reaches_the_compiled_model():
     from keras_glr import data
-    from keras_glr import run_config
     from keras_glr_apps import train as train_app
 
     config = train_app.config_from_args(train_app.build_parser().parse_args(["--sampling", "sobol", "--baseline", "none"]))
     config.validate()
     splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True, seed=0)
-    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    model = build.build_model(config, splits.info, splits.steps_per_epoch)
     assert (model.glr_config.sampling, model.glr_config.baseline) == ("sobol", "none")
 
 
@@ -209,25 +208,23 @@ def test_the_sampling_flag_reaches_the_compiled_model():
 ])
 def test_new_estimator_flags_reach_the_compiled_model(argv, expected):
     from keras_glr import data
-    from keras_glr import run_config
 
     config = train_app.config_from_args(train_app.build_parser().parse_args(argv))
     config.validate()
     splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True, seed=0)
-    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    model = build.build_model(config, splits.info, splits.steps_per_epoch)
     assert {name: getattr(model.glr_config, name) for name in expected} == expected
 
 
 @pytest.mark.parametrize("arch", ["cnn", "resnet"])
 def test_every_cnn_takes_its_filters_and_28_pixel_images(arch):
     from keras_glr import data
-    from keras_glr import run_config
     from keras_glr_apps import train as train_app
 
     config = train_app.config_from_args(train_app.build_parser().parse_args(["--arch", arch, "--image-size", "28", "--filters", "4,6"]))
     config.validate()
     splits = data.load("mnist5k", batch_size=16, image_size=28, seed=0)
-    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    model = build.build_model(config, splits.info, splits.steps_per_epoch)
     assert model.inputs[0].shape[1:] == (28, 28, 1) and config.name() == f"mnist5k_{arch}_relu_ce_glr_seed0"
     conv_widths = [w.shape[-1] for w in model.trainable_weights if len(w.shape) == 4]
     assert conv_widths[0] == 4 and conv_widths[-1] == 6
@@ -264,14 +261,13 @@ def test_init_from_starts_from_a_trained_run_and_records_where(tmp_path, capsys)
 def test_networks_in_time_take_their_options_and_train_on_images(argv, name, noisy):
     """rnn: rows of the image as time steps; snn: the image encoded over --time-steps steps."""
     from keras_glr import data
-    from keras_glr import run_config
     from keras_glr.layers import noisy_layers
 
     config = train_app.config_from_args(train_app.build_parser().parse_args(argv + ["--copies", "4"]))
     config.validate()
     assert name is None or config.name() == name
     splits = data.load("mnist5k", batch_size=16, image_size=14, seed=0)
-    model = run_config.build_model(config, splits.info, splits.steps_per_epoch)
+    model = build.build_model(config, splits.info, splits.steps_per_epoch)
     assert len(noisy_layers(model)) == noisy and model.inputs[0].shape[1:] == (14, 14, 1)
     x, y = next(iter(splits.train))
     before = [np.asarray(w) for w in model.get_weights()]

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_glr
-from keras_glr import validation
+from keras_glr._src import validation
 from keras_glr.layers import NoisyDense
 
 SPARSE_CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -152,6 +152,6 @@ def test_a_loss_that_becomes_nan_stops_training_naming_the_step_and_the_last_fin
             return values * keras.ops.where(self.calls > 3, np.nan, 1.0)
 
     model.compile("sgd", Blows(), copies=4)
-    with pytest.raises(keras_glr.callbacks.TrainingDivergedError,
+    with pytest.raises(keras_glr._src.callbacks.TrainingDivergedError,
                        match=r"Training stopped at epoch 1, step 4: the loss became nan \(the last finite loss was [0-9.e+-]+, at epoch 1, step 3\)"):
         model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[keras_glr.StopOnNaN()])

@@ -29,7 +29,7 @@ class LIFCell(keras.layers.Layer):
     "bp-ste" estimator (the fair BP control) the spikes pass the gradient
     straight through instead (`keras_glr.activations.straight_through`).
 
-    A GLR step runs the recurrence unrolled (`keras_glr.recurrence`); at
+    A GLR step runs the recurrence unrolled (`keras_glr._src.recurrence`); at
     inference the layer keeps its own form.
 
     Args:

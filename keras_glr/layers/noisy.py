@@ -5,7 +5,8 @@ import re
 import keras
 import tensorflow as tf
 
-from keras_glr import recording
+from keras_glr._src import keras_private
+from keras_glr._src import recording
 from keras_glr.layers.noisy_layer import NoisyLayer
 
 
@@ -170,7 +171,7 @@ def _checked(layer):
             "layer, before Noisy adds its noise (v = f(x) + r must come first). Build it with activation=None and "
             f"give the activation to Noisy: Noisy({type(layer).__name__}(..., activation=None), activation={name!r})."
         )
-    inner = layer._flatten_layers(include_self=False, recursive=True)
+    inner = keras_private.sublayers(layer)
     if any(isinstance(l, NoisyLayer) for l in inner):
         raise ValueError(
             f"Layer '{layer.name}' holds noisy layers; a composite block is one noisy layer with noise at its output. "

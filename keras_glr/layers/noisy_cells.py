@@ -5,7 +5,7 @@ carried state, v_t = g((x_t, h_{t-1}); theta) + r_t; a cell run for T steps
 is T calls, each with its own noise stream, and its GLR estimate is the sum
 over steps of each step's VJP at L * s(r_t), x_t and h_{t-1} cut off from
 the gradient. Use them as `keras.layers.RNN(cell)`: a GLR step runs the
-loop unrolled (`keras_glr.recurrence`).
+loop unrolled (`keras_glr._src.recurrence`).
 """
 
 import keras

@@ -29,7 +29,7 @@ class NoisyConv2D(NoisyLayer, keras.layers.Conv2D):
         noisy_inference: bool, keep the noise on outside training.
         seed: int or None, seed of the layer's own generator, which draws
             the `noisy_inference` noise. Training noise and the model's noisy
-            prediction come from the model's streams (`keras_glr.streams`).
+            prediction come from the model's streams (`keras_glr._src.streams`).
         pool_size: None, or an int or pair of ints: max-pool the
             pre-activation over windows of this size (strides equal to it,
             "valid" padding) before the noise.

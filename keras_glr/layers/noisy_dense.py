@@ -10,7 +10,7 @@ from keras_glr.layers.noisy_layer import NoisyLayer
 class NoisyDense(NoisyLayer, keras.layers.Dense):
     """Dense layer y = phi(x W + b + r), r ~ `noise`, independent per unit.
 
-    Noise is added inside a GLR training step (see `keras_glr.recording`).
+    Noise is added inside a GLR training step (see `keras_glr._src.recording`).
     At inference the layer is the deterministic y = phi(x W + b), unless
     `noisy_inference=True`, which keeps one noise draw per call. The GLR
     estimate for W is x^T (L * s(r)) (the paper's Eq. 4/5; docs/guides/estimator.md, "The formula").
@@ -23,7 +23,7 @@ class NoisyDense(NoisyLayer, keras.layers.Dense):
         noisy_inference: bool, keep the noise on outside training.
         seed: int or None, seed of the layer's own generator, which draws
             the `noisy_inference` noise. Training noise and the model's noisy
-            prediction come from the model's streams (`keras_glr.streams`).
+            prediction come from the model's streams (`keras_glr._src.streams`).
         **kwargs: the other `keras.layers.Dense` arguments (`use_bias`,
             initializers, regularizers, constraints, `name`, ...).
 

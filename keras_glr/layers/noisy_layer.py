@@ -12,7 +12,8 @@ from keras import ops
 
 from keras_glr import activations
 from keras_glr import noise as noise_module
-from keras_glr import recording
+from keras_glr._src import keras_private
+from keras_glr._src import recording
 
 
 class NoisyLayer:
@@ -77,5 +78,5 @@ class NoisyLayer:
 
 
 def noisy_layers(model):
-    """The model's noisy layers, nested models included, in a fixed order: their slots (`keras_glr.streams`)."""
-    return [l for l in model._flatten_layers(include_self=False, recursive=True) if isinstance(l, NoisyLayer)]
+    """The model's noisy layers, nested models included, in a fixed order: their slots (`keras_glr._src.streams`)."""
+    return [l for l in keras_private.sublayers(model) if isinstance(l, NoisyLayer)]

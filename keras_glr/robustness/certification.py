@@ -29,9 +29,11 @@ import numpy as np
 import tensorflow as tf
 from scipy import stats
 
-from keras_glr import copies
 from keras_glr import noise as noise_module
-from keras_glr import streams
+from keras_glr._src import copies
+from keras_glr._src import fan_out
+from keras_glr._src import keras_private
+from keras_glr._src import streams
 from keras_glr.layers import noisy_layers
 from keras_glr.robustness import operator_norms
 
@@ -101,14 +103,14 @@ def first_noisy_layer(model):
     layers = noisy_layers(model)
     if not layers:
         raise ValueError(f"{model.name} has no noisy layer: randomized smoothing needs noise (a NoisyDense or NoisyConv2D).")
-    if not copies.can_fan_out(model):
+    if not fan_out.can_fan_out(model):
         raise ValueError(
             f"The noise of {model.name} does not begin at one layer (several noisy layers read the input, the input "
             "bypasses the first one, or a recurrence reads it at every time step); the certificate needs exactly one "
             "noisy layer between the input and everything else."
         )
     first = layers[0]
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_private.sublayers(model):
         if layer is first:
             break
         if not isinstance(layer, _REARRANGING + (keras.Model,)):

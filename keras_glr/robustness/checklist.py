@@ -128,3 +128,18 @@ def flag_text(result):
     if not result:
         return "n/a"
     return "ok" if not result["flags"] else "FLAG: " + ", ".join(result["flags"])
+
+
+def verdict(flagged):
+    """What the checklist's flags mean for the white-box numbers, in one or two sentences.
+
+    flagged: the names of the models (or rows) with a flag.
+    """
+    if flagged:
+        return (f"Flagged: {', '.join(flagged)}. For these the white-box attack did not behave as a working attack "
+                "should, so their white-box and query-attack numbers are loose upper bounds and the robustness they "
+                "suggest is not established.")
+    return ("No model failed a check: the white-box attack drives accuracy toward chance, beats the single-step and "
+            "the transfer attack example by example, and has converged on every model, so its numbers are as tight "
+            "as this attack can make them.")
+

@@ -41,16 +41,16 @@ def group_of(label):
 
 def load_entry(path):
     """Loads a run directory (saved_models/<run>) or a .keras file."""
-    import keras_glr  # noqa: F401  (registers the custom objects)
-    from keras_glr import checkpoints
-    from keras_glr import runs
+    from keras_glr._src import checkpoints
+    from keras_glr._src import json_files
+    from keras_glr._src import run_config
 
-    model_path = runs.model_file(path)
+    model_path = checkpoints.model_file(path)
     config_path = os.path.join(path, "config.json")
     config = None
     if os.path.isdir(path) and os.path.exists(config_path):
-        runs.read_config(path)  # raises DamagedFileError naming the file when it is damaged
-        config = runs.read_json(config_path)
+        run_config.read_config(path)  # raises DamagedFileError naming the file when it is damaged
+        config = json_files.read_json(config_path)
     label = os.path.basename(os.path.normpath(path)) if os.path.isdir(path) else os.path.basename(path)[: -len(".keras")]
     model = checkpoints.load_model(model_path)
     check_classifier(model, label)

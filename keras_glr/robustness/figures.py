@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from keras_glr.plots import pyplot
+from keras_glr._src.plots import pyplot
 from keras_glr.robustness import corruptions
 
 

@@ -3,7 +3,7 @@
 Rows are groups of runs that differ only in their seed: each cell shows the
 mean ± standard deviation over the seeds. A GLR row and its BP twin (same
 configuration, estimator bp-noise or bp-ste) are compared cell by cell with
-`keras_glr.seed_statistics.RULE`; a significant difference is marked "*".
+`keras_glr._src.seed_statistics.RULE`; a significant difference is marked "*".
 """
 
 import csv
@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from keras_glr import seed_statistics
+from keras_glr._src import seed_statistics
 from keras_glr.robustness import figures
 
 
@@ -151,12 +151,7 @@ def checklist_lines(results):
     for label, result in found.items():
         failed = "; ".join(result["checks"][name]["detail"] for name in result["flags"])
         lines.append(f"- {label}: {checklist.flag_text(result)}" + (f" ({failed})" if failed else ""))
-    flagged = [label for label, result in found.items() if result["flags"]]
-    if flagged:
-        lines.append(f"The white-box numbers of {', '.join(flagged)} are flagged: the attack, not only the model, may be "
-                     "why they are high, so read them as loose upper bounds.")
-    else:
-        lines.append("No model failed a check: the white-box attack behaved as a working attack should on every model.")
+    lines.append(checklist.verdict([label for label, result in found.items() if result["flags"]]))
     return lines
 
 

@@ -8,9 +8,9 @@ from scipy import stats
 
 from keras_glr import architectures
 from keras_glr import noise
+from keras_glr._src.model import GLRSequential
 from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
-from keras_glr.model import GLRSequential
 from keras_glr.robustness import certification
 from keras_glr.robustness import operator_norms
 

@@ -25,11 +25,18 @@ from keras_glr.robustness.corruptions import image_shape_for
 
 @dataclasses.dataclass(frozen=True)
 class Attack:
+    """An attack by name: `run(model_fn, x, y, eps)` returns adversarial inputs; `uses_eps=False` for minimum-norm attacks."""
+
     name: str
     description: str
     uses_eps: bool
     run: object  # (model_fn, x, y, eps) -> x_adv
     queries_only: bool = False  # never asks for a gradient
+    title: str = None  # how reports name it, e.g. "L-BFGS"; the name in capitals if None
+
+    def __post_init__(self):
+        if self.title is None:
+            object.__setattr__(self, "title", self.name.upper())
 
 
 def _fgsm(model_fn, x, y, eps):
@@ -89,14 +96,16 @@ ATTACKS = {
     for a in (
         Attack("fgsm", "fast gradient sign method, L-inf", True, _fgsm),
         Attack("pgd", "projected gradient descent, L-inf, 20 steps", True, _pgd(np.inf)),
-        Attack("pgd-l2", "projected gradient descent, L2 (eps is an L2 radius), 20 steps", True, _pgd(2)),
+        Attack("pgd-l2", "projected gradient descent, L2 (eps is an L2 radius), 20 steps", True, _pgd(2), title="PGD L2"),
         Attack("bim", "basic iterative method, L-inf, 20 steps", True, _bim),
         Attack("mim", "momentum iterative method, L-inf, 20 steps", True, _mim),
         Attack("cw", "Carlini-Wagner L2, minimum norm", False, _cw),
         Attack("spsa", "SPSA, gradient-free, L-inf, 20 steps of 64 queries", True, _spsa, queries_only=True),
-        Attack("square", "Square Attack, random search, L-inf, 1000 queries", True, _square(np.inf), queries_only=True),
-        Attack("square-l2", "Square Attack, random search, L2 (eps is an L2 radius), 1000 queries", True, _square(2), queries_only=True),
-        Attack("lbfgs", "L-BFGS (Szegedy et al. 2014), minimum norm", False, _lbfgs),
+        Attack("square", "Square Attack, random search, L-inf, 1000 queries", True, _square(np.inf), queries_only=True,
+               title="Square"),
+        Attack("square-l2", "Square Attack, random search, L2 (eps is an L2 radius), 1000 queries", True, _square(2),
+               queries_only=True, title="Square L2"),
+        Attack("lbfgs", "L-BFGS (Szegedy et al. 2014), minimum norm", False, _lbfgs, title="L-BFGS"),
     )
 }
 NAMES = tuple(ATTACKS)

@@ -12,7 +12,8 @@ into a logits function for cleverhans-style attacks:
 
 import tensorflow as tf
 
-from keras_glr.recording import recording
+from keras_glr._src import keras_private
+from keras_glr._src.recording import recording
 
 
 def bpda_model_fn(model, slope=None):
@@ -37,4 +38,4 @@ def eot_model_fn(model, samples=16, slope=None):
 
 def has_noisy_prediction(model):
     """True when some layer keeps its noise at inference."""
-    return any(getattr(layer, "noisy_inference", False) for layer in model._flatten_layers(include_self=False))
+    return any(getattr(layer, "noisy_inference", False) for layer in keras_private.sublayers(model))

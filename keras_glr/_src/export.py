@@ -17,7 +17,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_glr import atomic_files
+from keras_glr._src import atomic_files
 
 
 def versions(base):

@@ -14,7 +14,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from keras_glr import copies as copies_module
+from keras_glr._src import copies as copies_module
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@ Keras's own `TerminateOnNaN` stops quietly and leaves the NaN weights of the
 last step in the model; `StopOnNaN` raises `TrainingDivergedError` naming the
 epoch, the step and the last finite loss, before the epoch's end (so a
 checkpoint written at the end of an epoch never holds NaN weights).
-`glr-train` (`keras_glr.runs.train`) always adds it; a `fit` of your own
+`glr-train` (`keras_glr._src.runs.train`) always adds it; a `fit` of your own
 adds it when you pass it, as with any Keras callback.
 """
 

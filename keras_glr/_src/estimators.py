@@ -29,8 +29,9 @@ import typing
 
 import tensorflow as tf
 
-from keras_glr import copies as copies_module
 from keras_glr import options
+from keras_glr._src import copies as copies_module
+from keras_glr._src import fan_out
 from keras_glr.layers import noisy_layers
 from keras_glr.options import BASELINES  # noqa: F401  (the names, declared once in `options`)
 from keras_glr.options import ESTIMATORS  # noqa: F401
@@ -82,6 +83,32 @@ def centre_losses(losses, copies, baseline="loo", antithetic=False):
     return tf.reshape(per_example - others, [-1])
 
 
+def target_and_cotangent(entry, weights):
+    """(tensor, cotangent) whose VJP is the GLR estimate of the layer that recorded `entry` (a `recording.Entry`).
+
+    sum_n weights[n] * s(r_n) * dv_n/dtheta. For a layer that fanned its
+    examples out into copies, v_n = clean_b + r_n, so the K copies of
+    example b are summed first: the VJP of `clean` at
+    sum_k weights[b, k] * s(r_bk), shape (B, ...). With layer-wise groups
+    each layer's term is a mean over its K_g copies (the weights scaled by
+    K / K_g on its group, 0 elsewhere), and with antithetic pairs in a group
+    w_2j s(r) + w_2j+1 s(-r) = (w_2j - w_2j+1) s(r) (s is odd), so half the
+    noise is read.
+    """
+    if entry.row_scale is not None:
+        weights = weights * tf.cast(entry.row_scale, weights.dtype)
+    if entry.group is not None:
+        start, size = entry.group
+        weights = tf.reshape(weights, [-1, entry.copies])[:, start : start + size] * (entry.copies / size)
+        if entry.pairs is not None:
+            pair_weights = tf.reshape(weights[:, 0::2] - weights[:, 1::2], [-1])
+            return entry.clean, entry.distribution.summed_weighted_score(entry.pairs, pair_weights, size // 2)
+        return entry.clean, entry.distribution.summed_weighted_score(entry.noise, tf.reshape(weights, [-1]), size)
+    if entry.clean is None:
+        return entry.pre_activation, entry.weighted_score(weights)
+    return entry.clean, entry.distribution.summed_weighted_score(entry.noise, weights, entry.copies)
+
+
 def cotangents(entries, weights):
     """Returns (targets, cotangents): weights * s(r) for each recorded layer.
 
@@ -91,9 +118,9 @@ def cotangents(entries, weights):
             sample weight, divided by the number of terms averaged.
 
     A layer that fanned its examples out into copies gets the copies' sum of
-    weights * s(r) at its per-example pre-activation (see `Entry`).
+    weights * s(r) at its per-example pre-activation (`target_and_cotangent`).
     """
-    pairs = [entry.target_and_cotangent(weights) for entry in entries]
+    pairs = [target_and_cotangent(entry, weights) for entry in entries]
     return [t for t, _ in pairs], [c for _, c in pairs]
 
 
@@ -173,7 +200,7 @@ class GLR:
         injection: "all": every noisy layer is noisy on every copy, and each
             layer's estimate is unbiased for the gradient of E[L] under the
             noise of all layers. "layerwise": the copies of each example are
-            split into groups, one per noisy layer (`copies.layer_groups`);
+            split into groups, one per noisy layer (`fan_out.layer_groups`);
             on its group only that layer is noisy, and its estimate, a mean
             over its group, is unbiased for the gradient of E_{r_g}[L], the
             loss smoothed by that layer's noise alone (the other layers
@@ -202,8 +229,8 @@ class GLR:
         groups = None
         if self.injection == "layerwise":
             layers = len(noisy_layers(model))
-            dimensions = copies_module.noise_dimensions(model) if self.copies_per_layer == "proportional" else None
-            groups = copies_module.layer_groups(step.copies, layers, self.copies_per_layer, self.antithetic, dimensions)
+            dimensions = fan_out.noise_dimensions(model) if self.copies_per_layer == "proportional" else None
+            groups = fan_out.layer_groups(step.copies, layers, self.copies_per_layer, self.antithetic, dimensions)
         with tf.GradientTape() as tape:
             y_pred, record = copies_module.forward(
                 model, x, step.copies, local=True, antithetic=self.antithetic, key=step.key, first_example=first_example,
@@ -251,9 +278,9 @@ def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, s
         values_only: the same values, possibly cheaper, never differentiated.
         surrogate: what "bp-ste" differentiates in place of `loss`, or None.
     """
-    from keras_glr import backprop
-    from keras_glr import forward_gradient
-    from keras_glr import perturbation
+    from keras_glr._src import backprop
+    from keras_glr._src import forward_gradient
+    from keras_glr._src import perturbation
 
     if name == "forward-gradient":
         if surrogate is not None:  # the 0-1 loss (see `surrogate`)

@@ -2,9 +2,10 @@
 
 `RunConfig` is the single list of what defines a run. Each field carries its
 command-line help and group in `metadata`, so `glr-train` builds its options
-from this list. The module needs only the standard library at import time:
-the command line reads it without loading TensorFlow, and the factories at
-the bottom import Keras when they are called.
+from this list. The networks' own rules (their options, defaults and run
+names) are their records in `registry`; the Keras objects a configuration
+describes are built by `keras_glr._src.build`. Standard library only: the
+command line reads it without loading TensorFlow.
 """
 
 import dataclasses
@@ -12,6 +13,12 @@ import math
 import os
 
 import keras_glr.options as options
+from keras_glr._src import registry
+from keras_glr._src.json_files import DamagedFileError
+from keras_glr._src.json_files import read_json
+from keras_glr._src.registry import CELLS
+from keras_glr._src.registry import CNN_POOLS
+from keras_glr._src.registry import ENCODINGS
 from keras_glr.options import BASELINES  # noqa: F401  (the estimator's names, declared once in `options`)
 from keras_glr.options import ESTIMATORS  # noqa: F401
 from keras_glr.options import INJECTIONS  # noqa: F401
@@ -19,39 +26,12 @@ from keras_glr.options import SAMPLINGS  # noqa: F401
 
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")
-ARCHITECTURES = ("mlp", "cnn", "resnet", "rnn", "snn")
-CELLS = ("simple", "lstm", "gru")  # the cells of `architectures.rnn`
-ENCODINGS = ("direct", "rate")  # the spike encoders of `architectures.snn`
-CNN_POOLS = ("output", "pre-activation")  # where `architectures.small_cnn` pools (it reads this tuple)
+ARCHITECTURES = tuple(registry.ARCHITECTURES)
 MAX_NAME_BYTES = 200  # a run's name; its lock file `.<name>.lock` and journal `.<name>.commit.json` must fit in 255 bytes
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
-#: Where an architecture trains with other settings than the paper's network.
-#: The small CNN (two noisy conv layers) trains by GLR with ReLU units, small
-#: noise on the max-pooled pre-activations, layer-wise injection with
-#: antithetic pairs and a cosine schedule (README, "What makes the CNN
-#: train"); with the MLP's settings it does not train. Its copies are shared
-#: 1 : 2 : 4 among conv 1, conv 2 and the logits: a copy of a later layer's
-#: group is cheaper (it begins at that layer). The resnet takes the CNN's
-#: units, noise scale, injection and schedule; its eight noisy layers (the
-#: stem and its normalization, the block's two convs, shortcut and two
-#: normalizations, the logits) share K = 320 copies 1 : ... : 1 : 3, 32 to
-#: each layer and 96 to the logits, on batches of 64, where batches of 32
-#: carried too much noise per step (screens in guides/your-network.md). The
-#: networks in time take small noise, antithetic pairs and a cosine
-#: schedule; the rnn's 64 x 14 noise values per example need K = 300 copies
-#: and Adam 0.003 to come within 3 points of BPTT (0.855 with K = 100), the
-#: snn's spikes train with K = 64 (guides/networks-in-time.md).
-ARCH_DEFAULTS = {
-    "mlp": {},
-    "cnn": {"activation": "relu", "pool": "pre-activation", "sigma": 0.05, "copies": 232, "antithetic": True,
-            "injection": "layerwise", "copy_split": (1, 2, 4), "schedule": "cosine"},
-    "resnet": {"activation": "relu", "sigma": 0.05, "copies": 320, "antithetic": True, "injection": "layerwise",
-               "copy_split": (1, 1, 1, 1, 1, 1, 1, 3), "schedule": "cosine", "batch_size": 64},
-    "rnn": {"activation": "tanh", "hidden": (64,), "sigma": 0.1, "copies": 300, "antithetic": True, "schedule": "cosine",
-            "learning_rate": 0.003},
-    "snn": {"hidden": (128,), "sigma": 0.3, "copies": 64, "antithetic": True, "schedule": "cosine"},
-}
+#: The settings each network trains with where the paper's network's differ (`registry`).
+ARCH_DEFAULTS = {name: record.defaults for name, record in registry.ARCHITECTURES.items()}
 _GLR_ONLY = ("copies", "antithetic", "injection", "copy_split")  # defaults of the estimator, not of the network
 
 
@@ -121,10 +101,7 @@ class RunConfig:
     data_dir: str = _option(None, "data", "prepared TFDS data directory, or the tiny-imagenet-200 folder")
     image_size: int = _option(14, "data", "resize images to N x N (0 keeps their size)")
     validation_fraction: float = _option(0.1, "data", "share of the training examples held out for validation")
-    arch: str = _option(
-        "mlp", "network", "mlp (the paper's network), cnn, resnet (residual, batch-normalized), rnn (rows as time steps) "
-        "or snn (spiking, LIF units)", choices=ARCHITECTURES,
-    )
+    arch: str = _option("mlp", "network", registry.describe(), choices=ARCHITECTURES)
     hidden: tuple = _option((20,), "network", "hidden layer widths of the mlp, or of each stacked recurrence of the rnn or snn, "
                             "e.g. 20 or 50,50", parse=parse_hidden)
     filters: tuple = _option((8, 16), "network", "conv widths of the cnn (one per conv layer) or the resnet (stem and stages)",
@@ -185,10 +162,7 @@ class RunConfig:
         copy_split) apply to GLR only: `estimator="bp"` keeps the plain
         defaults, and `injection="all"` drops the copy split.
         """
-        arch = values.get("arch", "mlp")
-        if arch not in ARCH_DEFAULTS:
-            raise ValueError(f"Invalid `arch`: {arch!r}. Expected one of {list(ARCHITECTURES)}.")
-        defaults = ARCH_DEFAULTS[arch]
+        defaults = registry.get(values.get("arch", "mlp")).defaults
         if values.get("estimator", "glr") != "glr":
             defaults = {k: v for k, v in defaults.items() if k not in _GLR_ONLY}
         if values.get("injection", defaults.get("injection")) != "layerwise":
@@ -197,12 +171,7 @@ class RunConfig:
 
     def name(self):
         """The run name: `run_name`, or one made from the main options."""
-        if self.run_name:
-            return self.run_name
-        hidden = "-".join(map(str, self.hidden)) if self.arch == "mlp" else self.arch
-        if self.arch == "snn":
-            return f"{self.dataset}_snn_{self.loss}_{self.estimator}_seed{self.seed}"
-        return f"{self.dataset}_{hidden}_{self.activation}_{self.loss}_{self.estimator}_seed{self.seed}"
+        return self.run_name or registry.get(self.arch).run_name(self)
 
     def to_json(self):
         split = list(self.copy_split) if isinstance(self.copy_split, tuple) else self.copy_split
@@ -243,19 +212,15 @@ class RunConfig:
         choice("cell", CELLS)
         choice("encoding", ENCODINGS)
         positive("time_steps", int)
-        for name, arch, default in (("cell", "rnn", "simple"), ("time_steps", "snn", 8), ("encoding", "snn", "direct")):
-            if self.arch != arch and getattr(self, name) != default:
-                raise ValueError(
-                    f"Invalid `{name}`: {getattr(self, name)!r}. It is an option of the {arch}, and this run's arch is "
-                    f"{self.arch!r}. Drop it, or train the {arch}."
-                )
+        for arch, record in registry.ARCHITECTURES.items():
+            for name, default in record.options.items():
+                if self.arch != arch and getattr(self, name) != default:
+                    raise ValueError(
+                        f"Invalid `{name}`: {getattr(self, name)!r}. It is an option of the {arch}, and this run's arch is "
+                        f"{self.arch!r}. Drop it, or train the {arch}."
+                    )
         if not self.filters or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in self.filters):
             raise ValueError(f"Invalid `filters`: {self.filters!r}. Expected positive conv widths such as (8, 16).")
-        if self.arch != "cnn" and self.pool != "output":
-            raise ValueError(
-                f"Invalid `pool`: {self.pool!r}. It says where the CNN's conv layers pool, and this run's arch is "
-                f"{self.arch!r}. Drop it, or train the cnn."
-            )
         choice("loss", LOSSES)
         choice("noise", NOISES)
         choice("optimizer", OPTIMIZERS)
@@ -295,116 +260,19 @@ class RunConfig:
             )
 
 
-def make_noise(config):
-    """The configured noise: `Gaussian(sigma)`, or `Laplace` of scale sigma / sqrt(2) (the same standard deviation)."""
-    from keras_glr import noise
-
-    if config.noise == "gaussian":
-        return noise.Gaussian(config.sigma)
-    return noise.Laplace(config.sigma / math.sqrt(2.0))
-
-
-def make_loss(config):
-    """The configured loss: "zero_one", or sparse softmax cross-entropy of the logits."""
-    import keras
-
-    if config.loss == "zero-one":
-        return "zero_one"
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def make_optimizer(config, steps_per_epoch):
-    """The configured optimizer, its learning rate following the configured schedule over `epochs * steps_per_epoch` steps."""
-    import keras
-
-    rate = config.learning_rate
-    total = steps_per_epoch * config.epochs
-    if config.schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total)
-    elif config.schedule == "step":
-        boundaries = [int(total * 0.5), int(total * 0.75)]
-        rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, [rate, rate * 0.1, rate * 0.01])
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(rate)
-    if config.optimizer == "momentum":
-        return keras.optimizers.SGD(rate, momentum=0.9)
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(rate)
-    return keras.optimizers.RMSprop(rate)
-
-
-def build_model(config, info, steps_per_epoch):
-    """The compiled model that `config` describes, for data described by `info`."""
-    from keras_glr import architectures
-
-    noise = make_noise(config)
-    if config.arch == "mlp":
-        model = architectures.mlp(info.input_shape, info.num_classes, config.hidden, config.activation, noise)
-    elif config.arch == "cnn":
-        model = architectures.small_cnn(info.input_shape, info.num_classes, config.filters, activation=config.activation,
-                                        noise=noise, pool=config.pool)
-    elif config.arch == "resnet":
-        model = architectures.resnet(info.input_shape, info.num_classes, config.filters, activation=config.activation, noise=noise)
-    elif config.arch == "rnn":
-        model = architectures.rnn(info.input_shape, info.num_classes, config.hidden, config.cell, config.activation, noise)
-    else:
-        model = architectures.snn(info.input_shape, info.num_classes, config.hidden, config.time_steps, config.encoding,
-                                  noise=noise, seed=config.seed)
-    if config.init_from:
-        initialise_from(model, config.init_from)
-    chosen = config.estimator_options(copies_per_layer(config, model))
-    model.compile(make_optimizer(config, steps_per_epoch), make_loss(config), metrics=["accuracy"], **dataclasses.asdict(chosen))
-    return model
-
-
-def initialise_from(model, source):
-    """Sets `model`'s weights (trainable and not: BN statistics too) to those of the run or .keras file `source`.
-
-    The networks must match weight for weight; the activations may differ.
-    Raises ValueError naming the first mismatch.
-    """
-    import keras
-
-    from keras_glr import runs
-
-    path = runs.model_file(source)
-    weights = keras.saving.load_model(path, compile=False).get_weights()
-    shapes = [tuple(w.shape) for w in weights]
-    expected = [tuple(w.shape) for w in model.get_weights()]
-    if shapes != expected:
-        first = next((i for i, (a, b) in enumerate(zip(shapes, expected)) if a != b), min(len(shapes), len(expected)))
-        raise ValueError(
-            f"Invalid `init_from`: {source} holds a network of {len(shapes)} weight arrays, this configuration builds "
-            f"{len(expected)}; they differ first at array {first} ({shapes[first] if first < len(shapes) else 'none'} "
-            f"against {expected[first] if first < len(expected) else 'none'}). Use the --arch, --hidden, --filters and "
-            "--pool of the run you start from."
-        )
-    model.set_weights(weights)
-
-
-def copies_per_layer(config, model):
-    """`compile`'s `copies_per_layer` for `config.copy_split`: None (even), "proportional", or sizes from the shares.
-
-    Shares become whole copies (pairs, with antithetic noise) by largest
-    remainders, at least one each (`copies.proportional_sizes`): "1,2,4"
-    with K = 232 and pairs gives 34, 66, 132. Raises ValueError when the
-    shares are not one per noisy layer.
-    """
-    from keras_glr import copies
-    from keras_glr.layers import noisy_layers
-
-    if config.copy_split == "even":
-        return None
-    if config.copy_split == "proportional":
-        return "proportional"
-    layers = [layer.name for layer in noisy_layers(model)]
-    if len(config.copy_split) != len(layers):
-        raise ValueError(
-            f"Invalid `copy_split`: {','.join(map(str, config.copy_split))} gives {len(config.copy_split)} shares, but the "
-            f"{config.arch} has {len(layers)} noisy layers ({', '.join(layers)}). Give one share per noisy layer, or "
-            "--copy-split even."
-        )
-    return copies.proportional_sizes(config.copies, config.copy_split, 2 if config.antithetic else 1)
+def read_config(run_dir):
+    """The `RunConfig` stored in `run_dir/config.json`. Raises FileNotFoundError or DamagedFileError."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir} holds no config.json; is it a glr-train run directory?")
+    values = read_json(path)
+    try:
+        config = RunConfig.from_json(values)
+        config.validate()
+    except (TypeError, ValueError) as error:
+        reason = str(error).strip().rstrip(".")
+        raise DamagedFileError(f"{path} is damaged: {reason}. Restore it, or start the run again with --overwrite.") from None
+    return config
 
 
 def describe_gradient(config):

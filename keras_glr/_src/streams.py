@@ -14,6 +14,7 @@ share noise. Example b of the whole batch owns row b of its call's stream, so
 chunked, fanned-out and multi-replica passes read the noise of one pass.
 """
 
+import dataclasses
 import math
 
 import tensorflow as tf
@@ -88,10 +89,47 @@ from keras_glr.options import SAMPLINGS  # noqa: E402,F401  (declared once in `o
 SOBOL_MAX_UNITS = 21201  # the dimensions of tf.math.sobol_sample's direction numbers
 
 
-def call_noise(distribution, key, stream, examples, first_example, copies, units, antithetic=False, sampling="mc"):
-    """One call's noise for `examples` examples x `copies` copies, shape (examples * copies, units).
+@dataclasses.dataclass(frozen=True)
+class CopyLayout:
+    """How one pass lays out the noise copies of its examples.
 
-    Example b (`first_example + b` in the whole batch) reads row b of the
+    Attributes:
+        copies: K, copies per example; those of example b sit in rows
+            b*K .. b*K + K - 1.
+        antithetic: copies 2j and 2j + 1 are partners, r and -r (K even).
+        sampling: "mc", "latin" or "sobol" (`call_noise`).
+        first_example: the index, in the whole batch, of the pass's first
+            example: chunks and replicas read their rows of one pass.
+        fan_out: where the copies begin: "none" (the inputs already hold K
+            rows per example), "first" (the first noisy call broadcasts its
+            pre-activation to the K copies) or "by_layer" (each noisy layer
+            fans out its own group of copies, `fan_out.LayerwisePass`).
+        groups: None, or layer-wise injection's (start, size) per noisy
+            layer, in slot order (`fan_out.layer_groups`).
+    """
+
+    copies: int = 1
+    antithetic: bool = False
+    sampling: str = "mc"
+    first_example: object = 0
+    fan_out: str = "none"
+    groups: tuple = None
+
+    def __post_init__(self):
+        if self.fan_out in (True, False):  # the recorder's keyword: True for "first"
+            object.__setattr__(self, "fan_out", "first" if self.fan_out else "none")
+        if self.fan_out not in ("none", "first", "by_layer"):
+            raise ValueError(f"Invalid `fan_out`: {self.fan_out!r}. Expected 'none', 'first' or 'by_layer'.")
+        if self.antithetic and self.copies % 2:
+            raise ValueError(f"Antithetic noise needs an even number of copies. Received: copies={self.copies}")
+        if self.fan_out == "by_layer" and self.groups is None:
+            raise ValueError('fan_out="by_layer" fans out into the groups of layer-wise injection; pass `groups`.')
+
+
+def call_noise(distribution, key, stream, examples, units, layout):
+    """One call's noise for `examples` examples x K copies (`layout`, a `CopyLayout`), shape (examples * K, units).
+
+    Example b (`layout.first_example + b` in the whole batch) reads row b of the
     stream: its K * units values (K / 2 * units with antithetic pairs, the
     pair's second copy being -r), the row rounded up to a multiple of 8.
     Copies of example b sit in rows b*K .. b*K + K - 1.
@@ -105,6 +143,7 @@ def call_noise(distribution, key, stream, examples, first_example, copies, units
     r = F^-1(u). With either, every copy is still distributed as the noise,
     but the copies of an example are no longer independent of each other.
     """
+    copies, antithetic, sampling, first_example = layout.copies, layout.antithetic, layout.sampling, layout.first_example
     drawn = copies // 2 if antithetic else copies
     if sampling == "latin":
         r = _latin_rows(distribution, key, stream, examples, first_example, drawn, units)

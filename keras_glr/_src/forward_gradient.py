@@ -19,11 +19,11 @@ import dataclasses
 import tensorflow as tf
 
 from keras_glr import activations
-from keras_glr import copies as copies_module
-from keras_glr import streams
+from keras_glr._src import copies as copies_module
+from keras_glr._src import streams
+from keras_glr._src.perturbation import along_directions
+from keras_glr._src.perturbation import perturbation
 from keras_glr.layers import noisy_layers
-from keras_glr.perturbation import along_directions
-from keras_glr.perturbation import perturbation
 
 #: The Philox stream of the tangents (a slot no noisy layer takes, beside weight perturbation's).
 STREAM = streams.stream_id(2**31 - 2, 0)

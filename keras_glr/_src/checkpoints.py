@@ -1,4 +1,4 @@
-"""A run's files on disk: JSON written atomically, and the per-epoch checkpoint.
+"""A run's model files: the per-epoch checkpoint, and loading a run's model.
 
     <run_dir>/checkpoint/
         model.keras    the model after the last finished epoch (optimizer included)
@@ -16,61 +16,14 @@ import zipfile
 
 import keras
 
-from keras_glr import atomic_files
+from keras_glr._src import atomic_files
+from keras_glr._src import model as _model  # noqa: F401  (registers GLRModel and GLRSequential for loading)
+from keras_glr._src.json_files import DamagedFileError
+from keras_glr._src.json_files import read_json
+from keras_glr._src.json_files import write_json
 from keras_glr.layers import noisy_layers
 
 FOLDER = "checkpoint"
-
-
-class DamagedFileError(ValueError):
-    """A run file exists but cannot be read as what it should hold."""
-
-
-def write_json(path, values):
-    """Writes `values` as JSON atomically (a reader never sees half a file)."""
-    path = str(path)
-    with open(path + ".tmp", "w") as f:
-        json.dump(values, f, indent=2, default=str)
-    os.replace(path + ".tmp", path)
-
-
-def read_json(path, fields=None):
-    """The JSON object stored at `path`.
-
-    Args:
-        fields: {key: type or tuple of types} that the object must hold.
-
-    Raises:
-        DamagedFileError: not JSON, not an object, or a field missing or of
-            another type; the message names the file and what is wrong.
-    """
-    try:
-        with open(path) as f:
-            values = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise DamagedFileError(f"{path} is damaged: it is not valid JSON ({error}). Restore it, or start the run again with --overwrite.") from None
-    if not isinstance(values, dict):
-        raise DamagedFileError(
-            f"{path} is damaged: expected a JSON object, found a {type(values).__name__}. Restore it, or start the run "
-            "again with --overwrite."
-        )
-    for key, kind in (fields or {}).items():
-        value = values.get(key)
-        if key not in values or not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
-            names = " or ".join(_KINDS.get(t, t.__name__) for t in _as_tuple(kind))
-            found = "nothing" if key not in values else f"{value!r}"
-            raise DamagedFileError(
-                f"{path} is damaged: {key!r} should be {names}, found {found}. Restore it, or start the run again "
-                "with --overwrite."
-            )
-    return values
-
-
-_KINDS = {int: "an integer", float: "a number", str: "a string", dict: "a JSON object", list: "a list", bool: "true or false"}
-
-
-def _as_tuple(kind):
-    return kind if isinstance(kind, tuple) else (kind,)
 
 
 STATE_FIELDS = {"epochs_done": int, "wall_time_seconds": (int, float), "noise_states": dict}
@@ -98,6 +51,20 @@ def restore(run_dir):
     model = load_model(os.path.join(run_dir, FOLDER, "model.keras"))
     restore_noise_states(model, state(run_dir)["noise_states"])
     return model
+
+
+def model_file(path):
+    """The .keras file of a run directory, or `path` itself if it is a .keras file."""
+    if os.path.isdir(path):
+        candidate = os.path.join(path, "model.keras")
+        if not os.path.exists(candidate):
+            raise FileNotFoundError(f"{path} holds no model.keras; is it a finished glr-train run directory?")
+        return candidate
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such run directory or .keras file: {path}")
+    if not str(path).endswith(".keras"):
+        raise ValueError(f"Expected a run directory or a .keras file; received {path}.")
+    return path
 
 
 def load_model(path, **kwargs):

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_glr._src import keras_private
 from keras_glr.layers import NoisyLayer
 from keras_glr.layers import noisy_layers
 
@@ -315,11 +316,11 @@ def check_layers(model):
     trainable layer must be noisy. Weightless layers (Flatten, pooling,
     Dropout, ...) and frozen layers are fine.
     """
-    wrapped = {id(inner) for layer in noisy_layers(model) for inner in layer._flatten_layers(include_self=False, recursive=True)}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    wrapped = {id(inner) for layer in noisy_layers(model) for inner in keras_private.sublayers(layer)}
+    for layer in keras_private.sublayers(model):
         if isinstance(layer, NoisyLayer) or isinstance(layer, keras.Model) or id(layer) in wrapped:
             continue
-        own = [w for w in layer._trainable_variables if w.trainable] if layer.trainable else []
+        own = keras_private.own_trainable_variables(layer) if layer.trainable else []
         if own:
             replacement = {
                 "Dense": "keras_glr.layers.NoisyDense",
@@ -350,3 +351,25 @@ def check_chunks(model, copies_per_chunk):
                 "one-pass estimate. Pass copies_per_chunk=None (a smaller batch bounds the rows too), or freeze the "
                 "normalization (`layer.trainable = False`)."
             )
+
+
+def data_spec(x, y, sample_weight):
+    """(x, y, sample_weight) as objects with `shape` and `dtype`, or None.
+
+    From arrays and tensors as given, or from a tf.data.Dataset's
+    `element_spec`; None where the shapes are unknown without reading data
+    (generators, `PyDataset`s, nested inputs, no labels).
+    """
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+            return None
+        data = tuple(spec) + (None,) * (3 - len(spec))
+    else:
+        data = (x, y, sample_weight)
+    if data[1] is None:
+        return None
+    for item in data:
+        if item is not None and not (hasattr(item, "shape") and hasattr(item, "dtype")):
+            return None
+    return data

@@ -21,13 +21,14 @@ import contextlib
 
 import keras
 
+from keras_glr._src import keras_private
 from keras_glr.layers import noisy_layers
 
 
 def recurrent_layers(model):
     """The `keras.layers.RNN` layers of `model` (nested ones included) that hold noisy layers."""
     return [
-        layer for layer in model._flatten_layers(include_self=True, recursive=True)
+        layer for layer in keras_private.sublayers(model, include_self=True)
         if isinstance(layer, keras.layers.RNN) and noisy_layers(layer)
     ]
 

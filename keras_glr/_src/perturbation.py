@@ -22,8 +22,8 @@ import math
 
 import tensorflow as tf
 
-from keras_glr import copies as copies_module
-from keras_glr import streams
+from keras_glr._src import copies as copies_module
+from keras_glr._src import streams
 
 #: The Philox stream of the weight perturbations (a slot no noisy layer takes).
 STREAM = streams.stream_id(2**31 - 1, 0)

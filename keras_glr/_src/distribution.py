@@ -17,6 +17,8 @@ import json
 import os
 import socket
 
+from keras_glr._src import keras_private
+
 STRATEGIES = ("none", "mirrored", "multi-worker")
 
 
@@ -73,7 +75,7 @@ def make_strategy(name):
 def is_chief(strategy):
     """True for the process that writes: the only one, or the chief (worker 0 if no chief)."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+    if resolver is None or not keras_private.in_multi_worker_mode(strategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())

@@ -8,9 +8,9 @@
 
 This module is the Keras face only: the constructor, `compile` and its
 options, `fit` / `evaluate` / `predict`, and `train_step`, which reads like
-Algorithm 1 of the paper. The formula is in `keras_glr.estimators`, copies
-and chunks in `keras_glr.copies`, noise streams in `keras_glr.streams`,
-checks of the data in `keras_glr.validation`.
+Algorithm 1 of the paper. The formula is in `keras_glr._src.estimators`, copies
+and chunks in `keras_glr._src.copies`, noise streams in `keras_glr._src.streams`,
+checks of the data in `keras_glr._src.validation`.
 """
 
 import dataclasses
@@ -19,15 +19,16 @@ import functools
 import keras
 import tensorflow as tf
 
-from keras_glr import copies as copies_module
-from keras_glr import estimators
-from keras_glr import forward_gradient
 from keras_glr import losses as glr_losses
-from keras_glr import memory
 from keras_glr import options
-from keras_glr import recording
-from keras_glr import streams
-from keras_glr import validation
+from keras_glr._src import copies as copies_module
+from keras_glr._src import estimators
+from keras_glr._src import forward_gradient
+from keras_glr._src import keras_private
+from keras_glr._src import memory
+from keras_glr._src import recording
+from keras_glr._src import streams
+from keras_glr._src import validation
 
 _ZERO_ONE_NAMES = ("zero_one", "zero-one", "zero_one_loss", "0-1")
 
@@ -39,29 +40,7 @@ GLRConfig = options.EstimatorOptions
 COMPILE_OPTIONS = options.NAMES
 
 
-def _data_spec(x, y, sample_weight):
-    """(x, y, sample_weight) as objects with `shape` and `dtype`, or None.
-
-    From arrays and tensors as given, or from a tf.data.Dataset's
-    `element_spec`; None where the shapes are unknown without reading data
-    (generators, `PyDataset`s, nested inputs, no labels).
-    """
-    if isinstance(x, tf.data.Dataset):
-        spec = x.element_spec
-        if not isinstance(spec, tuple) or len(spec) not in (2, 3):
-            return None
-        data = tuple(spec) + (None,) * (3 - len(spec))
-    else:
-        data = (x, y, sample_weight)
-    if data[1] is None:
-        return None
-    for item in data:
-        if item is not None and not (hasattr(item, "shape") and hasattr(item, "dtype")):
-            return None
-    return data
-
-
-class GLRTrainer:
+class GLRTrainer(keras_private.TrainerHooks):
     """Mixin that trains a Keras model by the GLR estimator.
 
     Every layer with trainable weights must be noisy (`NoisyDense`,
@@ -71,7 +50,7 @@ class GLRTrainer:
     `prediction_noise` generators (`keras.random.SeedGenerator(seed)`). Each
     training step draws one key from the first, each noisy prediction one
     from the second; every call of every noisy layer reads its own stream
-    under that key (`keras_glr.streams`).
+    under that key (`keras_glr._src.streams`).
     """
 
     def __init__(self, *args, seed=None, **kwargs):
@@ -149,7 +128,7 @@ class GLRTrainer:
         self.glr_config = config
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._estimator = self._estimator_for(estimator)
-        self._compile_config.config.update(dataclasses.asdict(self.glr_config))
+        keras_private.record_compile_options(self, dataclasses.asdict(self.glr_config))
         self._estimate_functions = {}
         self._built_from_spec = False
         if self.built and estimator == "glr":
@@ -218,7 +197,7 @@ class GLRTrainer:
         """The loss (mean over all copies) and the compiled metrics (first copies): one place."""
         batch = tf.shape(tf.nest.flatten(x)[0])[0]
         mean = tf.math.divide_no_nan(estimate.loss, tf.cast(batch * estimate.copies, "float32"))
-        self._loss_tracker.update_state(mean, sample_weight=batch)
+        keras_private.update_loss(self, mean, sample_weight=batch)
         return self.compute_metrics(x, estimate.y, estimate.y_pred, estimate.sample_weight)
 
     # Training, evaluation and prediction -------------------------------------
@@ -305,20 +284,20 @@ class GLRTrainer:
         shapes or a dataset's `element_spec` (no data is read), makes the
         first `fit` or `evaluate` trace its step once.
         """
-        if not self.built or not hasattr(self, "_symbolic_build"):
+        if not self.built or not keras_private.can_build_symbolically(self):
             return
-        spec = _data_spec(x, y, sample_weight)
+        spec = validation.data_spec(x, y, sample_weight)
         if spec is None:
             return
         try:
             with self.distribute_strategy.scope():
-                self._symbolic_build(data_batch=spec)
+                keras_private.symbolic_build(self, spec)
         except Exception:  # noqa: BLE001 - an optimisation only: `fit` reports the data's problem itself
             return
         self._built_from_spec = True
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """As Keras's, but builds from the first replica's shard of the first batch.
+    def build_state_from_batch(self, iterator, data_batch, keras_default):
+        """Builds the state before the first step (`keras_private.TrainerHooks`): as Keras, but from the first replica's shard of the first batch.
 
         Keras averages the replicas' shards, which fails when a batch does
         not divide evenly among the replicas; only the shapes matter here.
@@ -329,8 +308,8 @@ class GLRTrainer:
         """
         if getattr(self, "_built_from_spec", False):
             return
-        if self._distribute_strategy is None or iterator is None:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        if not keras_private.has_strategy(self) or iterator is None:
+            return keras_default(iterator=iterator, data_batch=data_batch)
         for _, _, batches in iterator:
             first = next(batches)
             data_batch = tf.nest.map_structure(
@@ -340,7 +319,7 @@ class GLRTrainer:
             )
             break
         with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
+            keras_private.symbolic_build(self, data_batch)
 
     def _check_ready(self, x, y):
         if not getattr(self, "compiled", False) or not hasattr(self, "glr_config"):
@@ -359,7 +338,7 @@ class GLRTrainer:
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")
-class GLRModel(GLRTrainer, keras.Model):
+class GLRModel(keras_private.GraphHooks, GLRTrainer, keras.Model):
     """A functional Keras model trained by the GLR estimator.
 
     Build it like any functional model, `GLRModel(inputs, outputs)`, from
@@ -379,14 +358,15 @@ class GLRModel(GLRTrainer, keras.Model):
     them here is an error that says so.
     """
 
-    pads_merges = True  # layer-wise fan-out pads this graph's merges (`copies.can_fan_out_by_layer`)
+    pads_merges = True  # layer-wise fan-out pads this graph's merges (`fan_out.can_fan_out_by_layer`)
 
-    def _run_through_graph(self, inputs, operation_fn=lambda op: op, **kwargs):
+    def run_graph(self, operation_fn, run):
+        """Runs the graph (`keras_private.GraphHooks`), padding merges under layer-wise fan-out."""
         record = recording.current()
-        if record is None or not record.pads(self):
-            return super()._run_through_graph(inputs, operation_fn, **kwargs)
-        outputs = super()._run_through_graph(inputs, lambda op: record.padded(op, operation_fn(op)), **kwargs)
-        return record.padded_outputs(outputs)
+        layerwise = None if record is None or not record.noise else record.layerwise
+        if layerwise is None or not layerwise.pads(self):
+            return run(operation_fn)
+        return layerwise.padded_outputs(run(lambda op: layerwise.padded(op, operation_fn(op))))
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")
@@ -414,7 +394,7 @@ def _logs_for_the_strategy(logs):
     synchronised), so each gets an axis of length one, which that mean removes.
     """
     strategy = tf.distribute.get_strategy()
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and keras_private.in_multi_worker_mode(strategy)
     if not multi_worker:
         return logs
     return {name: tf.reshape(value, [1]) if value.shape.rank == 0 else value for name, value in logs.items()}

@@ -24,6 +24,9 @@ import keras
 import numpy as np
 
 from keras_glr import activations
+from keras_glr._src import keras_private
+from keras_glr._src.model import GLRModel
+from keras_glr._src.model import GLRSequential
 from keras_glr.layers import Noisy
 from keras_glr.layers import NoisyConv2D
 from keras_glr.layers import NoisyDense
@@ -31,8 +34,6 @@ from keras_glr.layers import NoisyGRUCell
 from keras_glr.layers import NoisyLayer
 from keras_glr.layers import NoisyLSTMCell
 from keras_glr.layers import NoisySimpleRNNCell
-from keras_glr.model import GLRModel
-from keras_glr.model import GLRSequential
 
 _NATIVE = {keras.layers.Dense: NoisyDense, keras.layers.Conv2D: NoisyConv2D}
 
@@ -163,7 +164,7 @@ def _verify(original, converted, pairs):
 def _check_model(model):
     if not isinstance(model, keras.Model):
         raise ValueError(f"convert takes a Keras model; received {type(model).__name__}.")
-    functional = isinstance(model, keras.Sequential) or (hasattr(model, "_nodes_by_depth") and getattr(model, "inputs", None))
+    functional = isinstance(model, keras.Sequential) or keras_private.is_graph(model)
     if not functional:
         raise ValueError(
             f"Model '{model.name}' ({type(model).__name__}) is subclassed: its layers are called by Python code that "
@@ -172,7 +173,7 @@ def _check_model(model):
         )
     if not model.built or not getattr(model, "inputs", None):
         raise ValueError(f"Model '{model.name}' is not built: give it an Input, or call it on data once, before converting.")
-    noisy = [l.name for l in model._flatten_layers(include_self=False, recursive=True) if isinstance(l, NoisyLayer)]
+    noisy = [l.name for l in keras_private.sublayers(model) if isinstance(l, NoisyLayer)]
     if noisy:
         raise ValueError(f"Model '{model.name}' already has noisy layers ({', '.join(noisy)}); it is a GLR model as it is.")
 
