@@ -75,6 +75,7 @@ def start(program, verbose=False, interrupted="interrupted."):
     signal.signal(signal.SIGINT, stop)
     if verbose:
         import tensorflow  # noqa: F401
+
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     sys.stderr.flush()
@@ -115,6 +116,8 @@ def _flags_in(message, names):
     for name in sorted(names, key=len, reverse=True):
         message = re.sub(rf"\b{name}=(True)\b", flag(name), message)
         message = re.sub(rf"\b{name}=(False)\b", "no " + flag(name), message)
-        message = re.sub(rf"\b{name}=('[^']*'|\S+?)(?=[,;:)]?(\s|$)|\.(\s|$))", lambda m: f"{flag(name)} {m.group(1)}", message)
+        message = re.sub(
+            rf"\b{name}=('[^']*'|\S+?)(?=[,;:)]?(\s|$)|\.(\s|$))", lambda m: f"{flag(name)} {m.group(1)}", message
+        )
         message = message.replace(f"`{name}`", flag(name))
     return message

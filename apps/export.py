@@ -23,8 +23,17 @@ def _positive(text):
 def build_parser():
     p = argparse.ArgumentParser(prog=PROGRAM, description=__doc__, formatter_class=common.HelpFormatter)
     p.add_argument("model", help="a run directory (saved_models/<run>) or a .keras file")
-    p.add_argument("--out", default=None, help="base folder of the versions (if omitted: <run>/saved_model, or <name>_saved_model next to a .keras file)")
-    p.add_argument("--version", type=_positive, default=None, help="version folder to write (if omitted: one more than the highest under --out, or 1)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="base folder of the versions (if omitted: <run>/saved_model, or <name>_saved_model next to a .keras file)",
+    )
+    p.add_argument(
+        "--version",
+        type=_positive,
+        default=None,
+        help="version folder to write (if omitted: one more than the highest under --out, or 1)",
+    )
     p.add_argument("--noisy-passes", type=_positive, default=32, help="M, noisy passes averaged by serve_noisy")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --version")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
@@ -44,7 +53,9 @@ def main(argv=None):
     try:
         from keras_glr import runs
 
-        out = runs.export_version(args.model, args.out or default_base(args.model), args.version, args.noisy_passes, args.overwrite)
+        out = runs.export_version(
+            args.model, args.out or default_base(args.model), args.version, args.noisy_passes, args.overwrite
+        )
         signatures = runs.describe_signatures(out)
     except common.USER_ERRORS as error:
         return common.fail(PROGRAM, str(error))

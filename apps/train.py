@@ -44,28 +44,62 @@ def build_parser():
         per_arch = {arch: d[field.name] for arch, d in run_config.ARCH_DEFAULTS.items() if field.name in d}
         help = meta["help"]
         if per_arch:  # left unset here; `config_from_args` fills in the architecture's default
+
             def shown(v):
-                return ("on" if v else "off") if field.type is bool else ",".join(map(str, v)) if isinstance(v, tuple) else v
-            help += f" (default: {shown(field.default)}; " + "; ".join(f"with --arch {a}: {shown(v)}" for a, v in per_arch.items()) + ")"
+                return (
+                    ("on" if v else "off")
+                    if field.type is bool
+                    else ",".join(map(str, v))
+                    if isinstance(v, tuple)
+                    else v
+                )
+
+            help += (
+                f" (default: {shown(field.default)}; "
+                + "; ".join(f"with --arch {a}: {shown(v)}" for a, v in per_arch.items())
+                + ")"
+            )
         if field.type is bool:
-            group.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None if per_arch else False, help=help)
+            group.add_argument(
+                *flags, action=argparse.BooleanOptionalAction, default=None if per_arch else False, help=help
+            )
             continue
-        kind = meta.get("parse") or {"image_size": _image_size}.get(field.name) or (field.type if field.type in (int, float) else str)
+        kind = (
+            meta.get("parse")
+            or {"image_size": _image_size}.get(field.name)
+            or (field.type if field.type in (int, float) else str)
+        )
         kind = _checked(kind) if "parse" in meta else kind
         default = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
-        group.add_argument(*flags, type=kind, default=None if per_arch else default, choices=meta.get("choices"), help=help,
-                           metavar=None if "choices" in meta else meta.get("metavar", field.name.upper()))
+        group.add_argument(
+            *flags,
+            type=kind,
+            default=None if per_arch else default,
+            choices=meta.get("choices"),
+            help=help,
+            metavar=None if "choices" in meta else meta.get("metavar", field.name.upper()),
+        )
     several = p.add_argument_group("several devices or machines")
-    several.add_argument("--strategy", choices=common.library_module("_src.distribution").STRATEGIES, default="none",
-                         help="mirrored: every local device; multi-worker: the workers in TF_CONFIG, each running this command "
-                              "(--batch-size is the global batch; the chief writes the run)")
+    several.add_argument(
+        "--strategy",
+        choices=common.library_module("_src.distribution").STRATEGIES,
+        default="none",
+        help="mirrored: every local device; multi-worker: the workers in TF_CONFIG, each running this command "
+        "(--batch-size is the global batch; the chief writes the run)",
+    )
     out = groups["output"]
     out.add_argument("--out", default="saved_models", help="folder that holds run directories")
-    out.add_argument("--resume", action="store_true", help="continue the run with this name (more --epochs continue a finished one)")
+    out.add_argument(
+        "--resume", action="store_true", help="continue the run with this name (more --epochs continue a finished one)"
+    )
     out.add_argument("--overwrite", action="store_true", help="replace an existing run with this name")
-    out.add_argument("--twin-of", default=None, metavar="RUN_DIR",
-                     help="train the BP twin of a GLR run: its configuration with the estimator bp-noise "
-                          "(bp-ste for step/sign units); other network and training options are ignored")
+    out.add_argument(
+        "--twin-of",
+        default=None,
+        metavar="RUN_DIR",
+        help="train the BP twin of a GLR run: its configuration with the estimator bp-noise "
+        "(bp-ste for step/sign units); other network and training options are ignored",
+    )
     out.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     out.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     return p
@@ -107,7 +141,15 @@ def main(argv=None):
         config, record = config_from_args(args), {}
         if args.twin_of:
             config, record = twin_from_run(args.twin_of, args.run_name), {"twin_of": os.path.abspath(args.twin_of)}
-        result = runs.train(config, args.out, args.resume, args.overwrite, verbose=2 if args.quiet else "auto", record=record, strategy=strategy)
+        result = runs.train(
+            config,
+            args.out,
+            args.resume,
+            args.overwrite,
+            verbose=2 if args.quiet else "auto",
+            record=record,
+            strategy=strategy,
+        )
     except common.USER_ERRORS as error:
         return common.fail(PROGRAM, common.in_flags(str(error), names))
     print(f"\nRun directory: {result.run_dir}")
@@ -115,8 +157,10 @@ def main(argv=None):
         if key in result.metrics:
             print(f"  {key}: {result.metrics[key]:.4f}")
     shape = ", ".join(["None"] + [str(d) for d in result.input_shape or ()])
-    print(f"  SavedModel: {result.saved_model} (signatures serving_default, serve_noisy: inputs float32 ({shape}); "
-          "serve the folder above it with TF Serving)")
+    print(
+        f"  SavedModel: {result.saved_model} (signatures serving_default, serve_noisy: inputs float32 ({shape}); "
+        "serve the folder above it with TF Serving)"
+    )
     return 0
 
 

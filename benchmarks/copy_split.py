@@ -36,8 +36,15 @@ def cnn(split, seed, splits, pool):
     config = runs.RunConfig.for_arch(arch="cnn", seed=seed, copies=sum(split), pool=pool)
     keras.utils.set_random_seed(seed)
     model = runs.build_model(config, splits.info, splits.steps_per_epoch)
-    model.compile(model.optimizer, model.loss, metrics=["accuracy"], copies=sum(split), antithetic=config.antithetic,
-                  injection="layerwise", copies_per_layer=split)
+    model.compile(
+        model.optimizer,
+        model.loss,
+        metrics=["accuracy"],
+        copies=sum(split),
+        antithetic=config.antithetic,
+        injection="layerwise",
+        copies_per_layer=split,
+    )
     return model
 
 
@@ -73,7 +80,9 @@ def parse_split(text):
     except ValueError:
         split = ()
     if len(split) != 3 or any(s < 2 or s % 2 for s in split):
-        raise argparse.ArgumentTypeError(f"expected three even copy counts such as 34,66,132 (pairs); received {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected three even copy counts such as 34,66,132 (pairs); received {text!r}"
+        )
     return split
 
 
@@ -82,15 +91,21 @@ def main():
     parser.add_argument("--splits", nargs="+", type=parse_split, default=[parse_split(s) for s in SPLITS])
     parser.add_argument("--seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--pool", choices=architectures.CNN_POOLS, default=runs.ARCH_DEFAULTS["cnn"]["pool"],
-                        help="where the conv layers pool (glr-train --pool)")
+    parser.add_argument(
+        "--pool",
+        choices=architectures.CNN_POOLS,
+        default=runs.ARCH_DEFAULTS["cnn"]["pool"],
+        help="where the conv layers pool (glr-train --pool)",
+    )
     args = parser.parse_args()
     seconds = step_times(args.splits, args.pool)
     print("| copies per layer (conv 1, conv 2, logits) | step | " + " | ".join(f"seed {s}" for s in args.seeds) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in args.seeds) + " |", flush=True)
     for split in args.splits:
         cells = [f"{accuracy(split, seed, args.epochs, args.pool):.4f}" for seed in args.seeds]
-        print(f"| {', '.join(map(str, split))} | {1000 * seconds[split]:.1f} ms | " + " | ".join(cells) + " |", flush=True)
+        print(
+            f"| {', '.join(map(str, split))} | {1000 * seconds[split]:.1f} ms | " + " | ".join(cells) + " |", flush=True
+        )
 
 
 if __name__ == "__main__":

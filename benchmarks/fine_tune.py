@@ -27,29 +27,50 @@ def one_seed(seed, args, root):
     """(relu accuracy, step before, GLR after, bp-ste after, GLR seconds, bp-ste seconds) for `seed`."""
     relu = RunConfig.for_arch(arch="cnn", estimator="bp", seed=seed, run_name=f"relu_bp_seed{seed}")
     relu_run = runs.train(relu, root, verbose=0)
-    tuned = RunConfig.for_arch(arch="cnn", activation="step", init_from=relu_run.run_dir, epochs=args.epochs, sigma=args.sigma,
-                               learning_rate=args.lr, seed=seed, run_name=f"step_glr_seed{seed}")
+    tuned = RunConfig.for_arch(
+        arch="cnn",
+        activation="step",
+        init_from=relu_run.run_dir,
+        epochs=args.epochs,
+        sigma=args.sigma,
+        learning_rate=args.lr,
+        seed=seed,
+        run_name=f"step_glr_seed{seed}",
+    )
     glr = runs.train(tuned, root, verbose=0)
     twin = dataclasses.replace(runs.twin_config(tuned), run_name=f"step_bp_ste_seed{seed}")
     ste = runs.train(twin, root, verbose=0)
     summary = lambda result: runs.read_json(os.path.join(result.run_dir, "run.json"))  # noqa: E731
-    return (relu_run.metrics["test_accuracy"], summary(glr)["initial_test_accuracy"], glr.metrics["test_accuracy"],
-            ste.metrics["test_accuracy"], summary(glr)["wall_time_seconds"], summary(ste)["wall_time_seconds"])
+    return (
+        relu_run.metrics["test_accuracy"],
+        summary(glr)["initial_test_accuracy"],
+        glr.metrics["test_accuracy"],
+        ste.metrics["test_accuracy"],
+        summary(glr)["wall_time_seconds"],
+        summary(ste)["wall_time_seconds"],
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs")
-    parser.add_argument("--sigma", type=float, default=0.05, help="noise of the fine-tuned step network (GLR and its twin)")
-    parser.add_argument("--lr", type=float, default=0.01, help="fine-tuning learning rate (Adam, cosine), both estimators")
+    parser.add_argument(
+        "--sigma", type=float, default=0.05, help="noise of the fine-tuned step network (GLR and its twin)"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=0.01, help="fine-tuning learning rate (Adam, cosine), both estimators"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as root:
         for seed in args.seeds:
             rows.append((seed, *one_seed(seed, args, root)))
             print(f"seed {seed} done", flush=True)
-    print(f"\nBP ReLU CNN -> step units, fine-tuned {args.epochs} epochs (sigma {args.sigma}, lr {args.lr}); test accuracy:")
+    print(
+        f"\nBP ReLU CNN -> step units, fine-tuned {args.epochs} epochs (sigma {args.sigma}, lr {args.lr}); test "
+        "accuracy:"
+    )
     print("| seed | ReLU, BP | step, before fine-tuning | step, GLR | step, bp-ste | GLR s | bp-ste s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for seed, relu, before, glr, ste, glr_s, ste_s in rows:

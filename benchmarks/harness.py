@@ -54,7 +54,9 @@ def quartiles_of_ratio(numerators, denominators):
 
 def run_script(name, *args):
     """Runs benchmarks/<name>.py in a fresh process; returns the numbers it prints on its last line."""
-    done = subprocess.run([sys.executable, os.path.join(FOLDER, f"{name}.py"), *map(str, args)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, os.path.join(FOLDER, f"{name}.py"), *map(str, args)], capture_output=True, text=True
+    )
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
     return [float(v) for v in done.stdout.split("\n")[-2].split()]
@@ -67,23 +69,48 @@ def accuracy_rows(accuracy, seeds, epochs, rows, numbers):
         label = f"time to {result['target']:.3f} test accuracy, {name}"
         control = accuracy.get(result.get("control"))
         if result["seconds"] == math.inf:
-            seen = f"best accuracy seen {result['best_accuracy']:.3f}" if "best_per_seed" not in result else (
-                f"best epoch of each seed: {', '.join(f'{a:.3f}' for a in result['best_per_seed'])}; after the last epoch "
-                f"{result['final_accuracy']:.3f}; later epochs {result['later_epoch_s']:.2f} s each")
+            seen = (
+                f"best accuracy seen {result['best_accuracy']:.3f}"
+                if "best_per_seed" not in result
+                else (
+                    f"best epoch of each seed: {', '.join(f'{a:.3f}' for a in result['best_per_seed'])}; after the "
+                    "last epoch "
+                    f"{result['final_accuracy']:.3f}; later epochs {result['later_epoch_s']:.2f} s each"
+                )
+            )
             rows.append((label, f"not reached by most of {len(seeds)} seeds in {epochs} epochs ({seen})", "-"))
         else:
-            ratio = "" if control is None else (
-                f"GLR/{result['control']} time {result['seconds'] / control['seconds']:.2f} (epochs {result['epochs'] / control['epochs']:.2f}, "
-                f"first epoch {result['first_epoch_s'] / control['first_epoch_s']:.2f}, later epochs {result['later_epoch_s'] / control['later_epoch_s']:.2f})")
+            ratio = (
+                ""
+                if control is None
+                else (
+                    f"GLR/{result['control']} time {result['seconds'] / control['seconds']:.2f} (epochs "
+                    f"{result['epochs'] / control['epochs']:.2f}, "
+                    f"first epoch {result['first_epoch_s'] / control['first_epoch_s']:.2f}, later epochs "
+                    f"{result['later_epoch_s'] / control['later_epoch_s']:.2f})"
+                )
+            )
             setting = ", ".join(f"{key} {value}" for key, value in result["setting"].items())
             low, high = result["range"]
-            final = "" if "final_per_seed" not in result else (
-                f"; test accuracy after the last epoch {result['final_accuracy']:.3f} (seeds: "
-                f"{', '.join(f'{a:.3f}' for a in result['final_per_seed'])}; best epoch of each seed: "
-                f"{', '.join(f'{a:.3f}' for a in result['best_per_seed'])})")
-            rows.append((label, f"median {result['epochs']:g} epochs, {result['seconds']:.2f} s ({result['reached']} seeds reached it, "
-                                f"{low:.2f}-{high:.2f} s) at {setting}; first epoch {result['first_epoch_s']:.2f} s "
-                                f"(tracing included), later epochs {result['later_epoch_s']:.2f} s each{final}", ratio))
+            final = (
+                ""
+                if "final_per_seed" not in result
+                else (
+                    f"; test accuracy after the last epoch {result['final_accuracy']:.3f} (seeds: "
+                    f"{', '.join(f'{a:.3f}' for a in result['final_per_seed'])}; best epoch of each seed: "
+                    f"{', '.join(f'{a:.3f}' for a in result['best_per_seed'])})"
+                )
+            )
+            rows.append(
+                (
+                    label,
+                    f"median {result['epochs']:g} epochs, {result['seconds']:.2f} s ({result['reached']} seeds "
+                    "reached it, "
+                    f"{low:.2f}-{high:.2f} s) at {setting}; first epoch {result['first_epoch_s']:.2f} s "
+                    f"(tracing included), later epochs {result['later_epoch_s']:.2f} s each{final}",
+                    ratio,
+                )
+            )
         print(rows[-1], flush=True)
 
 

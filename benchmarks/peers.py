@@ -34,7 +34,9 @@ GRID = {"full": ((0.003, 0.01, 0.03), (0.01, 0.03, 0.1)), "quick": ((0.01, 0.03)
 
 
 def _config(network, estimator, seed, epochs, learning_rate, perturbation_scale=None):
-    options = dict(NETWORKS[network], estimator=estimator, seed=seed, epochs=epochs, learning_rate=learning_rate, copies=100)
+    options = dict(
+        NETWORKS[network], estimator=estimator, seed=seed, epochs=epochs, learning_rate=learning_rate, copies=100
+    )
     if estimator == "bp":
         options["copies"] = 1
     if estimator == "weight-perturbation":
@@ -64,13 +66,22 @@ def _settings(estimator, grid):
 def row(network, estimator, seeds, epochs, grid):
     """The best setting on seed 0 (by validation accuracy), then the test accuracy of every seed with it."""
     try:
-        screened = [(_train(_config(network, estimator, 0, epochs, *setting))[0], setting) for setting in _settings(estimator, grid)]
+        screened = [
+            (_train(_config(network, estimator, 0, epochs, *setting))[0], setting)
+            for setting in _settings(estimator, grid)
+        ]
     except ValueError as error:
         return {"network": network, "estimator": estimator, "refused": str(error).split(".")[0]}
     best = max(screened)[1]
     results = [_train(_config(network, estimator, seed, epochs, *best)) for seed in seeds]
-    return {"network": network, "estimator": estimator, "setting": best, "screened": screened,
-            "test": [test for _, test, _ in results], "seconds": statistics.mean(s for _, _, s in results)}
+    return {
+        "network": network,
+        "estimator": estimator,
+        "setting": best,
+        "screened": screened,
+        "test": [test for _, test, _ in results],
+        "seconds": statistics.mean(s for _, _, s in results),
+    }
 
 
 def _setting_text(setting):
@@ -79,16 +90,20 @@ def _setting_text(setting):
 
 
 def table(rows):
-    """The rows as a Markdown table: network, estimator, the chosen setting, test accuracy per seed and mean, seconds."""
-    lines = ["| network | estimator | setting (screened on seed 0) | test accuracy per seed | mean | training s |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    """The rows as a Markdown table: network, estimator, setting, test accuracy per seed and mean, seconds."""
+    lines = [
+        "| network | estimator | setting (screened on seed 0) | test accuracy per seed | mean | training s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         if "refused" in r:
             lines.append(f"| {r['network']} | {r['estimator']} | refused: {r['refused']} | | | |")
             continue
         per_seed = " / ".join(f"{a:.3f}" for a in r["test"])
-        lines.append(f"| {r['network']} | {r['estimator']} | {_setting_text(r['setting'])} | {per_seed} | "
-                     f"{statistics.mean(r['test']):.3f} | {r['seconds']:.1f} |")
+        lines.append(
+            f"| {r['network']} | {r['estimator']} | {_setting_text(r['setting'])} | {per_seed} | "
+            f"{statistics.mean(r['test']):.3f} | {r['seconds']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -102,15 +117,25 @@ def main(argv=None):
     seeds = (0,) if args.quick else (0, 1, 2)
     epochs = args.epochs or (3 if args.quick else 12)
     grid = GRID["quick" if args.quick else "full"]
-    print(f"peers: epochs {epochs}, seeds {list(seeds)}, learning rates {list(grid[0])}, weight-perturbation sigmas "
-          f"{list(grid[1])}, K = 100 forward passes per example and step", flush=True)
+    print(
+        f"peers: epochs {epochs}, seeds {list(seeds)}, learning rates {list(grid[0])}, weight-perturbation sigmas "
+        f"{list(grid[1])}, K = 100 forward passes per example and step",
+        flush=True,
+    )
     rows = []
     for network in args.networks.split(","):
         for estimator in args.estimators.split(","):
             rows.append(row(network, estimator, seeds, epochs, grid))
             r = rows[-1]
-            print(f"  {network:8s} {estimator:20s} " + ("refused" if "refused" in r else
-                  f"{_setting_text(r['setting'])}: test {' / '.join(f'{a:.3f}' for a in r['test'])}"), flush=True)
+            print(
+                f"  {network:8s} {estimator:20s} "
+                + (
+                    "refused"
+                    if "refused" in r
+                    else f"{_setting_text(r['setting'])}: test {' / '.join(f'{a:.3f}' for a in r['test'])}"
+                ),
+                flush=True,
+            )
     print()
     print(table(rows))
     return rows

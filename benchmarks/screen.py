@@ -36,12 +36,16 @@ def _seed_list(text):
     try:
         return [int(seed) for seed in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2; received {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 0,1,2; received {text!r}"
+        ) from None
 
 
 def _own_options(argv):
     """Splits off this script's options (`--seeds`, `--no-fan-out`); the rest are `glr-train`'s."""
-    parser = argparse.ArgumentParser(prog="screen.py", add_help=False, allow_abbrev=False)  # -h and `--seed` are glr-train's
+    parser = argparse.ArgumentParser(
+        prog="screen.py", add_help=False, allow_abbrev=False
+    )  # -h and `--seed` are glr-train's
     parser.add_argument("--seeds", type=_seed_list, help="train once per seed, e.g. 0,1,2")
     parser.add_argument("--no-fan-out", action="store_true", help="every copy begins at the input")
     return parser.parse_known_args(argv)
@@ -60,8 +64,11 @@ def screen(argv):
         history = model.fit(splits.train, epochs=1, verbose=0).history
         elapsed += time.perf_counter() - start
         accuracies.append(model.evaluate(splits.test, verbose=0)[1])
-        print(f"seed {config.seed}  epoch {epoch:2d}  trained {elapsed:7.1f} s  training loss {history['loss'][-1]:.4f}  "
-              f"test accuracy {accuracies[-1]:.4f}", flush=True)
+        print(
+            f"seed {config.seed}  epoch {epoch:2d}  trained {elapsed:7.1f} s  training loss {history['loss'][-1]:.4f}  "
+            f"test accuracy {accuracies[-1]:.4f}",
+            flush=True,
+        )
     return accuracies
 
 
@@ -76,8 +83,11 @@ def main(argv=None):
         return
     curves = [screen(argv + ["--seed", str(seed)]) for seed in options.seeds]
     finals = [curve[-1] for curve in curves]
-    print(f"final per seed {' / '.join(f'{a:.4f}' for a in finals)}  mean {statistics.mean(finals):.4f}  "
-          f"lowest {min(finals):.4f}  best per seed {' / '.join(f'{max(c):.4f}' for c in curves)}", flush=True)
+    print(
+        f"final per seed {' / '.join(f'{a:.4f}' for a in finals)}  mean {statistics.mean(finals):.4f}  "
+        f"lowest {min(finals):.4f}  best per seed {' / '.join(f'{max(c):.4f}' for c in curves)}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,6 @@ as accurate as its twin and 0.90, each within 8 x its control's wall time to
 the control's accuracy minus three points.
 """
 
-
 import argparse
 import os
 
@@ -74,16 +73,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
-    parser.add_argument("--only-mlp", action="store_true", help="only the MLP rows' time to accuracy (item 2: 5 seeds, 20 epochs)")
-    parser.add_argument("--only-cnn", action="store_true", help="only the CNN's time to accuracy (3 seeds, 12 epochs; about 3 minutes)")
-    parser.add_argument("--only-resnet", action="store_true", help="only the resnet's time to accuracy at 28 x 28 (3 seeds, 12 epochs)")
-    parser.add_argument("--only-time", action="store_true", help="only the rnn and snn rows against BPTT and the surrogate twin (3 seeds, 12 epochs)")
+    parser.add_argument(
+        "--only-mlp", action="store_true", help="only the MLP rows' time to accuracy (item 2: 5 seeds, 20 epochs)"
+    )
+    parser.add_argument(
+        "--only-cnn", action="store_true", help="only the CNN's time to accuracy (3 seeds, 12 epochs; about 3 minutes)"
+    )
+    parser.add_argument(
+        "--only-resnet", action="store_true", help="only the resnet's time to accuracy at 28 x 28 (3 seeds, 12 epochs)"
+    )
+    parser.add_argument(
+        "--only-time",
+        action="store_true",
+        help="only the rnn and snn rows against BPTT and the surrogate twin (3 seeds, 12 epochs)",
+    )
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 31
     rows, numbers = [], {}
 
-    print(f"keras_glr benchmark on {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, devices: "
-          f"{[d.device_type for d in tf.config.list_physical_devices()]}", flush=True)
+    print(
+        f"keras_glr benchmark on {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, devices: "
+        f"{[d.device_type for d in tf.config.list_physical_devices()]}",
+        flush=True,
+    )
     cnn_seeds = (0,) if args.quick else (0, 1, 2)
     if args.only_mlp or args.only_cnn or args.only_resnet or args.only_time:
         if args.only_mlp:
@@ -94,7 +106,13 @@ def main(argv=None):
         if args.only_resnet:
             accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
         if args.only_time:
-            accuracy_rows({**rnn_time_to_accuracy(12, cnn_seeds), **snn_time_to_accuracy(12, cnn_seeds)}, cnn_seeds, 12, rows, numbers)
+            accuracy_rows(
+                {**rnn_time_to_accuracy(12, cnn_seeds), **snn_time_to_accuracy(12, cnn_seeds)},
+                cnn_seeds,
+                12,
+                rows,
+                numbers,
+            )
         finish(rows, numbers, args.json)
         return
     step_rows(repeats, rows, numbers)
@@ -104,17 +122,31 @@ def main(argv=None):
     accuracy_rows(time_to_accuracy(epochs, seeds), seeds, epochs, rows, numbers)
     accuracy_rows(cnn_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
     accuracy_rows(resnet_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
-    accuracy_rows({**rnn_time_to_accuracy(12, cnn_seeds), **snn_time_to_accuracy(12, cnn_seeds)}, cnn_seeds, 12, rows, numbers)
+    accuracy_rows(
+        {**rnn_time_to_accuracy(12, cnn_seeds), **snn_time_to_accuracy(12, cnn_seeds)}, cnn_seeds, 12, rows, numbers
+    )
 
     for chunk in ("none", 64000):
         before, peak = run_script("step_memory", chunk)
         numbers[f"peak memory, chunk {chunk}"] = {"resident_before_mb": before, "peak_mb": peak}
-        rows.append((f"peak RSS, K=10000, batch 128, copies_per_chunk={chunk}", f"{peak:.0f} MB (resident before the steps: {before:.0f} MB)", "target < 2048 MB"))
+        rows.append(
+            (
+                f"peak RSS, K=10000, batch 128, copies_per_chunk={chunk}",
+                f"{peak:.0f} MB (resident before the steps: {before:.0f} MB)",
+                "target < 2048 MB",
+            )
+        )
         print(rows[-1], flush=True)
 
     one, two = run_script("mirrored", 2 if args.quick else 7)
     numbers["mirrored steps/s"] = {"1 device": one, "2 devices": two}
-    rows.append(("MirroredStrategy, K=1000, batch 64", f"1 device {one:.1f} steps/s; 2 logical CPU devices {two:.1f} steps/s", f"2/1 {two / one:.2f}"))
+    rows.append(
+        (
+            "MirroredStrategy, K=1000, batch 64",
+            f"1 device {one:.1f} steps/s; 2 logical CPU devices {two:.1f} steps/s",
+            f"2/1 {two / one:.2f}",
+        )
+    )
     print(rows[-1], flush=True)
 
     finish(rows, numbers, args.json)

@@ -27,7 +27,9 @@ def status(field):
 
 def main(chunk):
     model = architectures.mlp((196,), 10)
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=10000, copies_per_chunk=chunk)
+    model.compile(
+        "sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=10000, copies_per_chunk=chunk
+    )
     x = np.random.default_rng(0).uniform(size=(128, 196)).astype("float32")
     y = (np.arange(128) % 10).astype("int32")
     model.train_on_batch(x[:2], y[:2])  # build and trace outside the measurement

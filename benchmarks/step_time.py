@@ -37,14 +37,19 @@ def step_times(copies, batch, repeats):
         # every value alive (an unused draw may be pruned) and costs ~2%.
         @tf.function
         def noise_only(seed):
-            return tf.add_n([tf.reduce_sum(draw(copies * units, stream_key(seed + layer))) for layer, units in ((0, 20), (1, 10))])
+            return tf.add_n(
+                [tf.reduce_sum(draw(copies * units, stream_key(seed + layer))) for layer, units in ((0, 20), (1, 10))]
+            )
 
         return lambda: noise_only(tf.constant([1, 2])).numpy()
 
     # The library's sampler, and TensorFlow's own Gaussian kernel for reference.
     functions["noise"] = floor(lambda length, key: distribution.sample_rows(batch, length, key, 0))
     functions["tf normal"] = floor(
-        lambda length, key: distribution.stddev * tf.random.stateless_normal([batch, length], seed=tf.bitcast(key, tf.int32)[0], alg="philox")
+        lambda length, key: (
+            distribution.stddev
+            * tf.random.stateless_normal([batch, length], seed=tf.bitcast(key, tf.int32)[0], alg="philox")
+        )
     )
     bp = network("sigmoid")
     bp.compile(keras.optimizers.SGD(0.1), CE, copies=1, estimator="bp")
@@ -59,13 +64,21 @@ def step_rows(repeats, rows, numbers):
         t = {name: statistics.median(seconds) for name, seconds in rounds.items()}
         low, ratio, high = quartiles_of_ratio(rounds["glr"], rounds["noise"])
         tf_ratio = quartiles_of_ratio(rounds["glr"], rounds["tf normal"])[1]
-        numbers[f"step time, {label}"] = {**{f"{k}_s": v for k, v in t.items()}, "glr_over_noise_quartiles": [low, ratio, high],
-                                          "glr_over_tf_normal": tf_ratio}
-        rows.append((f"step time, {label}",
-                     f"GLR {t['glr'] * 1e3:.1f} ms, with jit_compile {t['glr jit'] * 1e3:.1f} ms; "
-                     f"noise alone {t['noise'] * 1e3:.1f} ms (TensorFlow's normal op: {t['tf normal'] * 1e3:.1f} ms); BP {t['bp'] * 1e3:.1f} ms",
-                     f"GLR/noise {ratio:.2f} (quartiles {low:.2f}-{high:.2f}; jit {t['glr jit'] / t['noise']:.2f}); "
-                     f"GLR/TF normal op {tf_ratio:.2f}; GLR/BP {t['glr'] / t['bp']:.0f}"))
+        numbers[f"step time, {label}"] = {
+            **{f"{k}_s": v for k, v in t.items()},
+            "glr_over_noise_quartiles": [low, ratio, high],
+            "glr_over_tf_normal": tf_ratio,
+        }
+        rows.append(
+            (
+                f"step time, {label}",
+                f"GLR {t['glr'] * 1e3:.1f} ms, with jit_compile {t['glr jit'] * 1e3:.1f} ms; "
+                f"noise alone {t['noise'] * 1e3:.1f} ms (TensorFlow's normal op: {t['tf normal'] * 1e3:.1f} ms); BP "
+                f"{t['bp'] * 1e3:.1f} ms",
+                f"GLR/noise {ratio:.2f} (quartiles {low:.2f}-{high:.2f}; jit {t['glr jit'] / t['noise']:.2f}); "
+                f"GLR/TF normal op {tf_ratio:.2f}; GLR/BP {t['glr'] / t['bp']:.0f}",
+            )
+        )
         print(rows[-1], flush=True)
 
 

@@ -1,6 +1,6 @@
 """Time to accuracy: each GLR network against its fair control, on mnist5k (items 2 to 2d of `speed.py`).
 
-    python benchmarks/speed.py --only-mlp   # or --only-cnn, --only-resnet, --only-time
+python benchmarks/speed.py --only-mlp   # or --only-cnn, --only-resnet, --only-time
 """
 
 import math
@@ -25,12 +25,16 @@ def _summary(setting, per_seed, target):
     times = [r or (math.inf, math.inf) for r in reached]
     hits = [r for r in reached if r]
     later = [b - a for points in per_seed for (a, _), (b, _) in zip(points, points[1:])]
-    return {"seconds": statistics.median(t for t, _ in times), "epochs": statistics.median(e for _, e in times),
-            "first_epoch_s": statistics.median(points[0][0] for points in per_seed),
-            "later_epoch_s": statistics.median(later) if later else None,
-            "range": [min(s for s, _ in hits), max(s for s, _ in hits)] if hits else None,
-            "reached": f"{len(hits)}/{len(per_seed)}", "setting": setting,
-            "best_accuracy": max(a for points in per_seed for _, a in points)}
+    return {
+        "seconds": statistics.median(t for t, _ in times),
+        "epochs": statistics.median(e for _, e in times),
+        "first_epoch_s": statistics.median(points[0][0] for points in per_seed),
+        "later_epoch_s": statistics.median(later) if later else None,
+        "range": [min(s for s, _ in hits), max(s for s, _ in hits)] if hits else None,
+        "reached": f"{len(hits)}/{len(per_seed)}",
+        "setting": setting,
+        "best_accuracy": max(a for points in per_seed for _, a in points),
+    }
 
 
 def _epochs_until(model, splits, max_epochs, stop_at=None):
@@ -46,8 +50,9 @@ def _epochs_until(model, splits, max_epochs, stop_at=None):
     return points
 
 
-def arch_time_to_accuracy(arch, max_epochs, seeds, image_size=14, margin=0.03, control="bp", control_options=None,
-                          train_through=False):
+def arch_time_to_accuracy(
+    arch, max_epochs, seeds, image_size=14, margin=0.03, control="bp", control_options=None, train_through=False
+):
     """BP (or `control`) against GLR with `glr-train --arch ARCH`'s defaults, to the control's accuracy minus `margin`.
 
     Each trains as `runs.train` builds it (`RunConfig.for_arch(arch=arch)`,
@@ -60,17 +65,20 @@ def arch_time_to_accuracy(arch, max_epochs, seeds, image_size=14, margin=0.03, c
     from keras_glr import runs
 
     def curve(estimator, seed, stop_at=None, **options):
-        config = runs.RunConfig.for_arch(arch=arch, estimator=estimator, seed=seed, epochs=max_epochs, image_size=image_size,
-                                               **options)
+        config = runs.RunConfig.for_arch(
+            arch=arch, estimator=estimator, seed=seed, epochs=max_epochs, image_size=image_size, **options
+        )
         keras.utils.set_random_seed(seed)
         splits = data.load("mnist5k", batch_size=config.batch_size, image_size=image_size, seed=seed)
         model = runs.build_model(config, splits.info, splits.steps_per_epoch)
         return _epochs_until(model, splits, max_epochs, stop_at)
 
     def finals(per_seed):
-        return {"final_accuracy": statistics.mean(points[-1][1] for points in per_seed),
-                "final_per_seed": [points[-1][1] for points in per_seed],
-                "best_per_seed": [max(a for _, a in points) for points in per_seed]}
+        return {
+            "final_accuracy": statistics.mean(points[-1][1] for points in per_seed),
+            "final_per_seed": [points[-1][1] for points in per_seed],
+            "best_per_seed": [max(a for _, a in points) for points in per_seed],
+        }
 
     options = dict(control_options or {})
     controls = [curve(control, seed, **options) for seed in seeds]
@@ -78,9 +86,14 @@ def arch_time_to_accuracy(arch, max_epochs, seeds, image_size=14, margin=0.03, c
     glr = [curve("glr", seed, stop_at=None if train_through else target) for seed in seeds]
     setting = dict(runs.ARCH_DEFAULTS[arch], image_size=image_size)
     name = f"{control} {arch}"
-    return {name: {"target": target, **_summary({"estimator": control, "image_size": image_size, **options}, controls, target),
-                   **finals(controls)},
-            f"glr {arch}": {"target": target, "control": name, **_summary(setting, glr, target), **finals(glr)}}
+    return {
+        name: {
+            "target": target,
+            **_summary({"estimator": control, "image_size": image_size, **options}, controls, target),
+            **finals(controls),
+        },
+        f"glr {arch}": {"target": target, "control": name, **_summary(setting, glr, target), **finals(glr)},
+    }
 
 
 def cnn_time_to_accuracy(max_epochs, seeds):
@@ -89,20 +102,22 @@ def cnn_time_to_accuracy(max_epochs, seeds):
 
 
 def resnet_time_to_accuracy(max_epochs, seeds):
-    """The residual CNN at 28 x 28, to BP's accuracy minus two points; both train all epochs (`arch_time_to_accuracy`)."""
+    """The residual CNN at 28 x 28, to BP's accuracy minus two points; both train all epochs."""
     return arch_time_to_accuracy("resnet", max_epochs, seeds, image_size=28, margin=0.02, train_through=True)
 
 
 def rnn_time_to_accuracy(max_epochs, seeds):
-    """The rnn (rows as time steps) against BPTT on the same network, both 12 epochs, to BPTT's accuracy minus three points."""
+    """The rnn (rows as time steps) against BPTT on the same network, both 12 epochs, to BPTT's accuracy minus three
+    points."""
     return arch_time_to_accuracy("rnn", max_epochs, seeds, train_through=True)
 
 
 def snn_time_to_accuracy(max_epochs, seeds):
     """The snn against its surrogate-gradient twin (bp-ste: spikes pass the gradient straight through, the same
     noise sigma, one copy per example), both 12 epochs, to the twin's accuracy minus three points."""
-    return arch_time_to_accuracy("snn", max_epochs, seeds, control="bp-ste", control_options={"sigma": 0.3, "copies": 1},
-                                 train_through=True)
+    return arch_time_to_accuracy(
+        "snn", max_epochs, seeds, control="bp-ste", control_options={"sigma": 0.3, "copies": 1}, train_through=True
+    )
 
 
 def time_to_accuracy(max_epochs, seeds):
@@ -145,17 +160,33 @@ def time_to_accuracy(max_epochs, seeds):
         return [(setting, [curve(activation, setting, seed, stop_at) for seed in seeds]) for setting in settings]
 
     final = lambda per_seed: statistics.mean(points[-1][1] for points in per_seed)  # noqa: E731
-    controls = {"bp sigmoid": ("sigmoid", {"estimator": "bp"}), "bp-ste step": ("step", {"estimator": "bp-ste", "sigma": 1.0, "copies": GLR_COPIES})}
-    control_runs = {name: grid(activation, [{**fixed, "learning_rate": lr} for lr in LEARNING_RATES]) for name, (activation, fixed) in controls.items()}
-    targets = {name: max(final(per_seed) for _, per_seed in model_runs) - 0.01 for name, model_runs in control_runs.items()}
-    glr_settings = {activation: [{"learning_rate": lr, "sigma": sigma, "copies": GLR_COPIES, "injection": injection}
-                                 for injection in INJECTIONS for sigma in NOISE_SCALES[activation] for lr in LEARNING_RATES]
-                    for activation in ("step", "sigmoid")}
+    controls = {
+        "bp sigmoid": ("sigmoid", {"estimator": "bp"}),
+        "bp-ste step": ("step", {"estimator": "bp-ste", "sigma": 1.0, "copies": GLR_COPIES}),
+    }
+    control_runs = {
+        name: grid(activation, [{**fixed, "learning_rate": lr} for lr in LEARNING_RATES])
+        for name, (activation, fixed) in controls.items()
+    }
+    targets = {
+        name: max(final(per_seed) for _, per_seed in model_runs) - 0.01 for name, model_runs in control_runs.items()
+    }
+    glr_settings = {
+        activation: [
+            {"learning_rate": lr, "sigma": sigma, "copies": GLR_COPIES, "injection": injection}
+            for injection in INJECTIONS
+            for sigma in NOISE_SCALES[activation]
+            for lr in LEARNING_RATES
+        ]
+        for activation in ("step", "sigmoid")
+    }
     step_runs = grid("step", glr_settings["step"], stop_at=max(targets.values()))
     sigmoid_runs = grid("sigmoid", glr_settings["sigmoid"], stop_at=targets["bp sigmoid"])
     compared = {  # name: (runs, control)
-        "bp sigmoid": (control_runs["bp sigmoid"], None), "glr sigmoid": (sigmoid_runs, "bp sigmoid"),
-        "bp-ste step": (control_runs["bp-ste step"], None), "glr step": (step_runs, "bp-ste step"),
+        "bp sigmoid": (control_runs["bp sigmoid"], None),
+        "glr sigmoid": (sigmoid_runs, "bp sigmoid"),
+        "bp-ste step": (control_runs["bp-ste step"], None),
+        "glr step": (step_runs, "bp-ste step"),
         "glr step, to bp sigmoid's target": (step_runs, "bp sigmoid"),
     }
     results = {}

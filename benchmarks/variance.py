@@ -58,17 +58,24 @@ OPTIONS = {
     "layerwise": dict(injection="layerwise"),
     "layerwise, antithetic": dict(injection="layerwise", antithetic=True),
     "layerwise, proportional": dict(injection="layerwise", copies_per_layer="proportional"),
-    "layerwise, proportional, antithetic": dict(injection="layerwise", copies_per_layer="proportional", antithetic=True),
+    "layerwise, proportional, antithetic": dict(
+        injection="layerwise", copies_per_layer="proportional", antithetic=True
+    ),
     "layerwise, antithetic, shares 1:2:4 (CNN)": dict(injection="layerwise", antithetic=True, shares=(1, 2, 4)),
     "layerwise, antithetic, shares 1:2:4, pooled pre-activations (CNN)": dict(
-        injection="layerwise", antithetic=True, shares=(1, 2, 4), pool="pre-activation"),
+        injection="layerwise", antithetic=True, shares=(1, 2, 4), pool="pre-activation"
+    ),
     "layerwise, antithetic, no baseline": dict(injection="layerwise", antithetic=True, baseline="none"),
     "latin, no baseline": dict(injection="all", sampling="latin", baseline="none"),
     "layerwise, latin, no baseline": dict(injection="layerwise", sampling="latin", baseline="none"),
-    "layerwise, latin, antithetic, no baseline": dict(injection="layerwise", sampling="latin", baseline="none", antithetic=True),
+    "layerwise, latin, antithetic, no baseline": dict(
+        injection="layerwise", sampling="latin", baseline="none", antithetic=True
+    ),
     "sobol, no baseline": dict(injection="all", sampling="sobol", baseline="none"),
     "layerwise, sobol, no baseline": dict(injection="layerwise", sampling="sobol", baseline="none"),
-    "layerwise, sobol, antithetic, no baseline": dict(injection="layerwise", sampling="sobol", baseline="none", antithetic=True),
+    "layerwise, sobol, antithetic, no baseline": dict(
+        injection="layerwise", sampling="sobol", baseline="none", antithetic=True
+    ),
 }
 
 
@@ -77,8 +84,13 @@ def _networks():
     images = data.test_arrays("mnist5k", image_size=14, flatten=False, examples=32)
     return {
         "MLP 196-20-10": (lambda: architectures.mlp((196,), 10, (20,), "step", Gaussian(1.0)), mlp, True),
-        "CNN": (lambda pool="output": architectures.small_cnn((14, 14, 1), 10, activation="step", noise=Gaussian(1.0), pool=pool),
-                images, False),
+        "CNN": (
+            lambda pool="output": architectures.small_cnn(
+                (14, 14, 1), 10, activation="step", noise=Gaussian(1.0), pool=pool
+            ),
+            images,
+            False,
+        ),
     }
 
 
@@ -97,7 +109,9 @@ def layer_variances(model, x, y, replicates, copies):
     """({layer name: total variance}, seconds per estimate) over `replicates` estimates."""
     model.estimate_gradients(x, y, copies=copies)  # trace
     started = time.perf_counter()
-    samples = [[np.asarray(g, np.float64) for g in model.estimate_gradients(x, y, copies=copies)] for _ in range(replicates)]
+    samples = [
+        [np.asarray(g, np.float64) for g in model.estimate_gradients(x, y, copies=copies)] for _ in range(replicates)
+    ]
     seconds = (time.perf_counter() - started) / replicates
     per_layer = {}
     for index, variable in enumerate(model.trainable_variables):
@@ -158,23 +172,34 @@ def report_time(args):
         variance = glr.var(0, ddof=1).sum(-1)
         signal = np.square(glr.mean(0)).sum(-1) - variance / len(draws)  # unbiased for the squared norm of the mean
         reference = np.square(bptt.mean(0)).sum(-1) - bptt.var(0, ddof=1).sum(-1) / len(draws)
-        print(f"\nrnn ({config.hidden[0]} tanh units, sigma {config.sigma}), K = {config.copies}, batch 32, {args.replicates} "
-              f"estimates, {stage}: the cell's estimate step by step")
+        print(
+            f"\nrnn ({config.hidden[0]} tanh units, sigma {config.sigma}), K = {config.copies}, batch 32, "
+            f"{args.replicates} "
+            f"estimates, {stage}: the cell's estimate step by step"
+        )
         print("| step | GLR signal share | GLR variance share | BPTT signal share | GLR signal / variance |")
         print("| --- | --- | --- | --- | --- |")
         for t in range(glr.shape[1]):
-            print(f"| {t + 1} | {signal[t] / signal.sum():.3f} | {variance[t] / variance.sum():.3f} | "
-                  f"{reference[t] / reference.sum():.3f} | {signal[t] / variance[t]:.3f} |")
+            print(
+                f"| {t + 1} | {signal[t] / signal.sum():.3f} | {variance[t] / variance.sum():.3f} | "
+                f"{reference[t] / reference.sum():.3f} | {signal[t] / variance[t]:.3f} |"
+            )
         total = glr.sum(1)
         whole = (np.square(total.mean(0)).sum() - total.var(0, ddof=1).sum() / len(draws)) / total.var(0, ddof=1).sum()
-        print(f"whole estimate: signal / variance {whole:.3f} (squared norm of the mean over the trace of the covariance)", flush=True)
+        print(
+            f"whole estimate: signal / variance {whole:.3f} (squared norm of the mean over the trace of the "
+            "covariance)",
+            flush=True,
+        )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicates", type=int, default=40)
     parser.add_argument("--copies", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=2, help="epochs of default GLR training before the second measurement (0: none)")
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="epochs of default GLR training before the second measurement (0: none)"
+    )
     parser.add_argument("--time", action="store_true", help="only the rnn's per-step table")
     args = parser.parse_args()
     if args.time:
@@ -202,7 +227,9 @@ def report(name, stage, build, weights, x, y, args):
         if shares is not None:  # copies shared in proportion to `shares`, one per noisy layer (`run_config.copy_split`)
             if len(shares) != len(noisy_layers(model)):
                 continue
-            settings["copies_per_layer"] = copies.proportional_sizes(args.copies, shares, 2 if settings.get("antithetic") else 1)
+            settings["copies_per_layer"] = copies.proportional_sizes(
+                args.copies, shares, 2 if settings.get("antithetic") else 1
+            )
         if weights is not None:
             model.set_weights(weights)
         model.compile("adam", CE, copies=args.copies, **settings)
@@ -212,7 +239,10 @@ def report(name, stage, build, weights, x, y, args):
     print("| option | ms per estimate | " + " | ".join(f"{layer}: variance, x time" for layer in base) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in base) + " |")
     for option, (variances, seconds) in results.items():
-        cells = [f"{variances[layer] / base[layer]:.3f}, {variances[layer] * seconds / (base[layer] * base_seconds):.3f}" for layer in base]
+        cells = [
+            f"{variances[layer] / base[layer]:.3f}, {variances[layer] * seconds / (base[layer] * base_seconds):.3f}"
+            for layer in base
+        ]
         print(f"| {option} | {1000 * seconds:.1f} | " + " | ".join(cells) + " |", flush=True)
 
 

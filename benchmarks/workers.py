@@ -63,7 +63,9 @@ def _run(workers, copies, batch_size):
     from keras_glr._src import distribution
 
     processes = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CONFIG": config})
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CONFIG": config}
+        )
         for config in distribution.local_cluster(workers)
     ]
     outputs = [p.communicate(timeout=600)[0] for p in processes]
@@ -85,7 +87,11 @@ def main():
         for round_ in range(args.rounds):
             one.append(_run(1, copies, batch))
             two.append(_run(2, copies, batch))
-            print(f"K={copies} B={batch} round {round_ + 1}: 1 process {one[-1]:.1f} steps/s, 2 workers {two[-1]:.1f} steps/s", flush=True)
+            print(
+                f"K={copies} B={batch} round {round_ + 1}: 1 process {one[-1]:.1f} steps/s, 2 workers {two[-1]:.1f} "
+                "steps/s",
+                flush=True,
+            )
         rows.append((copies, batch, statistics.median(one), statistics.median(two)))
     print()
     print("| K, global batch | 1 process, steps/s | 2 workers, steps/s | ratio |")

@@ -29,7 +29,8 @@ def help_text(program):
 
 
 def options_table():
-    """The estimator options' table (`keras_glr.options.markdown_table`), loaded as the apps load it: without TensorFlow."""
+    """The estimator options' table (`keras_glr.options.markdown_table`), loaded as the apps load it: without
+    TensorFlow."""
     from keras_glr_apps import common
 
     return common.library_module("options").markdown_table()

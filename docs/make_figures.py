@@ -42,12 +42,38 @@ def training(work):
 
 def robustness(work):
     out = str(work)
-    run("glr-train", "--quiet", "--out", out, "--run-name", "surrogate", "--estimator", "bp", "--hidden", "50,50",
-        "--activation", "relu", "--epochs", "10")
+    run(
+        "glr-train",
+        "--quiet",
+        "--out",
+        out,
+        "--run-name",
+        "surrogate",
+        "--estimator",
+        "bp",
+        "--hidden",
+        "50,50",
+        "--activation",
+        "relu",
+        "--epochs",
+        "10",
+    )
     run("glr-train", "--quiet", "--out", out, "--run-name", "glr_step")
     run("glr-train", "--quiet", "--out", out, "--twin-of", str(work / "glr_step"), "--run-name", "twin")
-    run("glr-evaluate", str(work / "glr_step"), str(work / "twin"), "--surrogate", str(work / "surrogate"),
-        "--examples", "300", "--certify", "--certify-samples", "2000", "--out", str(work / "evaluation"))
+    run(
+        "glr-evaluate",
+        str(work / "glr_step"),
+        str(work / "twin"),
+        "--surrogate",
+        str(work / "surrogate"),
+        "--examples",
+        "300",
+        "--certify",
+        "--certify-samples",
+        "2000",
+        "--out",
+        str(work / "evaluation"),
+    )
     for name in ("accuracy_vs_eps", "adversarial_examples", "corruptions", "certified_accuracy"):
         shutil.copy(work / "evaluation" / f"{name}.png", FIGURES / f"{name}.png")
 
@@ -59,7 +85,7 @@ def variance_table(page=DOCS / "guides" / "variance.md"):
     header = [cell.strip() for cell in lines[start].strip("|").split("|")]
     columns = [header.index(name) for name in ("CNN conv 1", "CNN conv 2", "CNN logits")]
     table = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = [cell.strip() for cell in line.strip("|").split("|")]
@@ -74,9 +100,16 @@ def variance(work):
     pyplot = plots.pyplot()
     figure, axes = pyplot.subplots(figsize=(8, 6))
     names = list(table)
-    for offset, (layer, colour) in enumerate(zip(("conv 1", "conv 2", "logits"), ("tab:blue", "tab:orange", "tab:green"))):
-        axes.barh([i + 0.27 * (offset - 1) for i in range(len(names))], [table[n][offset] for n in names], height=0.27,
-                  label=layer, color=colour)
+    for offset, (layer, colour) in enumerate(
+        zip(("conv 1", "conv 2", "logits"), ("tab:blue", "tab:orange", "tab:green"))
+    ):
+        axes.barh(
+            [i + 0.27 * (offset - 1) for i in range(len(names))],
+            [table[n][offset] for n in names],
+            height=0.27,
+            label=layer,
+            color=colour,
+        )
     axes.axvline(1.0, color="black", linewidth=0.8)
     axes.set_xscale("log")
     axes.set_yticks(range(len(names)), names, fontsize=8)

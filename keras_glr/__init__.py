@@ -57,9 +57,28 @@ __all__ = [
 #: Modules that were public before the internals moved to `keras_glr._src`:
 #: `keras_glr.copies` still works, with a DeprecationWarning.
 _MOVED = (
-    "atomic_files", "backprop", "callbacks", "checkpoints", "conversion", "copies", "distribution", "estimators",
-    "export", "forward_gradient", "memory", "model", "perturbation", "plots", "recording", "recurrence", "run_config",
-    "run_lock", "seed_statistics", "streams", "twins", "validation",
+    "atomic_files",
+    "backprop",
+    "callbacks",
+    "checkpoints",
+    "conversion",
+    "copies",
+    "distribution",
+    "estimators",
+    "export",
+    "forward_gradient",
+    "memory",
+    "model",
+    "perturbation",
+    "plots",
+    "recording",
+    "recurrence",
+    "run_config",
+    "run_lock",
+    "seed_statistics",
+    "streams",
+    "twins",
+    "validation",
 )
 
 

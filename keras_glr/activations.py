@@ -39,8 +39,7 @@ class SlopedSigmoid:
     def __init__(self, slope=1.0):
         if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not slope > 0:
             raise ValueError(
-                "Invalid value received for argument `slope`. Expected a "
-                f"float > 0. Received: slope={slope!r}"
+                f"Invalid value received for argument `slope`. Expected a float > 0. Received: slope={slope!r}"
             )
         self.slope = float(slope)
 

@@ -25,6 +25,7 @@ from keras_glr.layers import RateEncoder
 
 __all__ = ["CELLS", "CNN_POOLS", "ENCODINGS", "mlp", "resnet", "rnn", "small_cnn", "snn"]
 
+
 def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, name="glr_mlp"):
     """The paper's network: input -> hidden noisy dense layers -> logits.
 
@@ -44,8 +45,7 @@ def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, n
     return GLRSequential(layers, name=name)
 
 
-def small_cnn(input_shape, num_classes, filters=(8, 16), activation="step", noise=None, pool="output",
-              name="glr_cnn"):
+def small_cnn(input_shape, num_classes, filters=(8, 16), activation="step", noise=None, pool="output", name="glr_cnn"):
     """conv(3x3) -> 2x2 max-pool per entry of `filters`, then dense logits.
 
     pool: "pre-activation" pools inside each `NoisyConv2D`, before its noise
@@ -63,8 +63,17 @@ def small_cnn(input_shape, num_classes, filters=(8, 16), activation="step", nois
     layers = [keras.Input(tuple(input_shape))]
     for i, f in enumerate(filters):
         inside = pool == "pre-activation"
-        layers.append(NoisyConv2D(f, 3, activation=activation, padding="same", noise=noise, pool_size=2 if inside else None,
-                                  name=f"conv_{i + 1}"))
+        layers.append(
+            NoisyConv2D(
+                f,
+                3,
+                activation=activation,
+                padding="same",
+                noise=noise,
+                pool_size=2 if inside else None,
+                name=f"conv_{i + 1}",
+            )
+        )
         if not inside:
             layers.append(keras.layers.MaxPooling2D())
     layers += [keras.layers.Flatten(), NoisyDense(num_classes, noise=noise, name="logits")]
@@ -106,7 +115,8 @@ def resnet(input_shape, num_classes, filters=(8, 16), activation="relu", noise=N
     """
     if len(input_shape) != 3:
         raise ValueError(
-            f"The resnet needs image inputs of shape (height, width, channels); received input_shape={tuple(input_shape)}. "
+            "The resnet needs image inputs of shape (height, width, channels); received "
+            f"input_shape={tuple(input_shape)}. "
             "Do not flatten the data."
         )
     filters = tuple(filters)
@@ -117,7 +127,8 @@ def resnet(input_shape, num_classes, filters=(8, 16), activation="relu", noise=N
         )
     if min(input_shape[:2]) < 2 ** len(filters):
         raise ValueError(
-            f"The resnet halves the resolution {len(filters)} times (the stem and each block), so it needs images of at "
+            f"The resnet halves the resolution {len(filters)} times (the stem and each block), so it needs images of "
+            "at "
             f"least {2 ** len(filters)} x {2 ** len(filters)}; received input_shape={tuple(input_shape)}. Use fewer "
             "`filters` entries or a larger --image-size."
         )
@@ -129,7 +140,9 @@ def resnet(input_shape, num_classes, filters=(8, 16), activation="relu", noise=N
         return Noisy(keras.layers.BatchNormalization(momentum=0.9), activation=act, noise=noise)
 
     inputs = keras.Input(tuple(input_shape))
-    h = norm(activation)(NoisyConv2D(filters[0], 3, padding="same", use_bias=False, noise=noise, pool_size=2, name="stem")(inputs))
+    h = norm(activation)(
+        NoisyConv2D(filters[0], 3, padding="same", use_bias=False, noise=noise, pool_size=2, name="stem")(inputs)
+    )
     for f in filters[1:]:
         y = norm(activation)(pooled_conv(f, 3)(h))
         y = norm()(Noisy(keras.layers.Conv2D(f, 3, padding="same", use_bias=False), noise=noise)(y))
@@ -160,7 +173,11 @@ def rnn(input_shape, num_classes, hidden=(64,), cell="simple", activation="tanh"
             f"received input_shape={tuple(input_shape)}. Do not flatten the data."
         )
     inputs = keras.Input(tuple(input_shape))
-    h = inputs if len(input_shape) == 2 else keras.layers.Reshape((input_shape[0], input_shape[1] * input_shape[2]))(inputs)
+    h = (
+        inputs
+        if len(input_shape) == 2
+        else keras.layers.Reshape((input_shape[0], input_shape[1] * input_shape[2]))(inputs)
+    )
     for i, units in enumerate(hidden):
         if cell == "simple":
             made = NoisySimpleRNNCell(units, activation, noise=noise)
@@ -170,8 +187,18 @@ def rnn(input_shape, num_classes, hidden=(64,), cell="simple", activation="tanh"
     return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(h), name=name)
 
 
-def snn(input_shape, num_classes, hidden=(128,), time_steps=8, encoding="direct", leak=0.8, threshold=1.0, noise=None,
-        seed=None, name="glr_snn"):
+def snn(
+    input_shape,
+    num_classes,
+    hidden=(128,),
+    time_steps=8,
+    encoding="direct",
+    leak=0.8,
+    threshold=1.0,
+    noise=None,
+    seed=None,
+    name="glr_snn",
+):
     """A spiking network: input encoded over `time_steps` -> LIF layers -> dense logits of the mean spike rate.
 
         s_0 = encode(x) (T steps)      direct: x at every step; rate: Bernoulli(x) spikes
@@ -196,7 +223,8 @@ def snn(input_shape, num_classes, hidden=(128,), time_steps=8, encoding="direct"
     inputs = keras.Input(tuple(input_shape))
     h = (DirectEncoder(time_steps) if encoding == "direct" else RateEncoder(time_steps, seed=seed))(inputs)
     for i, units in enumerate(hidden):
-        h = keras.layers.RNN(LIFCell(units, leak=leak, threshold=threshold, noise=noise), return_sequences=True,
-                             name=f"spiking_{i + 1}")(h)
+        h = keras.layers.RNN(
+            LIFCell(units, leak=leak, threshold=threshold, noise=noise), return_sequences=True, name=f"spiking_{i + 1}"
+        )(h)
     h = keras.layers.GlobalAveragePooling1D(name="spike_rate")(h)
     return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(h), name=name)

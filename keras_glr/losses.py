@@ -7,11 +7,7 @@ from keras import ops
 
 def _is_one_hot(y_true, y_pred):
     """True when `y_true` has the rank of `y_pred` and more than one column."""
-    return (
-        len(y_true.shape) == len(y_pred.shape)
-        and y_true.shape[-1] is not None
-        and y_true.shape[-1] > 1
-    )
+    return len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] is not None and y_true.shape[-1] > 1
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")
@@ -84,9 +80,7 @@ def softmax_cross_entropy(labels, logits):
     # only where a logit exceeds the label's by more than ~88; then the whole
     # call takes the max-shifted form.
     by_label = tf.math.log(tf.reduce_sum(tf.exp(logits - picked), axis=-1))
-    return tf.cond(
-        tf.reduce_all(tf.math.is_finite(by_label)), lambda: by_label, lambda: _max_shifted(labels, logits)
-    )
+    return tf.cond(tf.reduce_all(tf.math.is_finite(by_label)), lambda: by_label, lambda: _max_shifted(labels, logits))
 
 
 def _max_shifted(labels, logits):

@@ -32,8 +32,7 @@ def _check_positive(name, value):
     value = float(value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(
-            f"Invalid value received for argument `{name}`. Expected a "
-            f"finite float > 0. Received: {name}={value!r}"
+            f"Invalid value received for argument `{name}`. Expected a finite float > 0. Received: {name}={value!r}"
         )
     return value
 

@@ -31,17 +31,30 @@ def _option(default, help, values, objective="—", choices=None, estimators=EST
 class EstimatorOptions:
     """The options of the gradient estimator (`compile`'s keywords). Defaults: GLR as in the paper."""
 
-    copies: int = _option(100, "K, noise copies per example in each step (weight-perturbation: K perturbed networks, "
-                          "K/2 antithetic pairs; forward-gradient: K random tangents; bp runs one copy whatever K says)", "100, any K >= 1")
+    copies: int = _option(
+        100,
+        "K, noise copies per example in each step (weight-perturbation: K perturbed networks, "
+        "K/2 antithetic pairs; forward-gradient: K random tangents; bp runs one copy whatever K says)",
+        "100, any K >= 1",
+    )
     baseline: str = _option(
-        "loo", "loo subtracts from each copy's loss the mean of the other copies of the same example (with antithetic "
-        "pairs, the partner is left out too); none subtracts nothing", '`"loo"`, `"none"`',
-        "unchanged: the baseline does not depend on the copy's own noise", choices=BASELINES,
+        "loo",
+        "loo subtracts from each copy's loss the mean of the other copies of the same example (with antithetic "
+        "pairs, the partner is left out too); none subtracts nothing",
+        '`"loo"`, `"none"`',
+        "unchanged: the baseline does not depend on the copy's own noise",
+        choices=BASELINES,
     )  # every estimator takes it: the BP controls subtract nothing, and "none" says so
-    antithetic: bool = _option(False, "noise in pairs (r, -r); K even (K >= 4 with the loo baseline)", "`False`, `True`",
-                               "unchanged: each copy's marginal is the noise's", estimators=_NOISY)
+    antithetic: bool = _option(
+        False,
+        "noise in pairs (r, -r); K even (K >= 4 with the loo baseline)",
+        "`False`, `True`",
+        "unchanged: each copy's marginal is the noise's",
+        estimators=_NOISY,
+    )
     estimator: str = _option(
-        "glr", "glr; the BP controls: bp (backprop through the noiseless network), bp-noise (through the noisy "
+        "glr",
+        "glr; the BP controls: bp (backprop through the noiseless network), bp-noise (through the noisy "
         "network, reparameterised), bp-ste (through it with step/sign units passing the gradient straight through, "
         "the 0-1 loss replaced by cross-entropy for the gradient only); weight-perturbation (evolution "
         "strategies: antithetic Gaussian noise on every weight, the neurons noiseless); or forward-gradient (random "
@@ -51,34 +64,52 @@ class EstimatorOptions:
         'surrogate, biased by design; `"weight-perturbation"`: d E_e[L(theta + sigma e)] / d theta, e ~ N(0, I)',
         choices=ESTIMATORS,
     )
-    ste_slope: float = _option(None, "bp-ste surrogate: None passes the gradient through as the identity; s > 0 uses the "
-                               "derivative of sigmoid(s x)", "`None`, a float s > 0", estimators=("bp-ste",))
+    ste_slope: float = _option(
+        None,
+        "bp-ste surrogate: None passes the gradient through as the identity; s > 0 uses the derivative of sigmoid(s x)",
+        "`None`, a float s > 0",
+        estimators=("bp-ste",),
+    )
     copies_per_chunk: int = _option(
-        None, "bound on the example copies one forward pass runs: the batch runs in chunks of whole examples (all K "
-        "copies each), the same estimate in less memory", "`None`, a positive int",
+        None,
+        "bound on the example copies one forward pass runs: the batch runs in chunks of whole examples (all K "
+        "copies each), the same estimate in less memory",
+        "`None`, a positive int",
         "unchanged: the chunks read the noise of one pass, so the estimate equals the unchunked one",
     )
     injection: str = _option(
-        "all", "layerwise splits each example's copies into one group per noisy layer; on its group only that layer "
-        "is noisy", '`"all"`, `"layerwise"`',
+        "all",
+        "layerwise splits each example's copies into one group per noisy layer; on its group only that layer is noisy",
+        '`"all"`, `"layerwise"`',
         '`"all"`: d E[L] / d theta under every layer\'s noise; `"layerwise"`: for layer g, the gradient of E over '
         "r_g of L, the loss smoothed by that layer's noise alone, the other layers noiseless",
-        choices=INJECTIONS, estimators=("glr",),
+        choices=INJECTIONS,
+        estimators=("glr",),
     )
     copies_per_layer: object = _option(
-        None, "with layerwise injection, the group sizes in call order adding up to K; None splits evenly, "
+        None,
+        "with layerwise injection, the group sizes in call order adding up to K; None splits evenly, "
         "proportional in proportion to each layer's noise values per example",
-        '`None` (even split), `"proportional"`, a list of sizes', 'as `"layerwise"`', estimators=("glr",),
+        '`None` (even split), `"proportional"`, a list of sizes',
+        'as `"layerwise"`',
+        estimators=("glr",),
     )
     perturbation_scale: float = _option(
-        0.03, "weight-perturbation: sigma, the standard deviation of the Gaussian noise on every weight",
-        "0.03, a float sigma > 0", "the loss smoothed by weight noise of that scale", estimators=("weight-perturbation",),
+        0.03,
+        "weight-perturbation: sigma, the standard deviation of the Gaussian noise on every weight",
+        "0.03, a float sigma > 0",
+        "the loss smoothed by weight noise of that scale",
+        estimators=("weight-perturbation",),
     )
     sampling: str = _option(
-        "mc", "mc: independent copies; latin: each example's copies a Latin hypercube, coordinate by coordinate; "
+        "mc",
+        "mc: independent copies; latin: each example's copies a Latin hypercube, coordinate by coordinate; "
         "sobol: the first K points of a randomised Sobol sequence (at most 21,201 noise values per call)",
-        '`"mc"`, `"latin"`, `"sobol"`', "unchanged: every copy keeps the noise's distribution; both stratified "
-        'schemes need `baseline="none"`, since their copies are not independent', choices=SAMPLINGS, estimators=("glr",),
+        '`"mc"`, `"latin"`, `"sobol"`',
+        "unchanged: every copy keeps the noise's distribution; both stratified "
+        'schemes need `baseline="none"`, since their copies are not independent',
+        choices=SAMPLINGS,
+        estimators=("glr",),
     )
 
     def __post_init__(self):
@@ -125,8 +156,11 @@ NAMES = tuple(FIELDS)
 
 
 def markdown_table():
-    """The docs' option table: option, values (default first), what it does, the objective the estimate is unbiased for."""
-    rows = ["| option | values (default first) | what it does | the estimate is unbiased for |", "| --- | --- | --- | --- |"]
+    """The docs' option table: option, values (default first), what it does, the objective it is unbiased for."""
+    rows = [
+        "| option | values (default first) | what it does | the estimate is unbiased for |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, field in FIELDS.items():
         meta = field.metadata
         rows.append(f"| `{name}` | {meta['values']} | {meta['help']} | {meta['objective']} |")
@@ -135,11 +169,15 @@ def markdown_table():
 
 def _choice(name, value, options):
     if value not in options:
-        raise ValueError(f"Invalid value received for argument `{name}`. Expected one of {list(options)}. Received: {name}={value!r}")
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected one of {list(options)}. Received: {name}={value!r}"
+        )
 
 
 def _check_ste_slope(ste_slope):
-    if ste_slope is not None and (isinstance(ste_slope, bool) or not isinstance(ste_slope, (int, float)) or not ste_slope > 0):
+    if ste_slope is not None and (
+        isinstance(ste_slope, bool) or not isinstance(ste_slope, (int, float)) or not ste_slope > 0
+    ):
         raise ValueError(
             "Invalid value received for argument `ste_slope`. Expected None "
             f"(identity) or a float > 0. Received: ste_slope={ste_slope!r}"
@@ -152,7 +190,9 @@ def _check_copies(copies, copies_per_chunk):
             "Invalid value received for argument `copies`. Expected a positive "
             f"integer (the number K of noise copies per example). Received: copies={copies!r}"
         )
-    if copies_per_chunk is not None and (isinstance(copies_per_chunk, bool) or not isinstance(copies_per_chunk, int) or copies_per_chunk < 1):
+    if copies_per_chunk is not None and (
+        isinstance(copies_per_chunk, bool) or not isinstance(copies_per_chunk, int) or copies_per_chunk < 1
+    ):
         raise ValueError(
             "Invalid value received for argument `copies_per_chunk`. Expected None or a "
             f"positive integer. Received: copies_per_chunk={copies_per_chunk!r}"
@@ -167,7 +207,8 @@ def _check_perturbation(scale, copies, estimator):
         )
     if estimator == "weight-perturbation" and copies % 2:
         raise ValueError(
-            "Weight perturbation runs its copies as antithetic pairs (theta + sigma e, theta - sigma e), so `copies` must "
+            "Weight perturbation runs its copies as antithetic pairs (theta + sigma e, theta - sigma e), so `copies` "
+            "must "
             f"be even. Received: copies={copies}. Use copies={copies + 1}."
         )
 
@@ -176,7 +217,9 @@ def _check_glr_only(sampling, injection, estimator):
     """The GLR-only schemes, refused for the BP controls with what they are."""
     if sampling != "mc" and estimator != "glr":
         scheme = {"latin": "Latin-hypercube", "sobol": "Randomised Sobol"}[sampling]
-        raise ValueError(f"{scheme} sampling is an option of the GLR estimator; received estimator={estimator!r}. Use sampling='mc'.")
+        raise ValueError(
+            f"{scheme} sampling is an option of the GLR estimator; received estimator={estimator!r}. Use sampling='mc'."
+        )
     if injection == "layerwise" and estimator != "glr":
         raise ValueError(
             "Layer-wise injection is a way to share the copies among the GLR estimates of the layers; "
@@ -191,7 +234,8 @@ def _check_pairs_and_baseline(copies, baseline, antithetic, estimator):
             f"Received: copies={copies}. Use copies={copies + 1}, or antithetic=False."
         )
     if estimator == "glr" and baseline == "loo":
-        # The leave-one-out baseline must not depend on the copy's own noise: with antithetic pairs that excludes the partner too.
+        # The leave-one-out baseline must not depend on the copy's own noise: with antithetic pairs that excludes the
+        # partner too.
         needed = 4 if antithetic else 2
         if copies < needed:
             what = "two antithetic pairs" if antithetic else "two copies"
@@ -220,9 +264,10 @@ def _check_copies_per_layer(copies_per_layer, injection):
         return
     if injection != "layerwise":
         raise ValueError("`copies_per_layer` splits the copies among the layers, so it needs injection='layerwise'.")
-    if copies_per_layer != "proportional" and (isinstance(copies_per_layer, (str, bytes)) or not all(
-        isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in copies_per_layer
-    )):
+    if copies_per_layer != "proportional" and (
+        isinstance(copies_per_layer, (str, bytes))
+        or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in copies_per_layer)
+    ):
         raise ValueError(
             "Invalid value received for argument `copies_per_layer`. Expected 'proportional' or a list of "
             f"positive integers, one per noisy layer. Received: copies_per_layer={copies_per_layer!r}"

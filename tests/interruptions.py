@@ -20,6 +20,7 @@ def interrupt_at(patch, step, names=STEPS):
                 raise Interrupted
             done.append(1)
             return function(*args, **kwargs)
+
         return call
 
     for name in names:

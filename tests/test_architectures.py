@@ -10,11 +10,18 @@ from keras_glr.layers import NoisyLayer
 
 def test_resnet_makes_every_conv_and_normalization_noisy_and_halves_the_resolution_in_each_block():
     model = architectures.resnet((28, 28, 1), 10, filters=(8, 16, 32))
-    weighted = [layer for layer in model._flatten_layers(include_self=False, recursive=False) if layer.trainable_weights]
+    weighted = [
+        layer for layer in model._flatten_layers(include_self=False, recursive=False) if layer.trainable_weights
+    ]
     assert all(isinstance(layer, NoisyLayer) for layer in weighted)
-    normalizations = [l for l in model._flatten_layers(include_self=False, recursive=True) if isinstance(l, keras.layers.BatchNormalization)]
+    normalizations = [
+        l
+        for l in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(l, keras.layers.BatchNormalization)
+    ]
     assert len(normalizations) == 1 + 2 * 2  # the stem's, and two in each block
-    # stem and its normalization at 14x14x8; each block's two convs, shortcut and two normalizations at half the resolution
+    # stem and its normalization at 14x14x8; each block's two convs, shortcut and two normalizations at half the
+    # resolution
     assert fan_out.noise_dimensions(model) == [14 * 14 * 8] * 2 + [7 * 7 * 16] * 5 + [3 * 3 * 32] * 5 + [10]
     assert fan_out.can_fan_out_by_layer(model)
     assert model.output.shape == (None, 10)
@@ -22,7 +29,11 @@ def test_resnet_makes_every_conv_and_normalization_noisy_and_halves_the_resoluti
 
 @pytest.mark.parametrize(
     "input_shape, filters, message",
-    [((28, 28, 1), (8,), "at least one residual block"), ((6, 6, 1), (4, 8, 16), "at least 8 x 8"), ((784,), (8, 16), "Do not flatten")],
+    [
+        ((28, 28, 1), (8,), "at least one residual block"),
+        ((6, 6, 1), (4, 8, 16), "at least 8 x 8"),
+        ((784,), (8, 16), "Do not flatten"),
+    ],
     ids=["one_width", "too_small", "flat"],
 )
 def test_resnet_refuses_what_it_cannot_build(input_shape, filters, message):

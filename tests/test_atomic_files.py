@@ -44,9 +44,19 @@ def _stage_new(folder):
     return commit
 
 
-OLD = {"saved_model/1/saved_model.pb": "v1", "model.keras": "old model", "run.json": "old summary", "plots/curves.png": "old curves"}
-NEW = {"saved_model/1/saved_model.pb": "v1", "saved_model/2/saved_model.pb": "v2", "model.keras": "new model",
-       "run.json": "new summary", "plots/curves.png": "new curves"}
+OLD = {
+    "saved_model/1/saved_model.pb": "v1",
+    "model.keras": "old model",
+    "run.json": "old summary",
+    "plots/curves.png": "old curves",
+}
+NEW = {
+    "saved_model/1/saved_model.pb": "v1",
+    "saved_model/2/saved_model.pb": "v2",
+    "model.keras": "new model",
+    "run.json": "new summary",
+    "plots/curves.png": "new curves",
+}
 
 
 def test_a_commit_moves_every_staged_path_into_place(tmp_path):
@@ -61,9 +71,11 @@ def _count_steps(tmp_path):
     calls = []
     real = {name: getattr(os, name) for name in ("replace", "rename", "remove", "rmdir", "fsync")}
     for name, function in real.items():
+
         def counted(*args, _function=function, **kwargs):
             calls.append(1)
             return _function(*args, **kwargs)
+
         setattr(os, name, counted)
     try:
         _old_run(tmp_path)

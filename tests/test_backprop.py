@@ -25,7 +25,10 @@ def test_bp_noise_is_unbiased_for_the_smoothed_loss(antithetic):
     model = _model("sigmoid", noise, SPARSE_CE, "none", antithetic, copies=200)
     x, y = _batch()
     samples = np.stack(
-        [np.concatenate([np.ravel(g) for g in model.estimate_gradients(x, y, estimator="bp-noise")]) for _ in range(100)]
+        [
+            np.concatenate([np.ravel(g) for g in model.estimate_gradients(x, y, estimator="bp-noise")])
+            for _ in range(100)
+        ]
     )
     mean, se = mean_and_se(samples)
     weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]

@@ -24,9 +24,12 @@ def test_help_answers_without_tensorflow_and_shows_each_default_once(app, tmp_pa
         "import json, sys\n"
         f"from keras_glr_apps import {app} as app\n"
         "text = app.build_parser().format_help()\n"
-        "print(json.dumps({'help': text, 'loaded': sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))}))\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "print(json.dumps({'help': text, 'loaded': loaded}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=_environment(), timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=_environment(), timeout=60
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["loaded"] == []
@@ -35,9 +38,16 @@ def test_help_answers_without_tensorflow_and_shows_each_default_once(app, tmp_pa
         assert option.count("(default:") <= 1, option
         assert "(default: None)" not in option and "(default: False)" not in option, option
     if app == "train":
-        for default in ("(default: mnist5k)", "(default: 20; with --arch rnn: 64; with --arch snn: 128)",
-                        "(default: 100; with --arch cnn: 232; with --arch resnet: 320; with --arch rnn: 300; with --arch snn: 64)",
-                        "(default: even; with --arch cnn: 1,2,4; with --arch resnet: 1,1,1,1,1,1,1,3)", "(default: 32; with --arch resnet: 64)", "(default: output; with --arch cnn: pre-activation)", "(default: 0.01; with --arch rnn: 0.003)", "(default: saved_models)"):
+        for default in (
+            "(default: mnist5k)",
+            "(default: 20; with --arch rnn: 64; with --arch snn: 128)",
+            "(default: 100; with --arch cnn: 232; with --arch resnet: 320; with --arch rnn: 300; with --arch snn: 64)",
+            "(default: even; with --arch cnn: 1,2,4; with --arch resnet: 1,1,1,1,1,1,1,3)",
+            "(default: 32; with --arch resnet: 64)",
+            "(default: output; with --arch cnn: pre-activation)",
+            "(default: 0.01; with --arch rnn: 0.003)",
+            "(default: saved_models)",
+        ):
             assert default in " ".join(result["help"].split()), default
 
 
@@ -63,15 +73,35 @@ def _wait_for(condition, process, seconds=120):
     [
         ("loading", "Nothing was written.", []),
         ("tracing", "No epoch had finished, so nothing was kept.", []),
-        pytest.param("training", "Finished epochs are saved: add --resume to the same command to continue.", ["run"],
-                     marks=pytest.mark.slow),  # 14 s: the default suite stays under 10 minutes on 2 cores
+        pytest.param(
+            "training",
+            "Finished epochs are saved: add --resume to the same command to continue.",
+            ["run"],
+            marks=pytest.mark.slow,
+        ),  # 14 s: the default suite stays under 10 minutes on 2 cores
     ],
 )
 def test_ctrl_c_at_any_moment_prints_one_line_that_says_what_was_kept(moment, said, kept, tmp_path):
     out, run_dir = tmp_path / "runs", tmp_path / "runs" / "run"
-    command = [sys.executable, "-m", "keras_glr_apps.train", "--out", str(out), "--run-name", "run",
-               "--epochs", "200", "--copies", "8", "--hidden", "8", "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_environment())
+    command = [
+        sys.executable,
+        "-m",
+        "keras_glr_apps.train",
+        "--out",
+        str(out),
+        "--run-name",
+        "run",
+        "--epochs",
+        "200",
+        "--copies",
+        "8",
+        "--hidden",
+        "8",
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_environment()
+    )
     try:
         if moment == "loading":
             time.sleep(0.5)
@@ -91,9 +121,12 @@ def test_ctrl_c_at_any_moment_prints_one_line_that_says_what_was_kept(moment, sa
 def test_the_programs_install_under_the_project_name(tmp_path):
     script = (
         "import importlib.util, json\n"
-        "print(json.dumps([importlib.util.find_spec(n) is not None for n in ('apps', 'keras_glr_apps', 'keras_glr_apps.train')]))\n"
+        "print(json.dumps([importlib.util.find_spec(n) is not None for n in ('apps', 'keras_glr_apps', "
+        "'keras_glr_apps.train')]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=_environment(), timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=_environment(), timeout=60
+    )
     assert json.loads(done.stdout) == [False, True, True]
     tomllib = pytest.importorskip("tomllib")
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:

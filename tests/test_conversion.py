@@ -15,7 +15,8 @@ _CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _residual_cnn():
-    """Conv with its own activation, BatchNormalization, a residual add, a ReLU layer, a nested Sequential, a frozen layer."""
+    """Conv with its own activation, BatchNormalization, a residual add, a ReLU layer, a nested Sequential, a frozen
+    layer."""
     inputs = keras.Input((8, 8, 1))
     h = L.Conv2D(4, 3, activation="relu", padding="same")(inputs)
     h = L.BatchNormalization()(h)
@@ -43,8 +44,11 @@ def _data(shape, seed=0):
     return rng.normal(size=(16, *shape)).astype("float32"), np.arange(16) % 3
 
 
-@pytest.mark.parametrize("build, shape, kind", [(_mlp, (5,), keras_glr.GLRSequential), (_residual_cnn, (8, 8, 1), keras_glr.GLRModel)],
-                         ids=["sequential", "functional"])
+@pytest.mark.parametrize(
+    "build, shape, kind",
+    [(_mlp, (5,), keras_glr.GLRSequential), (_residual_cnn, (8, 8, 1), keras_glr.GLRModel)],
+    ids=["sequential", "functional"],
+)
 def test_with_the_noise_off_the_converted_model_computes_the_original(build, shape, kind, tmp_path):
     x, y = _data(shape)
     original = _trained(build, x, y)
@@ -54,8 +58,11 @@ def test_with_the_noise_off_the_converted_model_computes_the_original(build, sha
     converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)  # and it trains by GLR
     assert np.isfinite(converted.fit(x, y, epochs=1, verbose=0).history["loss"][0])
     converted.save(tmp_path / "converted.keras")
-    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "converted.keras").predict(x, verbose=0),
-                               converted.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        keras.saving.load_model(tmp_path / "converted.keras").predict(x, verbose=0),
+        converted.predict(x, verbose=0),
+        atol=1e-6,
+    )
 
 
 def test_each_layer_becomes_its_noisy_counterpart_with_its_activation_after_the_noise():
@@ -108,9 +115,16 @@ def test_a_bad_activation_mapping_is_refused():
         keras_glr.convert(_mlp(), activation="step")
 
 
-@pytest.mark.parametrize("recurrent, cell", [(L.SimpleRNN(5), "NoisySimpleRNNCell"), (L.LSTM(5), "NoisyLSTMCell"),
-                                             (L.GRU(5), "NoisyGRUCell"), (L.LSTM(5, return_sequences=True, go_backwards=True), "NoisyLSTMCell")],
-                         ids=["simple_rnn", "lstm", "gru", "lstm_sequences_backwards"])
+@pytest.mark.parametrize(
+    "recurrent, cell",
+    [
+        (L.SimpleRNN(5), "NoisySimpleRNNCell"),
+        (L.LSTM(5), "NoisyLSTMCell"),
+        (L.GRU(5), "NoisyGRUCell"),
+        (L.LSTM(5, return_sequences=True, go_backwards=True), "NoisyLSTMCell"),
+    ],
+    ids=["simple_rnn", "lstm", "gru", "lstm_sequences_backwards"],
+)
 def test_plain_recurrent_layers_become_rnns_over_the_noisy_cells_and_compute_the_same(recurrent, cell, tmp_path):
     original = keras.Sequential([keras.Input((6, 3)), recurrent, L.Flatten(), L.Dense(3)])
     for weight in original.weights:  # weights of a trained size: the cell's internal tanh matters
@@ -126,15 +140,25 @@ def test_plain_recurrent_layers_become_rnns_over_the_noisy_cells_and_compute_the
     assert np.isfinite(converted.fit(x, y, epochs=1, verbose=0).history["loss"][0])
     assert all(np.any(a != np.asarray(b)) for a, b in zip(before, rnn.weights))  # the cell's weights train
     converted.save(tmp_path / "converted.keras")
-    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "converted.keras").predict(x, verbose=0),
-                               converted.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        keras.saving.load_model(tmp_path / "converted.keras").predict(x, verbose=0),
+        converted.predict(x, verbose=0),
+        atol=1e-6,
+    )
 
 
-@pytest.mark.parametrize("recurrent, odd", [(L.LSTM(4, activation="relu"), "'activation': 'relu'"),
-                                            (L.GRU(4, reset_after=False), "'reset_after': False"),
-                                            (L.LSTM(4, recurrent_activation="hard_sigmoid"), "'recurrent_activation': 'hard_sigmoid'")])
+@pytest.mark.parametrize(
+    "recurrent, odd",
+    [
+        (L.LSTM(4, activation="relu"), "'activation': 'relu'"),
+        (L.GRU(4, reset_after=False), "'reset_after': False"),
+        (L.LSTM(4, recurrent_activation="hard_sigmoid"), "'recurrent_activation': 'hard_sigmoid'"),
+    ],
+)
 def test_recurrent_layers_whose_gates_the_noisy_cells_do_not_compute_are_refused(recurrent, odd):
-    with pytest.raises(ValueError, match=rf"cannot be converted: its noisy cell computes the standard gates.*{odd}.*Noisy\(layer\)"):
+    with pytest.raises(
+        ValueError, match=rf"cannot be converted: its noisy cell computes the standard gates.*{odd}.*Noisy\(layer\)"
+    ):
         keras_glr.convert(keras.Sequential([keras.Input((6, 3)), recurrent, L.Dense(3)]))
 
 
@@ -159,10 +183,18 @@ class _ActivationFirst(L.Layer):
 
 
 def test_convert_checks_itself_and_names_the_first_layer_whose_output_differs():
-    original = keras.Sequential([keras.Input((4,)), L.Dense(4, kernel_initializer="identity"), _ActivationFirst(3, "relu", name="odd"),
-                                 L.Dense(2)])
+    original = keras.Sequential(
+        [
+            keras.Input((4,)),
+            L.Dense(4, kernel_initializer="identity"),
+            _ActivationFirst(3, "relu", name="odd"),
+            L.Dense(2),
+        ]
+    )
     before = [np.array(w) for w in original.weights]
-    with pytest.raises(ValueError, match=r"would change what model .* computes: layer 'odd' \(_ActivationFirst\) gives other outputs"):
+    with pytest.raises(
+        ValueError, match=r"would change what model .* computes: layer 'odd' \(_ActivationFirst\) gives other outputs"
+    ):
         keras_glr.convert(original)
     assert type(keras_glr.convert(original, verify=False).layers[1]) is Noisy  # the user may accept it knowingly
     assert all(np.array_equal(a, b) for a, b in zip(before, original.weights))  # the original is never modified
@@ -226,5 +258,8 @@ def test_custom_layers_convert_train_and_round_trip(custom, tmp_path):
     converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
     assert np.isfinite(converted.fit(x, y, epochs=1, verbose=0).history["loss"][0])
     converted.save(tmp_path / "converted.keras")
-    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "converted.keras").predict(x, verbose=0),
-                               converted.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        keras.saving.load_model(tmp_path / "converted.keras").predict(x, verbose=0),
+        converted.predict(x, verbose=0),
+        atol=1e-6,
+    )

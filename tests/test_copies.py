@@ -22,7 +22,9 @@ def _residual_block(width, name):
 
 
 def _chain():
-    return keras_glr.GLRSequential([keras.Input((4,)), keras.layers.Dense(4, trainable=False), NoisyDense(4), NoisyDense(3)])
+    return keras_glr.GLRSequential(
+        [keras.Input((4,)), keras.layers.Dense(4, trainable=False), NoisyDense(4), NoisyDense(3)]
+    )
 
 
 def _block_first():
@@ -30,7 +32,9 @@ def _block_first():
 
 
 def _block_after_noise():
-    return keras_glr.GLRSequential([keras.Input((4,)), NoisyDense(4, "sigmoid"), _residual_block(4, "block"), NoisyDense(3)])
+    return keras_glr.GLRSequential(
+        [keras.Input((4,)), NoisyDense(4, "sigmoid"), _residual_block(4, "block"), NoisyDense(3)]
+    )
 
 
 def _siamese():
@@ -54,8 +58,11 @@ def test_fan_out_is_decided_from_the_graph(build, expected):
     assert fan_out.can_fan_out(build()) is expected
 
 
-@pytest.mark.parametrize("build", [_block_first, _block_after_noise, _siamese, _shared_twice],
-                         ids=["residual_block_first", "residual_block_after_noise", "two_noisy_branches", "shared_twice"])
+@pytest.mark.parametrize(
+    "build",
+    [_block_first, _block_after_noise, _siamese, _shared_twice],
+    ids=["residual_block_first", "residual_block_after_noise", "two_noisy_branches", "shared_twice"],
+)
 def test_every_graph_trains_and_matches_the_tiled_forward(build, monkeypatch):
     model = build()
     model.compile(keras.optimizers.SGD(0.1), _CE, metrics=["accuracy"], copies=6)
@@ -178,10 +185,30 @@ def _cnn_pooled():
 
 @pytest.mark.parametrize(
     "build, expected",
-    [(_chain, True), (_cnn, True), (_cnn_pooled, True), (_siamese, True), (_residual_graph, True), (_resnet, True),
-     (_block_first, False), (_block_after_noise, False), (_nested_residual_graph, False), (_shared_twice, False)],
-    ids=["chain", "cnn", "cnn_pooled_pre_activation", "two_noisy_branches", "residual_graph", "resnet",
-         "residual_block_first", "residual_block_after_noise", "residual_in_a_nested_model", "shared_twice"],
+    [
+        (_chain, True),
+        (_cnn, True),
+        (_cnn_pooled, True),
+        (_siamese, True),
+        (_residual_graph, True),
+        (_resnet, True),
+        (_block_first, False),
+        (_block_after_noise, False),
+        (_nested_residual_graph, False),
+        (_shared_twice, False),
+    ],
+    ids=[
+        "chain",
+        "cnn",
+        "cnn_pooled_pre_activation",
+        "two_noisy_branches",
+        "residual_graph",
+        "resnet",
+        "residual_block_first",
+        "residual_block_after_noise",
+        "residual_in_a_nested_model",
+        "shared_twice",
+    ],
 )
 def test_layerwise_fan_out_needs_each_noisy_layer_once_and_merges_in_the_models_own_graph(build, expected):
     """A GLRModel's own graph pads its merges; nested models and Sequential stacks must be chains."""
@@ -194,12 +221,16 @@ def test_layerwise_fan_out_needs_each_noisy_layer_once_and_merges_in_the_models_
     ids=["two_noisy_branches", "residual_graph", "resnet", "resnet_uneven_split"],
 )
 @pytest.mark.parametrize("antithetic", [False, True], ids=["mc", "antithetic"])
-def test_layerwise_fan_out_through_merges_gives_the_rows_and_estimate_of_the_tiled_forward(build, split, antithetic, monkeypatch):
+def test_layerwise_fan_out_through_merges_gives_the_rows_and_estimate_of_the_tiled_forward(
+    build, split, antithetic, monkeypatch
+):
     """Padding a less advanced tensor with its clean row gives the copies, the estimate and the
     normalization statistics of copies from the input, for even and uneven shares of the copies."""
     model = build()
     layers = len(keras_glr.layers.noisy_layers(model))
-    sizes = None if split == "even" else [2 * (1 + g % 3) for g in range(layers)]  # 2, 4, 6, 2, ...: unequal weights per row
+    sizes = (
+        None if split == "even" else [2 * (1 + g % 3) for g in range(layers)]
+    )  # 2, 4, 6, 2, ...: unequal weights per row
     k = 4 * layers if sizes is None else sum(sizes)
     rng = np.random.default_rng(0)
     shape = (8, 8, 1) if build is _resnet else (4,)
@@ -216,8 +247,14 @@ def test_layerwise_fan_out_through_merges_gives_the_rows_and_estimate_of_the_til
         for variable, value in zip(model.non_trainable_variables, statistics):
             variable.assign(value)
         states = checkpoints.noise_states(model)
-        model.compile(keras.optimizers.SGD(0.1), _CE, copies=k, injection="layerwise", antithetic=antithetic,
-                      copies_per_layer=sizes)
+        model.compile(
+            keras.optimizers.SGD(0.1),
+            _CE,
+            copies=k,
+            injection="layerwise",
+            antithetic=antithetic,
+            copies_per_layer=sizes,
+        )
         gradients = model.estimate_gradients(x, y)
         checkpoints.restore_noise_states(model, states)
         for variable, value in zip(model.non_trainable_variables, statistics):
@@ -234,8 +271,14 @@ def test_layerwise_fan_out_through_merges_gives_the_rows_and_estimate_of_the_til
 
 @pytest.mark.parametrize(
     "options",
-    [dict(), dict(antithetic=True), dict(sampling="latin", baseline="none"), dict(sampling="sobol", baseline="none"),
-     dict(copies_per_layer=[2, 6, 4]), dict(antithetic=True, pool="pre-activation")],
+    [
+        dict(),
+        dict(antithetic=True),
+        dict(sampling="latin", baseline="none"),
+        dict(sampling="sobol", baseline="none"),
+        dict(copies_per_layer=[2, 6, 4]),
+        dict(antithetic=True, pool="pre-activation"),
+    ],
     ids=["mc", "antithetic", "latin", "sobol", "uneven_groups", "antithetic_pooled_pre_activation"],
 )
 def test_layerwise_fan_out_gives_the_rows_and_estimate_of_the_tiled_forward(options, monkeypatch):
@@ -250,8 +293,15 @@ def test_layerwise_fan_out_gives_the_rows_and_estimate_of_the_tiled_forward(opti
     results = []
     for by_layer in (True, False):
         monkeypatch.setattr(fan_out, "can_fan_out_by_layer", lambda model, f=by_layer: f)
-        y_pred, record = copies.forward(model, x, 12, groups=groups, key=key, antithetic=options.get("antithetic", False),
-                                        sampling=options.get("sampling", "mc"))
+        y_pred, record = copies.forward(
+            model,
+            x,
+            12,
+            groups=groups,
+            key=key,
+            antithetic=options.get("antithetic", False),
+            sampling=options.get("sampling", "mc"),
+        )
         assert [e.group is not None for e in record.entries] == [by_layer] * 3
         states = checkpoints.noise_states(model)
         model.compile(keras.optimizers.SGD(0.1), _CE, copies=12, injection="layerwise", **options)  # a fresh trace

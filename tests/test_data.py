@@ -53,7 +53,7 @@ def test_resumable_stream_starts_at_any_epoch():
     steps = splits.steps_per_epoch
     full = [y.numpy() for _, y in splits.train_epochs(0).take(3 * steps)]
     resumed = [y.numpy() for _, y in splits.train_epochs(2).take(steps)]
-    for a, b in zip(full[2 * steps:], resumed):
+    for a, b in zip(full[2 * steps :], resumed):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(full[0], full[steps])  # reshuffled each epoch
 
@@ -66,7 +66,9 @@ def _write_tiny_imagenet(root, classes=("n01", "n02", "n03"), per_class=4, size=
         folder = os.path.join(root, "train", wnid, "images")
         os.makedirs(folder)
         for i in range(per_class):
-            pixels = np.full((size, size, 3), 60 * label, np.uint8) + rng.integers(0, 20, (size, size, 3), dtype=np.uint8)
+            pixels = np.full((size, size, 3), 60 * label, np.uint8) + rng.integers(
+                0, 20, (size, size, 3), dtype=np.uint8
+            )
             Image.fromarray(pixels).save(os.path.join(folder, f"{wnid}_{i}.JPEG"))
     os.makedirs(os.path.join(root, "val", "images"))
     lines = []
@@ -132,7 +134,14 @@ def test_unknown_and_unprepared_tfds_names(tmp_path):
         data.load("mnist", data_dir=str(tmp_path))
 
 
-@pytest.mark.parametrize("kwargs, message", [({"batch_size": 0}, "batch_size=0"), ({"image_size": -3}, "image_size=-3"), ({"validation_fraction": 1.0}, "validation_fraction=1.0")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"image_size": -3}, "image_size=-3"),
+        ({"validation_fraction": 1.0}, "validation_fraction=1.0"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         data.load("mnist5k", **kwargs)

@@ -14,7 +14,23 @@ import tensorflow as tf
 
 from keras_glr._src import distribution
 
-OPTIONS = ["--epochs", "3", "--copies", "8", "--hidden", "8", "--batch-size", "20", "--lr", "0.03", "--noisy-passes", "2", "--quiet", "--run-name", "run"]
+OPTIONS = [
+    "--epochs",
+    "3",
+    "--copies",
+    "8",
+    "--hidden",
+    "8",
+    "--batch-size",
+    "20",
+    "--lr",
+    "0.03",
+    "--noisy-passes",
+    "2",
+    "--quiet",
+    "--run-name",
+    "run",
+]
 
 
 @pytest.mark.parametrize(
@@ -23,8 +39,14 @@ OPTIONS = ["--epochs", "3", "--copies", "8", "--hidden", "8", "--batch-size", "2
         (None, "needs the TF_CONFIG environment variable"),
         ("{cluster", "not valid JSON"),
         ('{"task": {"type": "worker", "index": 0}}', "no cluster of addresses"),
-        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "task type must be one of \\['worker'\\]"),
-        ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}', "integer from 0 to 1; received 2"),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}',
+            "task type must be one of \\['worker'\\]",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+            "integer from 0 to 1; received 2",
+        ),
     ],
 )
 def test_a_bad_tf_config_is_a_clear_error(value, message):
@@ -37,7 +59,9 @@ def test_a_local_cluster_names_distinct_free_ports():
     configs = [distribution.read_tf_config({"TF_CONFIG": c}) for c in distribution.local_cluster(3)]
     addresses = configs[0]["cluster"]["worker"]
     assert len(set(addresses)) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)
-    assert [c["task"]["index"] for c in configs] == [0, 1, 2] and all(c["cluster"] == configs[0]["cluster"] for c in configs)
+    assert [c["task"]["index"] for c in configs] == [0, 1, 2] and all(
+        c["cluster"] == configs[0]["cluster"] for c in configs
+    )
 
 
 def test_a_good_tf_config_and_the_single_process_chief():
@@ -52,7 +76,17 @@ def _start_workers(out, temp, extra=()):
     workers = []
     for config in distribution.local_cluster(2):
         env = {**os.environ, "TMPDIR": str(temp), "TF_CONFIG": config}
-        command = [sys.executable, "-m", "keras_glr_apps.train", "--strategy", "multi-worker", "--out", str(out), *OPTIONS, *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "keras_glr_apps.train",
+            "--strategy",
+            "multi-worker",
+            "--out",
+            str(out),
+            *OPTIONS,
+            *extra,
+        ]
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     return workers
 
@@ -75,7 +109,9 @@ def test_two_workers_train_what_one_process_trains_and_resume_after_a_stop(tmp_p
     temp.mkdir()
     single = subprocess.run(
         [sys.executable, "-m", "keras_glr_apps.train", "--out", str(tmp_path / "single"), *OPTIONS],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert single.returncode == 0, single.stdout[-2000:] + single.stderr[-2000:]
 
@@ -84,7 +120,9 @@ def test_two_workers_train_what_one_process_trains_and_resume_after_a_stop(tmp_p
     deadline = time.time() + 240
     try:
         while not state.exists():
-            assert time.time() < deadline and all(w.poll() is None for w in workers), "the workers ended before an epoch"
+            assert time.time() < deadline and all(w.poll() is None for w in workers), (
+                "the workers ended before an epoch"
+            )
             time.sleep(0.02)
         workers[1].send_signal(signal.SIGKILL)  # a worker is lost...
         workers[0].send_signal(signal.SIGKILL)  # ...and the job is stopped
@@ -98,7 +136,9 @@ def test_two_workers_train_what_one_process_trains_and_resume_after_a_stop(tmp_p
     summary = json.loads((tmp_path / "multi" / "run" / "run.json").read_text())
     assert summary["status"] == "finished" and summary["resumed_from_epoch"] in (1, 2)
     assert sorted(os.listdir(tmp_path / "multi")) == ["run"]  # the chief alone wrote
-    assert {name for name in os.listdir(temp) if name.startswith("keras_glr_worker_")} == left_by_the_stop  # the other worker cleans up
+    assert {
+        name for name in os.listdir(temp) if name.startswith("keras_glr_worker_")
+    } == left_by_the_stop  # the other worker cleans up
     one = keras.saving.load_model(tmp_path / "single" / "run" / "model.keras")
     two = keras.saving.load_model(tmp_path / "multi" / "run" / "model.keras")
     for a, b in zip(one.weights, two.weights):

@@ -1,4 +1,5 @@
-"""The documentation: every public name has a docstring and a page, every link and app is there, and the site builds strictly."""
+"""The documentation: every public name has a docstring and a page, every link and app is there, and the site builds
+strictly."""
 
 import importlib
 import inspect
@@ -46,13 +47,16 @@ def _public_names(module):
     if hasattr(module, "__all__"):
         return list(module.__all__)
     return [
-        name for name, value in vars(module).items()
-        if not name.startswith("_") and (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == module.__name__
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isfunction(value) or inspect.isclass(value))
+        and value.__module__ == module.__name__
     ]
 
 
 def _on_a_page(module_name, name, value, documented):
-    """Whether `module_name.name` is rendered: its own directive, its module's (which renders `__all__`), or its home's."""
+    """Whether `module_name.name` is rendered: its own directive, its module's (rendering `__all__`), or its home's."""
     if f"{module_name}.{name}" in documented:
         return True
     if module_name in documented and (documented[module_name] is None or name in documented[module_name]):
@@ -64,8 +68,19 @@ def _on_a_page(module_name, name, value, documented):
 def test_every_public_module_is_listed_and_every_private_one_is_not():
     public = {name for name in _public_modules()}
     assert all("._src" not in name for name in public)
-    assert set(keras_glr.__all__) >= {"GLRModel", "GLRSequential", "convert", "EstimatorOptions", "layers", "noise", "losses",
-                                      "activations", "robustness", "runs", "data"}
+    assert set(keras_glr.__all__) >= {
+        "GLRModel",
+        "GLRSequential",
+        "convert",
+        "EstimatorOptions",
+        "layers",
+        "noise",
+        "losses",
+        "activations",
+        "robustness",
+        "runs",
+        "data",
+    }
     assert not [name for name in _documented_objects() if "._src" in name], "the API pages document public names only"
 
 
@@ -93,7 +108,9 @@ def test_every_public_name_has_a_docstring_and_a_page(module_name):
 def test_the_top_level_names_are_documented():
     documented = _documented_objects()
     for name in keras_glr.__all__:
-        assert _on_a_page("keras_glr", name, getattr(keras_glr, name), documented), f"keras_glr.{name} is on no API page"
+        assert _on_a_page("keras_glr", name, getattr(keras_glr, name), documented), (
+            f"keras_glr.{name} is on no API page"
+        )
 
 
 def test_the_readme_is_short_and_its_links_exist():
@@ -105,7 +122,7 @@ def test_the_readme_is_short_and_its_links_exist():
 
 
 def test_the_apps_page_shows_every_installed_program():
-    scripts = re.findall(r'^(glr-[a-z]+) = ', (ROOT / "pyproject.toml").read_text(), flags=re.M)
+    scripts = re.findall(r"^(glr-[a-z]+) = ", (ROOT / "pyproject.toml").read_text(), flags=re.M)
     page = (DOCS / "guides" / "apps.md").read_text()
     assert scripts and all(f"<!-- help: {s} -->" in page for s in scripts)
     rendered = _docs_module("hooks").on_page_markdown(page, None, None, None)
@@ -115,7 +132,9 @@ def test_the_apps_page_shows_every_installed_program():
 def test_the_figures_the_pages_show_exist():
     for page in [README, *DOCS.rglob("*.md")]:
         for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text()):
-            assert (page.parent / target).resolve().is_file(), f"{page.relative_to(ROOT)} shows {target}, which does not exist"
+            assert (page.parent / target).resolve().is_file(), (
+                f"{page.relative_to(ROOT)} shows {target}, which does not exist"
+            )
 
 
 def _docs_module(name):
@@ -129,8 +148,10 @@ def _docs_module(name):
 def test_the_variance_figure_reads_the_equal_time_ratios_of_the_cnn(tmp_path):
     page = tmp_path / "variance.md"
     page.write_text(
-        "text\n\n| option | MLP hidden | MLP logits | CNN conv 1 | CNN conv 2 | CNN logits |\n| --- | --- | --- | --- | --- | --- |\n"
-        "| a | 1, 2 | 3, 4 | 5, 6 | 7, 8 | 9, 10 |\n| b | – | – | 0.5, 0.25 | 1.5, 0.125 | 2, 3.5 |\n\nafter\n| option | MLP hidden |\n"
+        "text\n\n| option | MLP hidden | MLP logits | CNN conv 1 | CNN conv 2 | CNN logits |\n| --- | --- | --- | --- "
+        "| --- | --- |\n"
+        "| a | 1, 2 | 3, 4 | 5, 6 | 7, 8 | 9, 10 |\n| b | – | – | 0.5, 0.25 | 1.5, 0.125 | 2, 3.5 |\n\nafter\n| "
+        "option | MLP hidden |\n"
     )
     assert _docs_module("make_figures").variance_table(page) == {"a": [6.0, 8.0, 10.0], "b": [0.25, 0.125, 3.5]}
     assert len(_docs_module("make_figures").variance_table()) >= 10  # the real page parses too
@@ -140,7 +161,12 @@ def test_the_site_builds_strictly(tmp_path):
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
     mkdocs = shutil.which("mkdocs") or pytest.skip("mkdocs is not on PATH")
-    result = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
-                            capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    result = subprocess.run(
+        [mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "api" / "models" / "index.html").is_file()

@@ -46,9 +46,7 @@ def _model(activation, noise, loss, baseline="loo", antithetic=False, copies=200
 
 def _glr_samples(model, x, y, replicates):
     """`replicates` independent GLR estimates, flattened: shape (R, P)."""
-    return np.stack(
-        [np.concatenate([np.ravel(g) for g in model.estimate_gradients(x, y)]) for _ in range(replicates)]
-    )
+    return np.stack([np.concatenate([np.ravel(g) for g in model.estimate_gradients(x, y)]) for _ in range(replicates)])
 
 
 def _draw(noise, rng, shape):
@@ -129,8 +127,12 @@ def _layerwise_reference(model, x, y, noise):
     """Per layer, reparameterised BP with noise in that layer only: (mean, se) over all weights."""
     weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
     first = INPUT_DIM * HIDDEN + HIDDEN
-    only_first = mean_and_se(_reparameterised_gradients(weights, x, y, noise, 200_000, np.random.default_rng(7), (1, 0)))
-    only_second = mean_and_se(_reparameterised_gradients(weights, x, y, noise, 200_000, np.random.default_rng(8), (0, 1)))
+    only_first = mean_and_se(
+        _reparameterised_gradients(weights, x, y, noise, 200_000, np.random.default_rng(7), (1, 0))
+    )
+    only_second = mean_and_se(
+        _reparameterised_gradients(weights, x, y, noise, 200_000, np.random.default_rng(8), (0, 1))
+    )
     return tuple(np.concatenate([a[:first], b[first:]]) for a, b in zip(only_first, only_second))
 
 
@@ -139,8 +141,15 @@ def test_layerwise_glr_matches_backprop_with_noise_in_that_layer_only(case):
     """injection="layerwise": each layer's estimate is unbiased for d/dtheta_g E_{r_g}[L],
     the loss smoothed by that layer's noise alone, the other layer noiseless."""
     noise, baseline, antithetic, split = LAYERWISE_CASES[case]
-    model = _model("sigmoid", noise, keras.losses.SparseCategoricalCrossentropy(from_logits=True), baseline, antithetic,
-                   injection="layerwise", copies_per_layer=split)
+    model = _model(
+        "sigmoid",
+        noise,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        baseline,
+        antithetic,
+        injection="layerwise",
+        copies_per_layer=split,
+    )
     x, y = _batch()
     glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
     ref_mean, ref_se = _layerwise_reference(model, x, y, noise)
@@ -187,7 +196,9 @@ def test_stratified_copies_keep_the_estimate_unbiased(case):
         ref_mean, ref_se = _layerwise_reference(model, x, y, noise)
     else:
         weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
-        ref_mean, ref_se = mean_and_se(_reparameterised_gradients(weights, x, y, noise, 200_000, np.random.default_rng(7)))
+        ref_mean, ref_se = mean_and_se(
+            _reparameterised_gradients(weights, x, y, noise, 200_000, np.random.default_rng(7))
+        )
     assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"{sampling} GLR ({case}) vs reparameterised BP")
     with pytest.raises(AssertionError):  # power: a 10% bias is rejected
         assert_agree(0.9 * glr_mean, 0.9 * glr_se, ref_mean, ref_se, N_SE)
@@ -258,13 +269,16 @@ def _conv_reference_gradients(weights, x, y, stddev, replicates, draws, pool=Non
 
 @pytest.mark.parametrize("pool", [None, 2], ids=["conv", "conv_pooled_pre_activation"])
 def test_conv_glr_matches_reparameterised_backprop(pool):
-    """Objective: d/dtheta E[L] with noise on every conv unit (after the 2x2 max-pool of the pre-activation with `pool`)."""
+    """Objective: d/dtheta E[L] with noise on every conv unit (after the 2x2 max-pool of the pre-activation with
+    `pool`)."""
     from keras_glr.layers import NoisyConv2D
 
     model = keras_glr.GLRSequential(
         [
             keras.Input((4, 4, 1)),
-            NoisyConv2D(2, 3, activation="sigmoid", bias_initializer=keras.initializers.RandomNormal(0, 0.5), pool_size=pool),
+            NoisyConv2D(
+                2, 3, activation="sigmoid", bias_initializer=keras.initializers.RandomNormal(0, 0.5), pool_size=pool
+            ),
             keras.layers.Flatten(),
             NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
         ]
@@ -318,7 +332,9 @@ def _chain_reference(params, calls, x, y, noise, draws, rng):
 def _shared_twice(noise):
     inputs = keras.Input((5,))
     shared = NoisyDense(5, "sigmoid", noise=noise, bias_initializer=keras.initializers.RandomNormal(0, 0.5))
-    outputs = NoisyDense(3, noise=noise, bias_initializer=keras.initializers.RandomNormal(0, 0.5))(shared(shared(inputs)))
+    outputs = NoisyDense(3, noise=noise, bias_initializer=keras.initializers.RandomNormal(0, 0.5))(
+        shared(shared(inputs))
+    )
     return keras_glr.GLRModel(inputs, outputs), [0, 0, 1]
 
 
@@ -337,7 +353,11 @@ def _equal_seeds(noise):
     return model, [0, 1]
 
 
-CALL_CASES = {"layer_called_twice": _shared_twice, "nested_equal_names": _nested_with_equal_names, "equal_seeds": _equal_seeds}
+CALL_CASES = {
+    "layer_called_twice": _shared_twice,
+    "nested_equal_names": _nested_with_equal_names,
+    "equal_seeds": _equal_seeds,
+}
 
 
 @pytest.mark.parametrize("case", sorted(CALL_CASES))
@@ -390,14 +410,25 @@ def _wrapped_cases():
         inner = keras.layers.Conv1D(2, 3, padding="same", activation="relu", bias_initializer=normal)(inputs)
         return keras.Model(inputs, keras.layers.Add()([inputs, inner]), name="residual_block")
 
-    norm = keras.layers.BatchNormalization(momentum=1.0, gamma_initializer=around_one, beta_initializer=normal,
-                                           moving_mean_initializer=keras.initializers.Constant(moving_mean),
-                                           moving_variance_initializer=keras.initializers.Constant(moving_variance))
+    norm = keras.layers.BatchNormalization(
+        momentum=1.0,
+        gamma_initializer=around_one,
+        beta_initializer=normal,
+        moving_mean_initializer=keras.initializers.Constant(moving_mean),
+        moving_variance_initializer=keras.initializers.Constant(moving_variance),
+    )
     return {
         "conv1d": (rng.uniform(size=(3, 5, 2)), keras.layers.Conv1D(2, 3, bias_initializer=normal), conv1d),
-        "embedding": (rng.permutation(np.arange(12) % 6).reshape(3, 4), keras.layers.Embedding(6, 2), embedding),  # every row looked up
-        "layer_normalization": (rng.uniform(size=(3, 4)),
-                                keras.layers.LayerNormalization(gamma_initializer=around_one, beta_initializer=normal), layer_norm),
+        "embedding": (
+            rng.permutation(np.arange(12) % 6).reshape(3, 4),
+            keras.layers.Embedding(6, 2),
+            embedding,
+        ),  # every row looked up
+        "layer_normalization": (
+            rng.uniform(size=(3, 4)),
+            keras.layers.LayerNormalization(gamma_initializer=around_one, beta_initializer=normal),
+            layer_norm,
+        ),
         "batch_normalization_fixed_statistics": (rng.uniform(size=(3, 4)), norm, batch_norm),
         "residual_block": (rng.uniform(size=(3, 5, 2)), block(), residual),
     }
@@ -448,7 +479,9 @@ def test_wrapped_layer_glr_matches_reparameterised_backprop(case):
     y = np.arange(3).astype("int32")
     glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
     weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
-    reference = _reference_gradients(reference_f, weights, x if x.dtype.kind == "i" else x.astype(np.float64), y, 200, 1000)
+    reference = _reference_gradients(
+        reference_f, weights, x if x.dtype.kind == "i" else x.astype(np.float64), y, 200, 1000
+    )
     ref_mean, ref_se = mean_and_se(reference)
     assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"GLR through Noisy({case}) vs reparameterised BP")
     with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
@@ -480,15 +513,18 @@ def _lif_losses(weights, x, y, r_current, r_out, leak=0.8, threshold=1.0):
 
 
 def test_lif_glr_matches_finite_differences_with_common_random_numbers():
-    """Objective: d/dtheta E[L] with independent noise on the current at every step and on the readout (spikes never differentiated)."""
+    """Objective: d/dtheta E[L] with independent noise on the current at every step and on the readout (spikes never
+    differentiated)."""
     from keras_glr.layers import LIFCell
 
     steps, features, units = 3, 2, 3
     model = keras_glr.GLRSequential(
         [
             keras.Input((steps, features)),
-            keras.layers.RNN(LIFCell(units, bias_initializer=keras.initializers.RandomNormal(0.8, 0.3, seed=4)),
-                             return_sequences=True),  # the while-loop form: a GLR step unrolls it
+            keras.layers.RNN(
+                LIFCell(units, bias_initializer=keras.initializers.RandomNormal(0.8, 0.3, seed=4)),
+                return_sequences=True,
+            ),  # the while-loop form: a GLR step unrolls it
             keras.layers.GlobalAveragePooling1D(),
             NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
         ]
@@ -502,7 +538,9 @@ def test_lif_glr_matches_finite_differences_with_common_random_numbers():
     draws, h = 200_000, 0.1
     r_current = rng.normal(size=(draws, steps, 3, units))
     r_out = rng.normal(size=(draws, 3, CLASSES))
-    fd = _central_differences(weights, lambda moved: _lif_losses(moved, x.astype(np.float64), y, r_current, r_out).mean(axis=1), h)
+    fd = _central_differences(
+        weights, lambda moved: _lif_losses(moved, x.astype(np.float64), y, r_current, r_out).mean(axis=1), h
+    )
     fd_mean, fd_se = mean_and_se(fd)
     assert np.max(np.abs(fd_mean)) > 10 * np.max(fd_se), "the reference gradient is all noise"
     assert_agree(glr_mean, glr_se, fd_mean, fd_se, N_SE, what="GLR vs finite differences (LIF units in time)")
@@ -521,9 +559,20 @@ def _recurrent_step(kind, x_t, state, kernel, recurrent, bias, r):
     """
     if kind == "gru":
         u = recurrent.shape[0]
-        gates = x_t @ kernel[:, : 2 * u] + state[0] @ recurrent[:, : 2 * u] + bias[0, : 2 * u] + bias[1, : 2 * u] + r[:, : 2 * u]
+        gates = (
+            x_t @ kernel[:, : 2 * u]
+            + state[0] @ recurrent[:, : 2 * u]
+            + bias[0, : 2 * u]
+            + bias[1, : 2 * u]
+            + r[:, : 2 * u]
+        )
         z, g = tf.split(tf.sigmoid(gates), 2, axis=-1)
-        v_h = x_t @ kernel[:, 2 * u :] + bias[0, 2 * u :] + g * (state[0] @ recurrent[:, 2 * u :] + bias[1, 2 * u :]) + r[:, 2 * u :]
+        v_h = (
+            x_t @ kernel[:, 2 * u :]
+            + bias[0, 2 * u :]
+            + g * (state[0] @ recurrent[:, 2 * u :] + bias[1, 2 * u :])
+            + r[:, 2 * u :]
+        )
         return (z * state[0] + (1 - z) * tf.tanh(v_h),)
     v = x_t @ kernel + state[0] @ recurrent + bias + r
     if kind == "tanh":
@@ -551,7 +600,9 @@ def _bptt_reference(kind, weights, x, y, replicates, draws, seed=21):
         with tf.GradientTape() as tape:
             state = (tf.zeros([rows, units], tf.float64),) * (2 if kind == "lstm" else 1)
             for t in range(x.shape[1]):
-                r = tf.random.normal([rows, weights[0].shape[1]], dtype=tf.float64)  # 3u for the GRU: gates, then candidate
+                r = tf.random.normal(
+                    [rows, weights[0].shape[1]], dtype=tf.float64
+                )  # 3u for the GRU: gates, then candidate
                 state = _recurrent_step(kind, xs[:, t], state, *params[:3], r)
             logits = state[0] @ params[3] + params[4] + tf.random.normal([rows, CLASSES], dtype=tf.float64)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ys, logits))
@@ -573,12 +624,17 @@ def test_recurrent_glr_matches_backprop_through_time(kind):
 
     steps, features, units = 3, 2, 3
     around = keras.initializers.RandomNormal(0.0, 0.5, seed=3)
-    cell = {"tanh": lambda: NoisySimpleRNNCell(units, bias_initializer=around),
-            "lstm": lambda: NoisyLSTMCell(units, bias_initializer=around, unit_forget_bias=False),
-            "gru": lambda: NoisyGRUCell(units, bias_initializer=around)}[kind]()
+    cell = {
+        "tanh": lambda: NoisySimpleRNNCell(units, bias_initializer=around),
+        "lstm": lambda: NoisyLSTMCell(units, bias_initializer=around, unit_forget_bias=False),
+        "gru": lambda: NoisyGRUCell(units, bias_initializer=around),
+    }[kind]()
     model = keras_glr.GLRSequential(
-        [keras.Input((steps, features)), keras.layers.RNN(cell),
-         NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5))]
+        [
+            keras.Input((steps, features)),
+            keras.layers.RNN(cell),
+            NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
+        ]
     )
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=2000)
     x = np.random.default_rng(8).uniform(size=(3, steps, features)).astype("float32")

@@ -114,9 +114,7 @@ def test_no_gradient_flows_between_layers_under_glr(estimator, crosses):
 @pytest.mark.parametrize("antithetic", [False, True])
 def test_fan_out_gives_the_same_estimate_as_repeating_the_input(monkeypatch, antithetic):
     """Copies begin at the first noise: computing x W once per example is exact."""
-    model = keras_glr.GLRSequential(
-        [keras.Input((4, 4)), keras.layers.Flatten(), NoisyDense(5, "step"), NoisyDense(3)]
-    )
+    model = keras_glr.GLRSequential([keras.Input((4, 4)), keras.layers.Flatten(), NoisyDense(5, "step"), NoisyDense(3)])
     model.compile("sgd", "zero_one", copies=8, antithetic=antithetic)
     x = np.random.default_rng(0).uniform(size=(3, 4, 4)).astype("float32")
     y = np.array([0, 1, 2])
@@ -138,7 +136,10 @@ def test_fan_out_gives_the_same_estimate_as_repeating_the_input(monkeypatch, ant
         (dict(sampling="halton"), "Expected one of \\['mc', 'latin', 'sobol'\\]"),
         (dict(sampling="latin"), "leave-one-out baseline .* would depend on the copy's own noise"),
         (dict(sampling="sobol"), "Randomised Sobol copies .* leave-one-out baseline"),
-        (dict(sampling="sobol", baseline="none", estimator="bp"), "Randomised Sobol sampling is an option of the GLR estimator"),
+        (
+            dict(sampling="sobol", baseline="none", estimator="bp"),
+            "Randomised Sobol sampling is an option of the GLR estimator",
+        ),
         (dict(sampling="latin", baseline="none", estimator="bp-noise"), "option of the GLR estimator"),
         (dict(injection="layerwise", estimator="bp"), "Layer-wise injection"),
         (dict(copies_per_layer=[50, 50]), "needs injection='layerwise'"),

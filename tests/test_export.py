@@ -37,7 +37,10 @@ def test_signatures_serve_the_model(tmp_path):
 def test_a_request_of_another_shape_is_told_the_expected_one(tmp_path, signature, shape, received):
     export.export_saved_model(_model(), tmp_path / "saved", noisy_passes=2)
     loaded = tf.saved_model.load(str(tmp_path / "saved"))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Shape of tensor inputs " + received + r" is not compatible with expected shape \[\?,5\]"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"Shape of tensor inputs " + received + r" is not compatible with expected shape \[\?,5\]",
+    ):
         loaded.signatures[signature](inputs=tf.zeros(shape))
 
 
@@ -95,7 +98,8 @@ for signature in ("serving_default", "serve_noisy"):
     result = function(**feed)
     out[signature] = {{name: value.numpy().tolist() for name, value in result.items()}}
 rest = json.loads(json.dumps({{"signature_name": "serve_noisy", "instances": x.tolist()}}))  # the REST body
-out["rest"] = loaded.signatures[rest["signature_name"]](inputs=tf.constant(rest["instances"], tf.float32))["output_0"].numpy().tolist()
+served = loaded.signatures[rest["signature_name"]](inputs=tf.constant(rest["instances"], tf.float32))
+out["rest"] = served["output_0"].numpy().tolist()
 assert "keras_glr" not in sys.modules
 print(json.dumps(out))
 """
@@ -105,7 +109,9 @@ print(json.dumps(out))
     import sys
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(out["serving_default"]) == set(out["serve_noisy"]) == {"output_0"}

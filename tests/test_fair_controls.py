@@ -38,7 +38,9 @@ def test_straight_through_leaves_smooth_activations_alone():
     assert activations.straight_through(keras.activations.sigmoid) is keras.activations.sigmoid
 
 
-@pytest.mark.parametrize("loss", ["zero_one", keras.losses.SparseCategoricalCrossentropy(from_logits=True)], ids=["zero_one", "ce"])
+@pytest.mark.parametrize(
+    "loss", ["zero_one", keras.losses.SparseCategoricalCrossentropy(from_logits=True)], ids=["zero_one", "ce"]
+)
 def test_bp_ste_trains_a_step_network_on_mnist(loss):
     (x_train, y_train), (x_test, y_test) = _mnist14()
     model = keras_glr.GLRSequential([keras.Input((196,)), NoisyDense(20, "step"), NoisyDense(10)])
@@ -53,7 +55,9 @@ def test_bp_ste_on_zero_one_reports_the_zero_one_loss():
     x, y = np.random.default_rng(0).uniform(size=(32, 4)).astype("float32"), np.arange(32) % 2
     history = model.fit(x, y, epochs=1, verbose=0)
     loss = history.history["loss"][0]  # one step: the mean of the 0-1 loss over 32 examples x 2 copies
-    assert 0.0 <= loss <= 1.0 and abs(loss * 64 - round(loss * 64)) < 1e-4, loss  # a count of errors, not a cross-entropy
+    assert 0.0 <= loss <= 1.0 and abs(loss * 64 - round(loss * 64)) < 1e-4, (
+        loss
+    )  # a count of errors, not a cross-entropy
     assert all(np.any(g != 0) for g in model.estimate_gradients(x, y))
 
 
@@ -72,7 +76,21 @@ def test_twin_config_changes_only_the_estimator():
 
 @pytest.mark.slow  # two trainings (12 s): the default suite stays under 10 minutes on 2 cores
 def test_glr_train_twin_of_writes_a_run_that_differs_only_in_the_estimator(tmp_path):
-    fast = ["--epochs", "1", "--copies", "4", "--hidden", "8", "--batch-size", "100", "--noisy-passes", "2", "--quiet", "--out", str(tmp_path)]
+    fast = [
+        "--epochs",
+        "1",
+        "--copies",
+        "4",
+        "--hidden",
+        "8",
+        "--batch-size",
+        "100",
+        "--noisy-passes",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
     assert train_app.main(fast + ["--run-name", "glr"]) == 0
     assert train_app.main(fast + ["--twin-of", str(tmp_path / "glr")]) == 0
     first = json.loads((tmp_path / "glr/run.json").read_text())

@@ -20,11 +20,13 @@ CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _model(activation="sigmoid", loss=CE, copies=200):
-    model = keras_glr.GLRSequential([
-        keras.Input((INPUT_DIM,)),
-        NoisyDense(HIDDEN, activation, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
-        NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
-    ])
+    model = keras_glr.GLRSequential(
+        [
+            keras.Input((INPUT_DIM,)),
+            NoisyDense(HIDDEN, activation, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
+            NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
+        ]
+    )
     model.compile("sgd", loss, copies=copies, estimator="forward-gradient")
     return model
 
@@ -65,11 +67,14 @@ def test_the_comparison_detects_a_ten_percent_bias(estimate_and_exact):
         assert_agree(0.9 * mean, 0.9 * se, exact, np.zeros_like(exact), N_SE)
 
 
-@pytest.mark.parametrize("activation, loss, message", [
-    ("step", CE, r"step or sign units of \['noisy_dense.*'\] have a zero derivative"),
-    ("sign", CE, r"step or sign units"),
-    ("sigmoid", "zero_one", r"the 0-1 loss has no derivative"),
-])
+@pytest.mark.parametrize(
+    "activation, loss, message",
+    [
+        ("step", CE, r"step or sign units of \['noisy_dense.*'\] have a zero derivative"),
+        ("sign", CE, r"step or sign units"),
+        ("sigmoid", "zero_one", r"the 0-1 loss has no derivative"),
+    ],
+)
 def test_what_has_no_derivative_is_refused_and_the_model_stays_as_it_was(activation, loss, message, tmp_path):
     model = keras_glr.GLRSequential([keras.Input((INPUT_DIM,)), NoisyDense(HIDDEN, activation), NoisyDense(CLASSES)])
     with pytest.raises(ValueError, match=message):

@@ -36,8 +36,15 @@ def test_the_cell_integrates_leaks_fires_and_resets(reset):
 
 
 def _snn(estimator):
-    model = keras_glr.GLRSequential([keras.Input((6, 3)), keras.layers.RNN(LIFCell(4), unroll=True, return_sequences=True),
-                                     keras.layers.GlobalAveragePooling1D(), NoisyDense(3)], seed=0)
+    model = keras_glr.GLRSequential(
+        [
+            keras.Input((6, 3)),
+            keras.layers.RNN(LIFCell(4), unroll=True, return_sequences=True),
+            keras.layers.GlobalAveragePooling1D(),
+            NoisyDense(3),
+        ],
+        seed=0,
+    )
     model.compile("adam", _CE, copies=8, estimator=estimator)
     return model
 
@@ -47,7 +54,9 @@ def test_a_spiking_network_trains_by_glr_and_by_its_straight_through_twin(estima
     model = _snn(estimator)
     x, y = np.random.default_rng(1).uniform(size=(16, 6, 3)).astype("float32"), np.arange(16) % 3
     gradients = model.estimate_gradients(x, y)
-    assert np.any(np.asarray(gradients[0]) != 0)  # the current's kernel gets an estimate (GLR) or a surrogate gradient (bp-ste)
+    assert np.any(
+        np.asarray(gradients[0]) != 0
+    )  # the current's kernel gets an estimate (GLR) or a surrogate gradient (bp-ste)
     model.fit(x, y, epochs=1, verbose=0)
     model.save(tmp_path / "snn.keras")
     loaded = keras.saving.load_model(tmp_path / "snn.keras")
@@ -56,8 +65,12 @@ def test_a_spiking_network_trains_by_glr_and_by_its_straight_through_twin(estima
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(units=0), "`units`"), (dict(units=4, leak=1.5), "`leak`"), (dict(units=4, threshold=0), "`threshold`"),
-     (dict(units=4, reset="soft"), "`reset`")],
+    [
+        (dict(units=0), "`units`"),
+        (dict(units=4, leak=1.5), "`leak`"),
+        (dict(units=4, threshold=0), "`threshold`"),
+        (dict(units=4, reset="soft"), "`reset`"),
+    ],
 )
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -26,7 +26,11 @@ def test_the_estimate_counts_every_layers_outputs_for_each_copy_row():
 def test_a_step_that_does_not_fit_is_refused_with_a_chunk_that_fits():
     model = _model(1000)
     available = memory.step_bytes(model, 32) / 4 / memory.SHARE  # a quarter of what the step needs
-    with pytest.raises(memory.StepMemoryError, match=r"32,000 example copies at once: about .* GiB.* Pass copies_per_chunk=8000 \(the same estimate, computed 8 examples"):
+    with pytest.raises(
+        memory.StepMemoryError,
+        match=r"32,000 example copies at once: about .* GiB.* Pass copies_per_chunk=8000 \(the same estimate, "
+        r"computed 8 examples",
+    ):
         memory.check_step(model, 32, available=available)
     memory.check_step(_model(1000, copies_per_chunk=8000), 32, available=available)  # the advice is enough
 
@@ -40,7 +44,9 @@ def test_a_step_whose_tensors_overflow_32_bit_sizes_is_refused_whatever_the_memo
 
 def test_one_examples_copies_that_alone_do_not_fit_ask_for_fewer_copies():
     model = _model(1000)
-    with pytest.raises(memory.StepMemoryError, match=r"One example's 1,000 copies alone do not fit: use at most copies=500"):
+    with pytest.raises(
+        memory.StepMemoryError, match=r"One example's 1,000 copies alone do not fit: use at most copies=500"
+    ):
         memory.check_step(model, 32, available=500 * 4 * memory.FACTOR * 30 / memory.SHARE)
 
 

@@ -41,8 +41,13 @@ def test_fit_behaves_like_keras(build, loss, tmp_path):
     x, y = _data()
     log = tmp_path / "log.csv"
     history = model.fit(
-        x, y, batch_size=16, epochs=2, validation_data=_data(seed=1),
-        callbacks=[keras.callbacks.CSVLogger(str(log))], verbose=0,
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        validation_data=_data(seed=1),
+        callbacks=[keras.callbacks.CSVLogger(str(log))],
+        verbose=0,
     )
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert len(history.history["loss"]) == 2 and log.read_text().count("\n") == 3
@@ -157,7 +162,9 @@ def test_sample_weight_scales_the_estimate():
 @pytest.mark.parametrize("build", [_sequential, _functional], ids=["sequential", "functional"])
 def test_save_load_predicts_the_same_and_keeps_training(build, tmp_path):
     model = build()
-    model.compile(keras.optimizers.Adam(0.01), "zero_one", metrics=["accuracy"], copies=6, antithetic=True, baseline="loo")
+    model.compile(
+        keras.optimizers.Adam(0.01), "zero_one", metrics=["accuracy"], copies=6, antithetic=True, baseline="loo"
+    )
     x, y = _data()
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     path = tmp_path / "model.keras"
@@ -315,9 +322,7 @@ def test_trainable_layer_without_noise(where):
 
 def test_weightless_and_frozen_layers_are_fine():
     frozen = keras.layers.Dense(6, trainable=False)
-    model = keras_glr.GLRSequential(
-        [keras.Input((6,)), frozen, keras.layers.Dropout(0.1), NoisyDense(3)]
-    )
+    model = keras_glr.GLRSequential([keras.Input((6,)), frozen, keras.layers.Dropout(0.1), NoisyDense(3)])
     model.compile("sgd", SPARSE_CE, copies=2)
     before_frozen = [np.array(w) for w in frozen.get_weights()]
     before_trained = [np.array(w) for w in model.layers[-1].get_weights()]
@@ -354,7 +359,9 @@ def test_compile_takes_arguments_in_keras_order():
 def test_glr_options_in_the_constructor_are_refused_with_the_fix():
     inputs = keras.Input((6,))
     outputs = NoisyDense(3)(inputs)
-    with pytest.raises(ValueError, match=r"\['copies'\].*belong to `compile`.*model.compile\(optimizer, loss, copies=1000\)"):
+    with pytest.raises(
+        ValueError, match=r"\['copies'\].*belong to `compile`.*model.compile\(optimizer, loss, copies=1000\)"
+    ):
         keras_glr.GLRModel(inputs, outputs, copies=1000)
     with pytest.raises(ValueError, match=r"Unrecognized keyword arguments passed to GLRModel: \{'banana': 3\}"):
         keras_glr.GLRModel(inputs, outputs, banana=3)
@@ -372,7 +379,9 @@ def test_the_seed_survives_save_and_load(build, tmp_path):
     seeded.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.seed == 7
-    np.testing.assert_array_equal(np.asarray(loaded.training_noise.state), np.asarray(keras.random.SeedGenerator(7).state))
+    np.testing.assert_array_equal(
+        np.asarray(loaded.training_noise.state), np.asarray(keras.random.SeedGenerator(7).state)
+    )
 
 
 class _NoisyPredictionEachBatch(keras.callbacks.Callback):
@@ -390,8 +399,7 @@ def test_noisy_prediction_during_training_does_not_change_training(noisy_inferen
         model = keras_glr.GLRModel(inputs, NoisyDense(3)(hidden))
         model.compile(keras.optimizers.SGD(0.5), SPARSE_CE, copies=4)
         x, y = _data(n=32)
-        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, callbacks=callbacks,
-                  validation_data=(x, y), verbose=0)
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, callbacks=callbacks, validation_data=(x, y), verbose=0)
         return model.get_weights()
 
     plain = train([])

@@ -72,7 +72,9 @@ def test_weighted_scores_equal_the_plain_formula(distribution):
     terms = w[:, None, None] * np.asarray(distribution.score(r))
     np.testing.assert_allclose(np.asarray(distribution.weighted_score(r, w)), terms, rtol=1e-5, atol=1e-6)
     summed = terms.reshape(batch, copies, 4, 2).sum(axis=1)
-    np.testing.assert_allclose(np.asarray(distribution.summed_weighted_score(r, w, copies)), summed, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(distribution.summed_weighted_score(r, w, copies)), summed, rtol=1e-5, atol=1e-5
+    )
 
 
 _KEY = np.array([20261123], dtype=np.uint64)

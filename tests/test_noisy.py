@@ -48,7 +48,11 @@ ALL_KINDS = [k if k in DEFAULT_KINDS else pytest.param(k, marks=pytest.mark.slow
 def _data(kind, examples=5, seed=0):
     shape, dtype, _ = KINDS[kind]
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, 7, (examples, *shape)).astype(dtype) if dtype == "int32" else rng.uniform(size=(examples, *shape)).astype(dtype)
+    x = (
+        rng.integers(0, 7, (examples, *shape)).astype(dtype)
+        if dtype == "int32"
+        else rng.uniform(size=(examples, *shape)).astype(dtype)
+    )
     return x, np.arange(examples) % 3
 
 
@@ -126,7 +130,7 @@ def test_no_gradient_crosses_from_one_noisy_block_into_another():
 
 
 def test_batch_normalization_under_copies_uses_and_then_follows_the_batch_statistics():
-    """Every row is normalised by the moving statistics from before the step; they then move toward the rows' moments."""
+    """Every row is normalised by the moving statistics from before the step; they then move to the rows' moments."""
     norm = L.BatchNormalization(momentum=0.9)
     model = keras_glr.GLRSequential([keras.Input((4,)), Noisy(norm, "tanh"), NoisyDense(3)], seed=0)
     model.compile(keras.optimizers.SGD(0.0), _CE, copies=4)
@@ -145,7 +149,9 @@ def test_batch_normalization_under_copies_uses_and_then_follows_the_batch_statis
 
 
 def test_after_training_inference_equals_a_plain_keras_model_with_the_same_weights_and_statistics():
-    wrapped = keras_glr.GLRSequential([keras.Input((4,)), Noisy(L.Dense(5)), Noisy(L.BatchNormalization(), "relu"), NoisyDense(3)], seed=0)
+    wrapped = keras_glr.GLRSequential(
+        [keras.Input((4,)), Noisy(L.Dense(5)), Noisy(L.BatchNormalization(), "relu"), NoisyDense(3)], seed=0
+    )
     wrapped.compile(keras.optimizers.Adam(0.05), _CE, copies=8)
     x = np.random.default_rng(2).normal(1.0, 2.0, (32, 4)).astype("float32")
     wrapped.fit(x, np.arange(32) % 3, batch_size=8, epochs=3, verbose=0)
@@ -158,10 +164,16 @@ def test_after_training_inference_equals_a_plain_keras_model_with_the_same_weigh
 @pytest.mark.parametrize(
     "layer, message",
     [
-        (lambda: L.Dense(3, activation="relu"), "give the activation to Noisy: Noisy(Dense(..., activation=None), activation='relu')"),
+        (
+            lambda: L.Dense(3, activation="relu"),
+            "give the activation to Noisy: Noisy(Dense(..., activation=None), activation='relu')",
+        ),
         (lambda: NoisyDense(3), "is noisy already"),
         (lambda: keras.Sequential([keras.Input((3,)), NoisyDense(3)]), "holds noisy layers"),
-        (lambda: keras.Sequential([keras.Input((3,)), L.Dense(3), L.BatchNormalization()]), "Wrap the normalization on its own"),
+        (
+            lambda: keras.Sequential([keras.Input((3,)), L.Dense(3), L.BatchNormalization()]),
+            "Wrap the normalization on its own",
+        ),
         (lambda: L.BatchNormalization(renorm=True), "renorm=False"),
         (lambda: "dense", "wraps a Keras layer or model; received str"),
     ],

@@ -22,8 +22,16 @@ def _model():
 
 def test_compile_takes_every_option_and_keeps_them_in_one_value():
     model = _model()
-    chosen = dict(copies=8, baseline="none", antithetic=True, estimator="glr", copies_per_chunk=16, injection="layerwise",
-                  copies_per_layer=(4, 4), sampling="latin")
+    chosen = dict(
+        copies=8,
+        baseline="none",
+        antithetic=True,
+        estimator="glr",
+        copies_per_chunk=16,
+        injection="layerwise",
+        copies_per_layer=(4, 4),
+        sampling="latin",
+    )
     model.compile("sgd", "zero_one", **chosen)
     assert model.glr_config == options.EstimatorOptions(**chosen)
     assert set(chosen) | {"ste_slope", "perturbation_scale"} == set(options.NAMES)
@@ -44,15 +52,24 @@ def test_the_docs_table_has_a_row_per_option():
     assert [row.split("|")[1].strip() for row in table[2:]] == [f"`{name}`" for name in options.NAMES]
 
 
-USED_BY_SOME = [(f.name, value, other) for f, value in (
-    (options.FIELDS["ste_slope"], 2.0), (options.FIELDS["antithetic"], True), (options.FIELDS["copies_per_layer"], "proportional"))
-    for other in options.ESTIMATORS if other not in f.metadata["estimators"]]
+USED_BY_SOME = [
+    (f.name, value, other)
+    for f, value in (
+        (options.FIELDS["ste_slope"], 2.0),
+        (options.FIELDS["antithetic"], True),
+        (options.FIELDS["copies_per_layer"], "proportional"),
+    )
+    for other in options.ESTIMATORS
+    if other not in f.metadata["estimators"]
+]
 
 
 @pytest.mark.parametrize("name, value, estimator", USED_BY_SOME, ids=[f"{n}-{e}" for n, _, e in USED_BY_SOME])
 def test_an_option_the_chosen_estimator_does_not_use_is_refused(name, value, estimator):
     extra = {"injection": "layerwise"} if name == "copies_per_layer" and estimator == "glr" else {}
-    with pytest.raises(ValueError, match=rf"`{name}`: it is an option of estimator=.* no effect with estimator='{estimator}'"):
+    with pytest.raises(
+        ValueError, match=rf"`{name}`: it is an option of estimator=.* no effect with estimator='{estimator}'"
+    ):
         options.EstimatorOptions(**{name: value, "estimator": estimator, "copies": 4, **extra}).validate()
 
 

@@ -12,13 +12,41 @@ LIBRARY = os.path.join(ROOT, "keras_glr")
 #: The library's layers, lowest first. A module imports only from its own
 #: layer or a lower one; within a layer, no circle (checked below).
 LAYERS = (
-    ("foundation", ["_src", "options", "data", "_src.keras_private", "_src.atomic_files", "_src.run_lock", "_src.json_files",
-                    "_src.version", "_src.registry", "_src.seed_statistics", "_src.plots", "_src.distribution"]),
+    (
+        "foundation",
+        [
+            "_src",
+            "options",
+            "data",
+            "_src.keras_private",
+            "_src.atomic_files",
+            "_src.run_lock",
+            "_src.json_files",
+            "_src.version",
+            "_src.registry",
+            "_src.seed_statistics",
+            "_src.plots",
+            "_src.distribution",
+        ],
+    ),
     ("noise streams", ["_src.streams", "_src.twins"]),
     ("units", ["noise", "activations", "losses", "_src.recording"]),
     ("layers", ["layers"]),
-    ("estimators", ["_src.recurrence", "_src.validation", "_src.copies", "_src.fan_out", "_src.backprop",
-                    "_src.perturbation", "_src.forward_gradient", "_src.estimators", "_src.memory", "_src.callbacks"]),
+    (
+        "estimators",
+        [
+            "_src.recurrence",
+            "_src.validation",
+            "_src.copies",
+            "_src.fan_out",
+            "_src.backprop",
+            "_src.perturbation",
+            "_src.forward_gradient",
+            "_src.estimators",
+            "_src.memory",
+            "_src.callbacks",
+        ],
+    ),
     ("models", ["_src.model", "_src.conversion"]),
     ("networks and files", ["architectures", "_src.checkpoints", "_src.export", "_src.run_config"]),
     ("runs", ["_src.build", "_src.run_folders", "_src.runs", "runs"]),
@@ -51,7 +79,9 @@ def _imports(path):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names = [f"{node.module}.{a.name}" if _exists(f"{node.module}.{a.name}") else node.module for a in node.names]
+            names = [
+                f"{node.module}.{a.name}" if _exists(f"{node.module}.{a.name}") else node.module for a in node.names
+            ]
         everywhere.update(names)
         if node in tree.body:
             module_level.update(names)
@@ -77,7 +107,7 @@ def _graph():
 
 def _layer(module):
     """The index in LAYERS of `module` (keras_glr.x.y): its longest listed prefix."""
-    inner = module[len("keras_glr."):] if module != "keras_glr" else ""
+    inner = module[len("keras_glr.") :] if module != "keras_glr" else ""
     best = None
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
@@ -100,7 +130,9 @@ def test_every_module_has_a_layer():
 def test_no_module_imports_from_a_higher_layer():
     upward = [
         f"{module} ({LAYERS[_layer(module)][0]}) imports {target} ({LAYERS[_layer(target)][0]})"
-        for module, targets in _graph().items() for target in targets if _layer(target) > _layer(module)
+        for module, targets in _graph().items()
+        for target in targets
+        if _layer(target) > _layer(module)
     ]
     assert not upward
 
@@ -111,7 +143,7 @@ def test_the_imports_have_no_circle():
 
     def visit(module):
         if module in path:
-            return path[path.index(module):] + [module]
+            return path[path.index(module) :] + [module]
         if module in done:
             return None
         path.append(module)
@@ -140,7 +172,9 @@ def test_plots_know_nothing_of_robustness():
     assert not [n for n in everywhere if n.startswith("keras_glr.robustness")]
 
 
-@pytest.mark.parametrize("name", ["options", "_src/run_config", "_src/distribution", "_src/registry", "_src/json_files"])
+@pytest.mark.parametrize(
+    "name", ["options", "_src/run_config", "_src/distribution", "_src/registry", "_src/json_files"]
+)
 def test_what_the_command_line_reads_first_needs_only_the_standard_library(name):
     with open(os.path.join(LIBRARY, f"{name}.py")) as f:
         tree = ast.parse(f.read())
@@ -150,5 +184,10 @@ def test_what_the_command_line_reads_first_needs_only_the_standard_library(name)
             module_level.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             module_level.update(f"{node.module}.{alias.name}" for alias in node.names)
-    light = ("keras_glr.options", "keras_glr._src.registry", "keras_glr._src.json_files", "keras_glr._src.keras_private")
+    light = (
+        "keras_glr.options",
+        "keras_glr._src.registry",
+        "keras_glr._src.json_files",
+        "keras_glr._src.keras_private",
+    )
     assert {n.split(".")[0] for n in module_level if not n.startswith(light)} <= set(sys.stdlib_module_names)

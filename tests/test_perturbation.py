@@ -27,12 +27,22 @@ CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _model(copies=2000, activation="sigmoid", **options):
-    model = keras_glr.GLRSequential([
-        keras.Input((INPUT_DIM,)),
-        NoisyDense(HIDDEN, activation, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
-        NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
-    ], seed=3)
-    model.compile("sgd", options.pop("loss", CE), copies=copies, estimator="weight-perturbation", perturbation_scale=SIGMA, **options)
+    model = keras_glr.GLRSequential(
+        [
+            keras.Input((INPUT_DIM,)),
+            NoisyDense(HIDDEN, activation, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
+            NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5)),
+        ],
+        seed=3,
+    )
+    model.compile(
+        "sgd",
+        options.pop("loss", CE),
+        copies=copies,
+        estimator="weight-perturbation",
+        perturbation_scale=SIGMA,
+        **options,
+    )
     return model
 
 
@@ -87,7 +97,9 @@ def test_chunks_and_the_whole_batch_give_the_same_estimate():
     states = checkpoints.noise_states(model)
     for chunk in (None, 40):  # 40 copies: one example (of K = 40) at a time
         checkpoints.restore_noise_states(model, states)
-        model.compile("sgd", CE, copies=40, estimator="weight-perturbation", perturbation_scale=SIGMA, copies_per_chunk=chunk)
+        model.compile(
+            "sgd", CE, copies=40, estimator="weight-perturbation", perturbation_scale=SIGMA, copies_per_chunk=chunk
+        )
         estimates.append(model.estimate_gradients(x, y))
     assert any(np.any(g != 0) for g in estimates[0])
     for a, b in zip(*estimates):
@@ -95,19 +107,34 @@ def test_chunks_and_the_whole_batch_give_the_same_estimate():
 
 
 def test_step_units_and_the_zero_one_loss_train_by_glr_train(tmp_path):
-    config = runs.RunConfig(run_name="es", hidden=(16,), estimator="weight-perturbation", copies=40, epochs=2,
-                            batch_size=32, noisy_passes=2, perturbation_scale=0.05, loss="zero-one")
+    config = runs.RunConfig(
+        run_name="es",
+        hidden=(16,),
+        estimator="weight-perturbation",
+        copies=40,
+        epochs=2,
+        batch_size=32,
+        noisy_passes=2,
+        perturbation_scale=0.05,
+        loss="zero-one",
+    )
     result = runs.train(config, str(tmp_path), verbose=0)
     summary = json.loads((tmp_path / "es" / "run.json").read_text())
     assert summary["gradient"].startswith("weight perturbation: 20 antithetic Gaussian perturbations")
     assert result.metrics["test_accuracy"] > 0.3  # ten classes: chance is 0.1
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(copies=5), "antithetic pairs .* `copies` must be even. Received: copies=5"),
-    (dict(perturbation_scale=0.0), "Expected a float sigma > 0. Received: perturbation_scale=0.0"),
-    (dict(antithetic=True), "`antithetic`: it is an option of estimator=.* no effect with estimator='weight-perturbation'"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(copies=5), "antithetic pairs .* `copies` must be even. Received: copies=5"),
+        (dict(perturbation_scale=0.0), "Expected a float sigma > 0. Received: perturbation_scale=0.0"),
+        (
+            dict(antithetic=True),
+            "`antithetic`: it is an option of estimator=.* no effect with estimator='weight-perturbation'",
+        ),
+    ],
+)
 def test_bad_options_are_refused(options, message):
     model = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2)])
     with pytest.raises(ValueError, match=message):

@@ -76,13 +76,16 @@ def test_the_grpc_example_gets_probabilities_from_a_prediction_service(tmp_path)
     server.start()
     try:
         namespace = {}
-        exec(compile(block.replace("localhost:8500", f"127.0.0.1:{port}"), _page_of(block), "exec"), namespace)  # noqa: S102
+        code = compile(block.replace("localhost:8500", f"127.0.0.1:{port}"), _page_of(block), "exec")
+        exec(code, namespace)  # noqa: S102
     finally:
         server.stop(grace=None)
     probabilities = namespace["probabilities"]
     assert probabilities.shape == (1, 10)
     np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(probabilities, tf.nn.softmax(model.predict(np.zeros((1, 196), np.float32), verbose=0)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        probabilities, tf.nn.softmax(model.predict(np.zeros((1, 196), np.float32), verbose=0)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_the_functional_example_of_the_guide_trains_and_estimates():

@@ -32,7 +32,8 @@ def _data(seed=0, batch=8):
 def _model(make_cell, unroll=False, copies=4, **rnn_options):
     keras.utils.set_random_seed(0)
     model = keras_glr.GLRSequential(
-        [keras.Input((STEPS, FEATURES)), keras.layers.RNN(make_cell(), unroll=unroll, **rnn_options), NoisyDense(3)], seed=1
+        [keras.Input((STEPS, FEATURES)), keras.layers.RNN(make_cell(), unroll=unroll, **rnn_options), NoisyDense(3)],
+        seed=1,
     )
     model.compile("adam", _CE, copies=copies)
     return model
@@ -55,7 +56,9 @@ def test_the_while_loop_and_unrolled_forms_give_the_same_estimate_for_the_same_k
 def test_every_step_draws_its_own_stream():
     model = _model(CELLS["simple_rnn"])
     x, _ = _data()
-    with recording.recording(copies=1, key=streams.stream_key([1, 2]), slots=keras_glr.layers.noisy_layers(model)) as record:
+    with recording.recording(
+        copies=1, key=streams.stream_key([1, 2]), slots=keras_glr.layers.noisy_layers(model)
+    ) as record:
         from keras_glr._src import recurrence
 
         with recurrence.unrolled(model):
@@ -116,7 +119,9 @@ def test_layerwise_injection_gives_the_cell_its_own_copies():
 def test_sequences_of_unknown_length_are_a_clear_error():
     import tensorflow as tf
 
-    model = keras_glr.GLRSequential([keras.Input((None, FEATURES)), keras.layers.RNN(NoisySimpleRNNCell(4)), NoisyDense(3)])
+    model = keras_glr.GLRSequential(
+        [keras.Input((None, FEATURES)), keras.layers.RNN(NoisySimpleRNNCell(4)), NoisyDense(3)]
+    )
     model.compile("adam", _CE, copies=4)
     x, y = _data()
     model.fit(x, y, epochs=1, verbose=0)  # arrays of one length: the step is traced with it
@@ -127,7 +132,9 @@ def test_sequences_of_unknown_length_are_a_clear_error():
 
     signature = (tf.TensorSpec((None, FEATURES), tf.float32), tf.TensorSpec((), tf.int32))
     padded = tf.data.Dataset.from_generator(sequences, output_signature=signature).padded_batch(4)
-    with pytest.raises(ValueError, match=r"unrolled \(rnn.*\).*number of time steps.*keras\.Input\(\(time_steps, features\)\)"):
+    with pytest.raises(
+        ValueError, match=r"unrolled \(rnn.*\).*number of time steps.*keras\.Input\(\(time_steps, features\)\)"
+    ):
         model.fit(padded, epochs=1, verbose=0)
 
 
@@ -141,9 +148,11 @@ def test_the_backprop_twins_run_through_the_loop(estimator):
 
 @pytest.mark.parametrize(
     "keras_layer, cell",
-    [(lambda: keras.layers.SimpleRNN(4, return_sequences=True), NoisySimpleRNNCell),
-     (lambda: keras.layers.LSTM(4, return_sequences=True, bias_initializer="random_normal"), NoisyLSTMCell),
-     (lambda: keras.layers.GRU(4, return_sequences=True, bias_initializer="random_normal"), NoisyGRUCell)],
+    [
+        (lambda: keras.layers.SimpleRNN(4, return_sequences=True), NoisySimpleRNNCell),
+        (lambda: keras.layers.LSTM(4, return_sequences=True, bias_initializer="random_normal"), NoisyLSTMCell),
+        (lambda: keras.layers.GRU(4, return_sequences=True, bias_initializer="random_normal"), NoisyGRUCell),
+    ],
     ids=["simple_rnn", "lstm", "gru"],
 )
 def test_a_cell_holds_the_weights_of_keras_and_computes_its_function(keras_layer, cell):
@@ -168,7 +177,9 @@ def test_a_gru_step_makes_two_noisy_calls_with_their_own_streams():
     x, _ = _data()
     from keras_glr._src import recurrence
 
-    with recording.recording(copies=1, key=streams.stream_key([1, 2]), slots=keras_glr.layers.noisy_layers(model)) as record:
+    with recording.recording(
+        copies=1, key=streams.stream_key([1, 2]), slots=keras_glr.layers.noisy_layers(model)
+    ) as record:
         with recurrence.unrolled(model):
             model(x, training=True)
     widths = [e.pre_activation.shape[-1] for e in record.entries]
@@ -188,8 +199,12 @@ def test_a_trained_recurrent_model_survives_a_keras_round_trip(cell, tmp_path):
 
 @pytest.mark.parametrize(
     "make, message",
-    [(lambda: NoisySimpleRNNCell(0), "`units`"), (lambda: NoisyLSTMCell(2.5), "`units`"), (lambda: NoisyGRUCell(-1), "`units`"),
-     (lambda: LIFCell(4, refractory="yes"), "`refractory`")],
+    [
+        (lambda: NoisySimpleRNNCell(0), "`units`"),
+        (lambda: NoisyLSTMCell(2.5), "`units`"),
+        (lambda: NoisyGRUCell(-1), "`units`"),
+        (lambda: LIFCell(4, refractory="yes"), "`refractory`"),
+    ],
 )
 def test_bad_cell_arguments_are_refused(make, message):
     with pytest.raises(ValueError, match=message):

@@ -11,11 +11,36 @@ from keras_glr import runs
 from keras_glr._src import reproduction
 from keras_glr_apps import reproduce as reproduce_app
 
-SMALL = ["--quick", "--rows", "bp_sigmoid,glr_threshold", "--epochs", "1", "--copies", "8", "--examples", "60", "--whitebox-examples", "4", "--certify-examples", "20", "--certify-samples", "200"]
+SMALL = [
+    "--quick",
+    "--rows",
+    "bp_sigmoid,glr_threshold",
+    "--epochs",
+    "1",
+    "--copies",
+    "8",
+    "--examples",
+    "60",
+    "--whitebox-examples",
+    "4",
+    "--certify-examples",
+    "20",
+    "--certify-samples",
+    "200",
+]
 
 
 def _settings():
-    return reproduction.Settings(quick=True, rows=("bp_sigmoid", "glr_threshold"), epochs=1, copies=8, examples=60, whitebox_examples=4, certify_examples=20, certify_samples=200)
+    return reproduction.Settings(
+        quick=True,
+        rows=("bp_sigmoid", "glr_threshold"),
+        epochs=1,
+        copies=8,
+        examples=60,
+        whitebox_examples=4,
+        certify_examples=20,
+        certify_samples=200,
+    )
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -44,7 +69,10 @@ def test_report_has_the_papers_numbers_beside_numbers_from_this_run(finished):
     out, _ = finished
     report = (out / "REPORT.md").read_text()
     results = json.loads((out / "evaluation" / "results.json").read_text())
-    for label, title, paper_clean in (("glr_threshold_seed0", "GLR threshold", "0.93"), ("bp_sigmoid_seed0", "BP sigmoid", "0.96")):
+    for label, title, paper_clean in (
+        ("glr_threshold_seed0", "GLR threshold", "0.93"),
+        ("bp_sigmoid_seed0", "BP sigmoid", "0.96"),
+    ):
         row = next(line for line in report.splitlines() if line.startswith(f"| {title} | 1 |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[2] == f"{results['clean'][label]:.3f}" and cells[3] == paper_clean
@@ -54,8 +82,11 @@ def test_report_has_the_papers_numbers_beside_numbers_from_this_run(finished):
     assert "noisy (32 passes)" in report
     assert "None: every run trained" in report
     assert set(results["models"]) == {
-        "bp_sigmoid_seed0", "glr_threshold_seed0", "glr_threshold_twin_seed0",
-        "glr_threshold_seed0_noisy", "glr_threshold_twin_seed0_noisy",
+        "bp_sigmoid_seed0",
+        "glr_threshold_seed0",
+        "glr_threshold_twin_seed0",
+        "glr_threshold_seed0_noisy",
+        "glr_threshold_twin_seed0_noisy",
     }
     assert results["examples"] == 60 and "spsa" in results["attacks"] and "square" in results["attacks"]
     # Certificates for every row and twin (not twice for noisy prediction: the smoothed classifier is the same).
@@ -70,7 +101,14 @@ def test_report_has_the_papers_numbers_beside_numbers_from_this_run(finished):
     flagged = any(c["flags"] for c in results["checklist"].values())
     assert ("Flagged:" in report) == flagged and ("No model failed a check" in report) == (not flagged)
     assert "Square 0.1" in report
-    for name in ("results.csv", "results.md", "accuracy_vs_eps.png", "adversarial_examples.png", "corruptions.png", "certified_accuracy.png"):
+    for name in (
+        "results.csv",
+        "results.md",
+        "accuracy_vs_eps.png",
+        "adversarial_examples.png",
+        "corruptions.png",
+        "certified_accuracy.png",
+    ):
         assert (out / "evaluation" / name).stat().st_size > 0
     assert (out / "samples" / "samples.npz").exists()
 
@@ -85,8 +123,12 @@ def test_an_interrupted_training_is_resumed_not_restarted(finished):
 @pytest.mark.slow  # a whole glr-reproduce run (90 s): the default suite stays under 10 minutes on 2 cores
 def test_a_rerun_recomputes_nothing(finished):
     out, argv = finished
-    watched = [out / "runs" / "glr_threshold_seed0" / "model.keras", out / "evaluations" / "glr_threshold_seed0.json",
-               out / "evaluations" / "glr_threshold_seed0_noisy.json", out / "samples" / "samples.npz"]
+    watched = [
+        out / "runs" / "glr_threshold_seed0" / "model.keras",
+        out / "evaluations" / "glr_threshold_seed0.json",
+        out / "evaluations" / "glr_threshold_seed0_noisy.json",
+        out / "samples" / "samples.npz",
+    ]
     before = {p: p.stat().st_mtime_ns for p in watched}
     report_before = (out / "REPORT.md").read_text()
     assert reproduce_app.main(argv + ["--out", str(out)]) == 0
@@ -140,8 +182,14 @@ def test_settings_defaults_fit_the_time_budget():
 def test_rows_and_twins_select_the_runs():
     chosen = reproduction.Settings(quick=True, rows=("glr_sigmoid_01", "bp_sigmoid"), seeds=2)
     names = [c.run_name for _, _, c in reproduction.row_configs(chosen)]
-    assert names == ["bp_sigmoid_seed0", "bp_sigmoid_seed1", "glr_sigmoid_01_seed0", "glr_sigmoid_01_twin_seed0",
-                     "glr_sigmoid_01_seed1", "glr_sigmoid_01_twin_seed1"]
+    assert names == [
+        "bp_sigmoid_seed0",
+        "bp_sigmoid_seed1",
+        "glr_sigmoid_01_seed0",
+        "glr_sigmoid_01_twin_seed0",
+        "glr_sigmoid_01_seed1",
+        "glr_sigmoid_01_twin_seed1",
+    ]
     twin = next(c for _, t, c in reproduction.row_configs(chosen) if t is not None)
     assert twin.estimator == "bp-ste" and twin.epochs == 2 * chosen.epochs  # 0-1 loss: twice the epochs, STE control
     alone = reproduction.Settings(quick=True, rows=("glr_sigmoid_01",), twins=False)
@@ -152,8 +200,14 @@ def test_the_cnn_suite_fine_tunes_the_step_row_from_the_bp_row_of_the_same_seed(
     settings = reproduction.Settings(suite="cnn", quick=True, seeds=2, rows=("bp_cnn", "glr_cnn_step"))
     configs = reproduction.row_configs(settings, root=str(tmp_path))
     names = [c.run_name for _, _, c in configs]
-    assert names == ["bp_cnn_seed0", "bp_cnn_seed1", "glr_cnn_step_seed0", "glr_cnn_step_twin_seed0",
-                     "glr_cnn_step_seed1", "glr_cnn_step_twin_seed1"]
+    assert names == [
+        "bp_cnn_seed0",
+        "bp_cnn_seed1",
+        "glr_cnn_step_seed0",
+        "glr_cnn_step_twin_seed0",
+        "glr_cnn_step_seed1",
+        "glr_cnn_step_twin_seed1",
+    ]
     by_name = {c.run_name: c for _, _, c in configs}
     for seed in (0, 1):
         step, twin = by_name[f"glr_cnn_step_seed{seed}"], by_name[f"glr_cnn_step_twin_seed{seed}"]
@@ -164,10 +218,17 @@ def test_the_cnn_suite_fine_tunes_the_step_row_from_the_bp_row_of_the_same_seed(
     assert (bp.estimator, bp.activation, bp.init_from) == ("bp", "relu", None)
     full = reproduction.Settings(suite="cnn")
     glr = next(c for _, _, c in reproduction.row_configs(full) if c.run_name == "glr_cnn_seed0")
-    assert (glr.copies, glr.sigma, glr.injection, glr.schedule) == (232, 0.05, "layerwise", "cosine")  # `--arch cnn` defaults
+    assert (glr.copies, glr.sigma, glr.injection, glr.schedule) == (
+        232,
+        0.05,
+        "layerwise",
+        "cosine",
+    )  # `--arch cnn` defaults
     assert next(c for _, _, c in reproduction.row_configs(full) if c.run_name == "glr_cnn_step_seed0").epochs == 3
     surrogate = reproduction.surrogate_config(full)
-    assert surrogate.arch == "cnn" and len(surrogate.filters) == 3 and surrogate.estimator == "bp"  # another architecture
+    assert (
+        surrogate.arch == "cnn" and len(surrogate.filters) == 3 and surrogate.estimator == "bp"
+    )  # another architecture
 
 
 def test_rows_of_another_suite_are_a_clear_error():
@@ -180,8 +241,27 @@ def test_rows_of_another_suite_are_a_clear_error():
 @pytest.mark.slow  # a whole glr-reproduce --suite cnn run on a few examples (about 2 minutes)
 def test_the_cnn_suite_writes_a_report_with_twins_mnist_c_and_a_verdict(tmp_path):
     out = tmp_path / "out"
-    argv = ["--suite", "cnn", "--quick", "--rows", "bp_cnn,glr_cnn_step", "--epochs", "2", "--copies", "14", "--examples", "40",
-            "--whitebox-examples", "4", "--certify-examples", "10", "--certify-samples", "100", "--out", str(out)]
+    argv = [
+        "--suite",
+        "cnn",
+        "--quick",
+        "--rows",
+        "bp_cnn,glr_cnn_step",
+        "--epochs",
+        "2",
+        "--copies",
+        "14",
+        "--examples",
+        "40",
+        "--whitebox-examples",
+        "4",
+        "--certify-examples",
+        "10",
+        "--certify-samples",
+        "100",
+        "--out",
+        str(out),
+    ]
     assert reproduce_app.main(argv) == 0
     report = (out / "REPORT.md").read_text()
     results = json.loads((out / "evaluation" / "results.json").read_text())
@@ -189,7 +269,10 @@ def test_the_cnn_suite_writes_a_report_with_twins_mnist_c_and_a_verdict(tmp_path
     assert "None: every run trained" in report and "| GLR step CNN, fine-tuned from BP ReLU | bp-ste |" in report
     step = runs.read_json(out / "runs" / "glr_cnn_step_seed0" / "run.json")
     assert step["init_from"] == str(out / "runs" / "bp_cnn_seed0") and 0 <= step["initial_test_accuracy"] <= 1
-    assert set(results["corruption_means"]) == set(reproduction.SUITES["cnn"].corruptions) and len(results["corruption_means"]) > 4
+    assert (
+        set(results["corruption_means"]) == set(reproduction.SUITES["cnn"].corruptions)
+        and len(results["corruption_means"]) > 4
+    )
     assert "## MNIST-C corruptions" in report and "| BP ReLU CNN | 1 |" in report
     assert "- **GLR step CNN, fine-tuned from BP ReLU**:" in report  # the row-by-row verdict
     assert set(results["certified"]) == {"bp_cnn_seed0", "glr_cnn_step_seed0", "glr_cnn_step_twin_seed0"}

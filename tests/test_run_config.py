@@ -47,7 +47,10 @@ def test_differences_name_the_changed_fields():
         (dict(copy_split=(1, 2)), "It shares the copies among the noisy layers of layer-wise injection"),
         (dict(copy_split="uneven", injection="layerwise"), "Invalid copy split: 'uneven'"),
         (dict(arch="cnn", pool="average"), "Invalid `pool`: 'average'"),
-        (dict(pool="pre-activation"), "Invalid `pool`: 'pre-activation'. It is an option of the cnn, and this run's arch is 'mlp'"),
+        (
+            dict(pool="pre-activation"),
+            "Invalid `pool`: 'pre-activation'. It is an option of the cnn, and this run's arch is 'mlp'",
+        ),
     ],
 )
 def test_validate_names_the_field(values, message):
@@ -57,7 +60,10 @@ def test_validate_names_the_field(values, message):
 
 def test_parse_copy_split():
     assert run_config.parse_copy_split("1,2,4") == (1, 2, 4) and run_config.parse_copy_split("0.5,1") == (0.5, 1)
-    assert run_config.parse_copy_split("proportional") == "proportional" and run_config.parse_copy_split([1, 3]) == (1, 3)
+    assert run_config.parse_copy_split("proportional") == "proportional" and run_config.parse_copy_split([1, 3]) == (
+        1,
+        3,
+    )
     for bad in ("", "0,1", "1,x", "-1,2", "nan,1", "inf"):
         with pytest.raises(ValueError, match="Invalid copy split"):
             run_config.parse_copy_split(bad)
@@ -68,8 +74,15 @@ def test_a_copy_split_survives_the_run_record():
     assert RunConfig.from_json(config.to_json()) == config and config.to_json()["copy_split"] == [1, 2]
 
 
-@pytest.mark.parametrize("split, antithetic, expected", [("even", False, None), ("proportional", True, "proportional"),
-                                                         ((1, 2, 4), True, [34, 66, 132]), ((1, 1, 1), False, [78, 77, 77])])
+@pytest.mark.parametrize(
+    "split, antithetic, expected",
+    [
+        ("even", False, None),
+        ("proportional", True, "proportional"),
+        ((1, 2, 4), True, [34, 66, 132]),
+        ((1, 1, 1), False, [78, 77, 77]),
+    ],
+)
 def test_copy_shares_become_group_sizes(split, antithetic, expected):
     from keras_glr import architectures
 
@@ -97,7 +110,10 @@ def test_parse_hidden():
     "message, expected",
     [
         ("Invalid `learning_rate`: -1.", "Invalid --learning-rate: -1."),
-        ("Received: copies=3. Use copies=4, or antithetic=False.", "Received: --copies 3. Use --copies 4, or no --antithetic."),
+        (
+            "Received: copies=3. Use copies=4, or antithetic=False.",
+            "Received: --copies 3. Use --copies 4, or no --antithetic.",
+        ),
         ("Received: ste_slope=-2.5", "Received: --ste-slope -2.5"),
         ("with antithetic=True the copies", "with --antithetic the copies"),
         ("two copies per example", "two copies per example"),
@@ -110,8 +126,16 @@ def test_library_arguments_are_written_as_flags(message, expected):
 def test_the_twin_of_a_layerwise_run_is_noisy_in_every_layer():
     from keras_glr._src import twins
 
-    twin = twins.twin_config(RunConfig(injection="layerwise", copy_split=(1, 2), sampling="sobol", baseline="none", run_name="lw"))
-    assert (twin.estimator, twin.injection, twin.copy_split, twin.sampling, twin.run_name) == ("bp-ste", "all", "even", "mc", "lw_twin")
+    twin = twins.twin_config(
+        RunConfig(injection="layerwise", copy_split=(1, 2), sampling="sobol", baseline="none", run_name="lw")
+    )
+    assert (twin.estimator, twin.injection, twin.copy_split, twin.sampling, twin.run_name) == (
+        "bp-ste",
+        "all",
+        "even",
+        "mc",
+        "lw_twin",
+    )
     twin.validate()
 
 
@@ -121,9 +145,20 @@ def test_for_arch_fills_in_the_architectures_defaults_only_where_nothing_is_give
 
     assert RunConfig.for_arch() == RunConfig()
     cnn = RunConfig.for_arch(arch="cnn", copies=200, sigma=0.3)
-    assert (cnn.copies, cnn.sigma, cnn.activation, cnn.injection) == (200, 0.3, ARCH_DEFAULTS["cnn"]["activation"], "layerwise")
+    assert (cnn.copies, cnn.sigma, cnn.activation, cnn.injection) == (
+        200,
+        0.3,
+        ARCH_DEFAULTS["cnn"]["activation"],
+        "layerwise",
+    )
     bp = RunConfig.for_arch(arch="cnn", estimator="bp")
-    assert (bp.activation, bp.injection, bp.antithetic, bp.copies, bp.copy_split) == ("relu", "all", False, RunConfig().copies, "even")
+    assert (bp.activation, bp.injection, bp.antithetic, bp.copies, bp.copy_split) == (
+        "relu",
+        "all",
+        False,
+        RunConfig().copies,
+        "even",
+    )
     assert cnn.copy_split == ARCH_DEFAULTS["cnn"]["copy_split"] != "even"
     every_layer = RunConfig.for_arch(arch="cnn", injection="all")
     assert (every_layer.copy_split, every_layer.copies) == ("even", ARCH_DEFAULTS["cnn"]["copies"])

@@ -93,7 +93,9 @@ def _interrupt_commit_at(monkeypatch, step, folder):
 
 
 @pytest.mark.slow  # eight continued trainings (30 s): the default suite stays under 10 minutes on 2 cores
-def test_an_interruption_at_every_step_of_the_final_save_leaves_the_old_run_or_the_new_one(finished, tmp_path, monkeypatch):
+def test_an_interruption_at_every_step_of_the_final_save_leaves_the_old_run_or_the_new_one(
+    finished, tmp_path, monkeypatch
+):
     old = _fingerprint(finished)
     seen = set()
     for step in range(-1, 7):
@@ -115,7 +117,8 @@ def test_an_interruption_at_every_step_of_the_final_save_leaves_the_old_run_or_t
             assert sorted(export.versions(root / "run" / "saved_model")) == [1, 2, 3, 4], step
             assert now["model.keras"] != old["model.keras"] and now["run.json"] != old["run.json"], step
             assert {k: v for k, v in now.items() if k.startswith("saved_model/1")} == {
-                k: v for k, v in old.items() if k.startswith("saved_model/1")}
+                k: v for k, v in old.items() if k.startswith("saved_model/1")
+            }
             seen.add("new")
         assert not [p for p in now if os.path.basename(p).startswith((".partial-", ".old-", ".commit"))], (step, now)
         resumed = runs.train(runs.RunConfig(run_name="run", **dict(SMALL, epochs=2)), str(root), resume=True, verbose=0)
@@ -137,7 +140,9 @@ def test_an_overwrite_that_fails_or_is_stopped_keeps_the_old_run_whole(finished,
     root = _copy(finished, tmp_path)
     old = _fingerprint(root / "run")
     with pytest.raises(type(error)):
-        runs.train(runs.RunConfig(run_name="run", **SMALL), str(root), overwrite=True, verbose=0, callbacks=[_FailIn(error)])
+        runs.train(
+            runs.RunConfig(run_name="run", **SMALL), str(root), overwrite=True, verbose=0, callbacks=[_FailIn(error)]
+        )
     assert _fingerprint(root / "run") == old
     assert _leftovers(root) == []
 
@@ -150,7 +155,9 @@ def test_an_overwrite_replaces_the_old_run_only_when_the_new_one_is_finished(fin
         def on_epoch_end(self, epoch, logs=None):  # while the new run trains, the old one is whole in its place
             assert _fingerprint(root / "run") == old
 
-    runs.train(runs.RunConfig(run_name="run", **dict(SMALL, seed=1)), str(root), overwrite=True, verbose=0, callbacks=[Check()])
+    runs.train(
+        runs.RunConfig(run_name="run", **dict(SMALL, seed=1)), str(root), overwrite=True, verbose=0, callbacks=[Check()]
+    )
     summary = json.loads((root / "run" / "run.json").read_text())
     assert summary["seed"] == 1 and export.versions(root / "run" / "saved_model") == [1]
     assert _leftovers(root) == []
@@ -184,10 +191,14 @@ _HOLD = (
 
 
 def test_a_run_held_by_another_process_is_refused_until_that_process_ends(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, run_lock.__file__, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, run_lock.__file__, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(run_lock.RunInUseError, match=rf"'run' in {tmp_path} is in use by another process \(pid {holder.pid}:"):
+        with pytest.raises(
+            run_lock.RunInUseError, match=rf"'run' in {tmp_path} is in use by another process \(pid {holder.pid}:"
+        ):
             runs.train(runs.RunConfig(run_name="run", **SMALL), str(tmp_path), verbose=0)
         assert sorted(os.listdir(tmp_path)) == [".run.lock"]  # the holder's lock, and nothing of ours
         holder.send_signal(signal.SIGKILL)  # the OS releases the lock of a process that dies
@@ -208,7 +219,18 @@ FAST = ["--copies", "8", "--hidden", "8", "--batch-size", "100", "--noisy-passes
 
 @pytest.mark.slow  # two processes start (20 s)
 def test_two_glr_train_on_one_run_name_the_second_is_refused_while_the_first_trains(tmp_path):
-    command = [sys.executable, "-m", "keras_glr_apps.train", *FAST, "--epochs", "200", "--out", str(tmp_path), "--run-name", "run"]
+    command = [
+        sys.executable,
+        "-m",
+        "keras_glr_apps.train",
+        *FAST,
+        "--epochs",
+        "200",
+        "--out",
+        str(tmp_path),
+        "--run-name",
+        "run",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment())
     try:
         deadline = time.time() + 120
@@ -236,7 +258,19 @@ def test_two_glr_train_on_one_run_name_the_second_is_refused_while_the_first_tra
 def test_ctrl_c_during_the_final_save_of_a_continued_run_leaves_the_old_run_or_the_new_one(finished, tmp_path, delay):
     root = _copy(finished, tmp_path)
     old = _fingerprint(root / "run")
-    command = [sys.executable, "-m", "keras_glr_apps.train", *FAST, "--epochs", "2", "--out", str(root), "--run-name", "run", "--resume"]
+    command = [
+        sys.executable,
+        "-m",
+        "keras_glr_apps.train",
+        *FAST,
+        "--epochs",
+        "2",
+        "--out",
+        str(root),
+        "--run-name",
+        "run",
+        "--resume",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment())
     state = root / "run" / "checkpoint" / "state.json"
     try:
@@ -255,8 +289,15 @@ def test_ctrl_c_during_the_final_save_of_a_continued_run_leaves_the_old_run_or_t
     if epochs == 1:
         assert _finished_files(now) == _finished_files(old)
     else:
-        assert now["model.keras"] != old["model.keras"] and export.versions(root / "run" / "saved_model") == [1, 2, 3, 4]
-    assert {k: v for k, v in now.items() if k.startswith("saved_model/1")} == {k: v for k, v in old.items() if k.startswith("saved_model/1")}
+        assert now["model.keras"] != old["model.keras"] and export.versions(root / "run" / "saved_model") == [
+            1,
+            2,
+            3,
+            4,
+        ]
+    assert {k: v for k, v in now.items() if k.startswith("saved_model/1")} == {
+        k: v for k, v in old.items() if k.startswith("saved_model/1")
+    }
     assert not [p for p in now if os.path.basename(p).startswith((".partial-", ".old-", ".commit"))]
 
 
@@ -265,14 +306,29 @@ def test_ctrl_c_during_the_final_save_of_a_continued_run_leaves_the_old_run_or_t
 def test_ctrl_c_during_an_overwrite_keeps_the_old_run_whole(finished, tmp_path, moment):
     root = _copy(finished, tmp_path)
     old = _fingerprint(root / "run")
-    command = [sys.executable, "-m", "keras_glr_apps.train", *FAST, "--epochs", "50", "--out", str(root), "--run-name", "run",
-               "--overwrite"]
+    command = [
+        sys.executable,
+        "-m",
+        "keras_glr_apps.train",
+        *FAST,
+        "--epochs",
+        "50",
+        "--out",
+        str(root),
+        "--run-name",
+        "run",
+        "--overwrite",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment())
     staging = root / ".partial-run"
-    ready = {"started": lambda: (staging / "config.json").exists(),
-             "one epoch": lambda: (staging / "checkpoint" / "state.json").exists(),
-             "two epochs": lambda: (staging / "checkpoint" / "state.json").exists()
-             and json.loads((staging / "checkpoint" / "state.json").read_text())["epochs_done"] >= 2}[moment]
+    ready = {
+        "started": lambda: (staging / "config.json").exists(),
+        "one epoch": lambda: (staging / "checkpoint" / "state.json").exists(),
+        "two epochs": lambda: (
+            (staging / "checkpoint" / "state.json").exists()
+            and json.loads((staging / "checkpoint" / "state.json").read_text())["epochs_done"] >= 2
+        ),
+    }[moment]
     try:
         deadline = time.time() + 120
         while not ready():
@@ -284,6 +340,9 @@ def test_ctrl_c_during_an_overwrite_keeps_the_old_run_whole(finished, tmp_path, 
     finally:
         process.kill()
     assert process.returncode == 130
-    assert err.strip().splitlines()[-1] == "glr-train: interrupted. The run 'run' is unchanged; the new one that was to replace it is discarded."
+    assert (
+        err.strip().splitlines()[-1]
+        == "glr-train: interrupted. The run 'run' is unchanged; the new one that was to replace it is discarded."
+    )
     assert _fingerprint(root / "run") == old
     assert _leftovers(root) == []

@@ -17,7 +17,11 @@ from keras_glr.noise import Laplace
 
 def _model(antithetic):
     model = keras_glr.GLRSequential(
-        [keras.Input((6,)), NoisyDense(5, "step", kernel_regularizer=keras.regularizers.L2(0.01)), NoisyDense(3, noise=Laplace(0.7))]
+        [
+            keras.Input((6,)),
+            NoisyDense(5, "step", kernel_regularizer=keras.regularizers.L2(0.01)),
+            NoisyDense(3, noise=Laplace(0.7)),
+        ]
     )
     model.compile("sgd", "zero_one", copies=8, antithetic=antithetic)
     return model
@@ -34,7 +38,9 @@ def test_chunked_copies_give_the_unchunked_estimate(antithetic, copies_per_chunk
     states = checkpoints.noise_states(model)
     whole = model.estimate_gradients(x, y)
     checkpoints.restore_noise_states(model, states)
-    model.compile("sgd", "zero_one", copies=8, antithetic=antithetic, copies_per_chunk=copies_per_chunk, injection=injection)
+    model.compile(
+        "sgd", "zero_one", copies=8, antithetic=antithetic, copies_per_chunk=copies_per_chunk, injection=injection
+    )
     chunked = model.estimate_gradients(x, y)
     assert any(np.any(g != 0) for g in whole)
     for a, b in zip(whole, chunked):
@@ -72,27 +78,42 @@ for examples, batch in [(64, 16), (49, 16), (45, 15)]:
     x = np.random.default_rng(0).uniform(size=(examples, 6)).astype("float32")
     y = (np.arange(examples) % 3).astype("int32")
     with strategy.scope():
-        hidden = [NoisyDense(5, "step")] if kind == "dense" else [NoisyDense(5, "sigmoid")] if kind == "smooth" else [
-            Noisy(L.Dense(5), "step"), Noisy(L.LayerNormalization(), "tanh"), Noisy(L.BatchNormalization(momentum=0.5), "tanh")]
+        normalized = [Noisy(L.Dense(5), "step"), Noisy(L.LayerNormalization(), "tanh"),
+                      Noisy(L.BatchNormalization(momentum=0.5), "tanh")]
+        hidden = {"dense": [NoisyDense(5, "step")], "smooth": [NoisyDense(5, "sigmoid")]}.get(kind, normalized)
         model = keras_glr.GLRSequential([keras.Input((6,)), *hidden, NoisyDense(3)], seed=1)
-        model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=6, injection=injection,
-                      estimator=estimator)
+        model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=6,
+                      injection=injection, estimator=estimator)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
     history = model.fit(dataset, epochs=2, verbose=0)
-    statistics = [np.asarray(w).tolist() for w in model.non_trainable_weights if "moving" in w.path]  # all replicas' rows
-    results.append({"weights": [np.asarray(w).tolist() for w in model.trainable_weights] + statistics, "loss": history.history["loss"]})
+    statistics = [np.asarray(w).tolist() for w in model.non_trainable_weights if "moving" in w.path]  # every replica's
+    weights = [np.asarray(w).tolist() for w in model.trainable_weights] + statistics
+    results.append({"weights": weights, "loss": history.history["loss"]})
 print(json.dumps(results))
 """
 
 
 @pytest.mark.slow  # two subprocesses per case (25 s each): the default suite stays under 10 minutes on 2 cores
-@pytest.mark.parametrize("injection, kind, estimator", [("all", "dense", "glr"), ("layerwise", "dense", "glr"), ("layerwise", "wrapped", "glr"),
-                                                       ("all", "dense", "weight-perturbation"), ("all", "smooth", "forward-gradient")])
+@pytest.mark.parametrize(
+    "injection, kind, estimator",
+    [
+        ("all", "dense", "glr"),
+        ("layerwise", "dense", "glr"),
+        ("layerwise", "wrapped", "glr"),
+        ("all", "dense", "weight-perturbation"),
+        ("all", "smooth", "forward-gradient"),
+    ],
+)
 def test_mirrored_strategy_on_two_devices_matches_one_with_even_and_uneven_shards(injection, kind, estimator):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     runs = []
     for devices in (1, 2):
-        done = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(devices), injection, kind, estimator], capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [sys.executable, "-c", _DISTRIBUTED, str(devices), injection, kind, estimator],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     for one, two in zip(*runs):

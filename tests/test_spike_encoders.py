@@ -29,7 +29,9 @@ def test_rate_coding_fires_with_the_input_as_probability_and_its_seed_fixes_the_
     np.testing.assert_allclose(rates, [0.2, 0.7], atol=0.01)  # 20000 draws each: standard error below 0.004
     np.testing.assert_array_equal(np.asarray(RateEncoder(10, seed=3)(x)), spikes)
     assert not np.array_equal(np.asarray(RateEncoder(10, seed=4)(x)), spikes)
-    np.testing.assert_allclose(np.asarray(RateEncoder(10, gain=2.0, seed=3)(x)).mean(axis=(0, 1)), [0.4, 1.0], atol=0.01)
+    np.testing.assert_allclose(
+        np.asarray(RateEncoder(10, gain=2.0, seed=3)(x)).mean(axis=(0, 1)), [0.4, 1.0], atol=0.01
+    )
 
 
 def test_an_encoder_survives_a_keras_round_trip(tmp_path):
@@ -41,7 +43,11 @@ def test_an_encoder_survives_a_keras_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     "make, message",
-    [(lambda: DirectEncoder(0), "`time_steps`"), (lambda: RateEncoder(2.5), "`time_steps`"), (lambda: RateEncoder(4, gain=0), "`gain`")],
+    [
+        (lambda: DirectEncoder(0), "`time_steps`"),
+        (lambda: RateEncoder(2.5), "`time_steps`"),
+        (lambda: RateEncoder(4, gain=0), "`gain`"),
+    ],
 )
 def test_bad_arguments_are_refused(make, message):
     with pytest.raises(ValueError, match=message):

@@ -24,7 +24,9 @@ def _layout(copies, antithetic=False, sampling="mc", first_example=0):
 def test_stream_ids_are_distinct_for_slot_call_and_purpose():
     ids = {
         streams.stream_id(slot, call, purpose)
-        for slot in range(4) for call in range(3) for purpose in (streams.TRAINING, streams.PREDICTION)
+        for slot in range(4)
+        for call in range(3)
+        for purpose in (streams.TRAINING, streams.PREDICTION)
     }
     assert len(ids) == 4 * 3 * 2
     assert all(i % 256 == 0 for i in ids)  # parts 0..255 are left to the distribution
@@ -43,7 +45,9 @@ def test_call_noise_rows_belong_to_examples(distribution, antithetic):
     np.testing.assert_allclose(part, whole[2 * copies : 4 * copies], rtol=1e-6, atol=1e-7)
     if antithetic:
         np.testing.assert_array_equal(whole[0::2], -whole[1::2])
-    other = np.asarray(streams.call_noise(distribution, _KEY, streams.stream_id(0, 1), 5, units, _layout(copies, antithetic)))
+    other = np.asarray(
+        streams.call_noise(distribution, _KEY, streams.stream_id(0, 1), 5, units, _layout(copies, antithetic))
+    )
     assert not np.any(other == whole)
 
 
@@ -110,12 +114,20 @@ def _cdf(distribution):
 def _assert_stratified_counter_based_pairs(distribution, sampling, key, copies, units):
     """Each example's copies fall one per stratum of F in every coordinate; row b is the same
     whichever rows are drawn; antithetic pairs are (r, -r)."""
-    r = streams.call_noise(distribution, key, 0, 3, units, _layout(copies, sampling=sampling)).numpy().reshape(3, copies, units)
+    r = (
+        streams.call_noise(distribution, key, 0, 3, units, _layout(copies, sampling=sampling))
+        .numpy()
+        .reshape(3, copies, units)
+    )
     strata = np.floor(_cdf(distribution)(r) * copies).astype(int)
     for b in range(3):
         for j in range(units):
             assert sorted(strata[b, :, j]) == list(range(copies))
-    alone = streams.call_noise(distribution, key, 0, 1, units, _layout(copies, sampling=sampling, first_example=2)).numpy().reshape(copies, units)
+    alone = (
+        streams.call_noise(distribution, key, 0, 1, units, _layout(copies, sampling=sampling, first_example=2))
+        .numpy()
+        .reshape(copies, units)
+    )
     np.testing.assert_array_equal(alone, r[2])
     pairs = streams.call_noise(distribution, key, 0, 3, units, _layout(copies, True, sampling)).numpy()
     pairs = pairs.reshape(3, copies // 2, 2, units)
@@ -142,5 +154,6 @@ def test_sobol_refuses_more_units_than_its_dimensions():
 
 @pytest.mark.parametrize("distribution", [Gaussian(2.0), Laplace(0.5)], ids=["gaussian", "laplace"])
 def test_latin_copies_take_one_stratum_each_and_keep_their_rows(distribution):
-    """Each example's K copies fall one per stratum of F in every coordinate; row b is the same whichever rows are drawn."""
+    """Each example's K copies fall one per stratum of F in every coordinate; row b is the same whichever rows are
+    drawn."""
     _assert_stratified_counter_based_pairs(distribution, "latin", streams.stream_key([3, 4]), 10, 7)

@@ -15,7 +15,21 @@ from keras_glr._src import build
 from keras_glr_apps import export as export_app
 from keras_glr_apps import train as train_app
 
-FAST = ["--epochs", "1", "--copies", "8", "--hidden", "8", "--batch-size", "100", "--lr", "0.03", "--noisy-passes", "4", "--quiet"]
+FAST = [
+    "--epochs",
+    "1",
+    "--copies",
+    "8",
+    "--hidden",
+    "8",
+    "--batch-size",
+    "100",
+    "--lr",
+    "0.03",
+    "--noisy-passes",
+    "4",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +40,14 @@ def finished_run(tmp_path_factory):
 
 
 def test_one_epoch_leaves_a_complete_run_directory(finished_run):
-    for name in ("model.keras", "run.json", "training_log.csv", "training_curves.png", "saved_model/1/saved_model.pb", "checkpoint/model.keras"):
+    for name in (
+        "model.keras",
+        "run.json",
+        "training_log.csv",
+        "training_curves.png",
+        "saved_model/1/saved_model.pb",
+        "checkpoint/model.keras",
+    ):
         assert (finished_run / name).exists(), name
     assert any((finished_run / "tensorboard").rglob("*tfevents*"))
     summary = json.loads((finished_run / "run.json").read_text())
@@ -102,7 +123,10 @@ def test_glr_export_writes_numbered_versions_for_tf_serving(finished_run, tmp_pa
     assert sorted(p.name for p in base.iterdir()) == ["1", "2", "7"]
     before = os.path.getmtime(base / "7" / "saved_model.pb")
     assert export_app.main([str(finished_run), "--out", str(base), "--version", "7"]) == 2
-    assert "Version 7 already exists" in capsys.readouterr().err and os.path.getmtime(base / "7" / "saved_model.pb") == before
+    assert (
+        "Version 7 already exists" in capsys.readouterr().err
+        and os.path.getmtime(base / "7" / "saved_model.pb") == before
+    )
     assert export_app.main([str(finished_run), "--out", str(base), "--version", "7", "--overwrite"]) == 0
     assert sorted(p.name for p in base.iterdir()) == ["1", "2", "7"]
     with pytest.raises(SystemExit):
@@ -118,7 +142,10 @@ def test_glr_export_writes_numbered_versions_for_tf_serving(finished_run, tmp_pa
         (["--validation-fraction", "1.5"], r"Invalid --validation-fraction: 1\.5"),
         (["--sigma", "-1"], r"Invalid --sigma: -1\.0"),
         (["--copies", "1"], "at least two copies.*Received: --copies 1"),
-        (["--copies", "5", "--antithetic"], "--copies must be even. Received: --copies 5. Use --copies 6, or no --antithetic"),
+        (
+            ["--copies", "5", "--antithetic"],
+            "--copies must be even. Received: --copies 5. Use --copies 6, or no --antithetic",
+        ),
         (["--resume"], "no run named .* to resume. Start it without --resume"),
         (["--out", "/proc/forbidden"], "Cannot write to /proc/forbidden"),
     ],
@@ -172,10 +199,22 @@ def test_arch_cnn_takes_its_own_defaults_and_explicit_flags_win():
 
     parse = lambda argv: train_app.config_from_args(train_app.build_parser().parse_args(argv))  # noqa: E731
     mlp, cnn = parse([]), parse(["--arch", "cnn"])
-    assert (mlp.activation, mlp.sigma, mlp.antithetic, mlp.injection, mlp.schedule) == ("step", 1.0, False, "all", "constant")
+    assert (mlp.activation, mlp.sigma, mlp.antithetic, mlp.injection, mlp.schedule) == (
+        "step",
+        1.0,
+        False,
+        "all",
+        "constant",
+    )
     assert {name: getattr(cnn, name) for name in ARCH_DEFAULTS["cnn"]} == ARCH_DEFAULTS["cnn"]
     mine = parse(["--arch", "cnn", "--no-antithetic", "--sigma", "0.2", "--activation", "step", "--injection", "all"])
-    assert (mine.antithetic, mine.sigma, mine.activation, mine.injection, mine.schedule) == (False, 0.2, "step", "all", "cosine")
+    assert (mine.antithetic, mine.sigma, mine.activation, mine.injection, mine.schedule) == (
+        False,
+        0.2,
+        "step",
+        "all",
+        "cosine",
+    )
     assert parse(["--antithetic"]).antithetic is True
 
 
@@ -195,17 +234,25 @@ def test_the_sampling_flag_reaches_the_compiled_model():
     from keras_glr import data
     from keras_glr_apps import train as train_app
 
-    config = train_app.config_from_args(train_app.build_parser().parse_args(["--sampling", "sobol", "--baseline", "none"]))
+    config = train_app.config_from_args(
+        train_app.build_parser().parse_args(["--sampling", "sobol", "--baseline", "none"])
+    )
     config.validate()
     splits = data.load("mnist5k", batch_size=32, image_size=14, flatten=True, seed=0)
     model = build.build_model(config, splits.info, splits.steps_per_epoch)
     assert (model.glr_config.sampling, model.glr_config.baseline) == ("sobol", "none")
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--copies-per-chunk", "640"], {"copies_per_chunk": 640}),
-    (["--estimator", "weight-perturbation", "--perturbation-scale", "0.05"], {"estimator": "weight-perturbation", "perturbation_scale": 0.05}),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--copies-per-chunk", "640"], {"copies_per_chunk": 640}),
+        (
+            ["--estimator", "weight-perturbation", "--perturbation-scale", "0.05"],
+            {"estimator": "weight-perturbation", "perturbation_scale": 0.05},
+        ),
+    ],
+)
 def test_new_estimator_flags_reach_the_compiled_model(argv, expected):
     from keras_glr import data
 
@@ -221,7 +268,9 @@ def test_every_cnn_takes_its_filters_and_28_pixel_images(arch):
     from keras_glr import data
     from keras_glr_apps import train as train_app
 
-    config = train_app.config_from_args(train_app.build_parser().parse_args(["--arch", arch, "--image-size", "28", "--filters", "4,6"]))
+    config = train_app.config_from_args(
+        train_app.build_parser().parse_args(["--arch", arch, "--image-size", "28", "--filters", "4,6"])
+    )
     config.validate()
     splits = data.load("mnist5k", batch_size=16, image_size=28, seed=0)
     model = build.build_model(config, splits.info, splits.steps_per_epoch)
@@ -236,26 +285,71 @@ def test_every_cnn_takes_its_filters_and_28_pixel_images(arch):
 def test_init_from_starts_from_a_trained_run_and_records_where(tmp_path, capsys):
     """A BP run's weights start a GLR run with other units; the run says where it started and how well that did."""
     out = str(tmp_path)
-    base = ["--epochs", "1", "--copies", "8", "--hidden", "8", "--batch-size", "100", "--noisy-passes", "2", "--quiet", "--out", out]
-    assert train_app.main(base + ["--run-name", "bp_sigmoid", "--estimator", "bp", "--activation", "sigmoid", "--epochs", "3"]) == 0
+    base = [
+        "--epochs",
+        "1",
+        "--copies",
+        "8",
+        "--hidden",
+        "8",
+        "--batch-size",
+        "100",
+        "--noisy-passes",
+        "2",
+        "--quiet",
+        "--out",
+        out,
+    ]
+    assert (
+        train_app.main(
+            base + ["--run-name", "bp_sigmoid", "--estimator", "bp", "--activation", "sigmoid", "--epochs", "3"]
+        )
+        == 0
+    )
     started = runs.read_json(os.path.join(out, "bp_sigmoid", "run.json"))["metrics"]["test_accuracy"]
-    assert train_app.main(base + ["--run-name", "tuned", "--init-from", os.path.join(out, "bp_sigmoid"), "--activation", "sigmoid",
-                                  "--lr", "1e-9"]) == 0
+    assert (
+        train_app.main(
+            base
+            + [
+                "--run-name",
+                "tuned",
+                "--init-from",
+                os.path.join(out, "bp_sigmoid"),
+                "--activation",
+                "sigmoid",
+                "--lr",
+                "1e-9",
+            ]
+        )
+        == 0
+    )
     summary = runs.read_json(os.path.join(out, "tuned", "run.json"))
     assert summary["init_from"] == os.path.join(out, "bp_sigmoid") and summary["config"]["init_from"]
     assert summary["initial_test_accuracy"] == pytest.approx(started, abs=1e-6)
-    assert summary["metrics"]["test_accuracy"] == pytest.approx(started, abs=0.01)  # a learning rate of 1e-9 leaves it there
-    assert train_app.main(base + ["--run-name", "wider", "--init-from", os.path.join(out, "bp_sigmoid"), "--hidden", "9"]) == 2
+    assert summary["metrics"]["test_accuracy"] == pytest.approx(
+        started, abs=0.01
+    )  # a learning rate of 1e-9 leaves it there
+    assert (
+        train_app.main(base + ["--run-name", "wider", "--init-from", os.path.join(out, "bp_sigmoid"), "--hidden", "9"])
+        == 2
+    )
     err = capsys.readouterr().err
-    assert "Invalid --init-from" in err and "Use the --arch, --hidden, --filters and --pool of the run you start from" in err
+    assert (
+        "Invalid --init-from" in err
+        and "Use the --arch, --hidden, --filters and --pool of the run you start from" in err
+    )
     assert not os.path.exists(os.path.join(out, "wider"))
 
 
 @pytest.mark.parametrize(
     "argv, name, noisy",
-    [pytest.param(["--arch", "rnn"], "mnist5k_rnn_tanh_ce_glr_seed0", 2, marks=pytest.mark.slow),  # 7 s: the suite stays under 10 minutes
-     pytest.param(["--arch", "rnn", "--cell", "lstm", "--hidden", "6,5"], None, 3, marks=pytest.mark.slow),  # 9 s
-     (["--arch", "snn", "--time-steps", "3", "--encoding", "rate"], "mnist5k_snn_ce_glr_seed0", 2)],
+    [
+        pytest.param(
+            ["--arch", "rnn"], "mnist5k_rnn_tanh_ce_glr_seed0", 2, marks=pytest.mark.slow
+        ),  # 7 s: the suite stays under 10 minutes
+        pytest.param(["--arch", "rnn", "--cell", "lstm", "--hidden", "6,5"], None, 3, marks=pytest.mark.slow),  # 9 s
+        (["--arch", "snn", "--time-steps", "3", "--encoding", "rate"], "mnist5k_snn_ce_glr_seed0", 2),
+    ],
     ids=["rnn", "stacked_lstm", "snn_rate"],
 )
 def test_networks_in_time_take_their_options_and_train_on_images(argv, name, noisy):
@@ -277,8 +371,11 @@ def test_networks_in_time_take_their_options_and_train_on_images(argv, name, noi
 
 @pytest.mark.parametrize(
     "argv, message",
-    [(["--cell", "lstm"], "`cell`: 'lstm'. It is an option of the rnn"), (["--arch", "rnn", "--time-steps", "4"], "option of the snn"),
-     (["--arch", "snn", "--time-steps", "0"], "`time_steps`: 0. Expected a positive integer")],
+    [
+        (["--cell", "lstm"], "`cell`: 'lstm'. It is an option of the rnn"),
+        (["--arch", "rnn", "--time-steps", "4"], "option of the snn"),
+        (["--arch", "snn", "--time-steps", "0"], "`time_steps`: 0. Expected a positive integer"),
+    ],
 )
 def test_options_of_another_network_in_time_are_refused(argv, message):
     config = train_app.config_from_args(train_app.build_parser().parse_args(argv))
@@ -288,19 +385,53 @@ def test_options_of_another_network_in_time_are_refused(argv, message):
 
 @pytest.mark.slow  # two trainings and an evaluation with white-box attacks (about 40 s)
 def test_networks_in_time_train_resume_and_are_evaluated(tmp_path):
-    """glr-train --arch rnn / snn leave complete runs; glr-evaluate attacks them through BPDA and corrupts their inputs."""
+    """glr-train --arch rnn / snn leave complete runs; glr-evaluate attacks them through BPDA and corrupts inputs."""
     from keras_glr_apps import evaluate as evaluate_app
 
     out = str(tmp_path)
     for arch in ("rnn", "snn"):
-        argv = ["--arch", arch, "--epochs", "1", "--copies", "8", "--batch-size", "100", "--quiet", "--out", out, "--run-name", arch,
-                "--schedule", "constant"]  # a cosine schedule fixes its epochs; a constant one lets --resume add one
+        argv = [
+            "--arch",
+            arch,
+            "--epochs",
+            "1",
+            "--copies",
+            "8",
+            "--batch-size",
+            "100",
+            "--quiet",
+            "--out",
+            out,
+            "--run-name",
+            arch,
+            "--schedule",
+            "constant",
+        ]  # a cosine schedule fixes its epochs; a constant one lets --resume add one
         assert train_app.main(argv) == 0
         assert (tmp_path / arch / "saved_model" / "1" / "saved_model.pb").exists()
         assert train_app.main(argv[:3] + ["2"] + argv[4:] + ["--resume"]) == 0  # one more epoch, from the checkpoint
         assert runs.read_json(os.path.join(out, arch, "run.json"))["config"]["epochs"] == 2
-    assert evaluate_app.main([os.path.join(out, "rnn"), os.path.join(out, "snn"), "--attacks", "fgsm", "--eps", "0.1", "--mode", "whitebox",
-                              "--corruptions", "gaussian_noise", "--examples", "100", "--out", os.path.join(out, "eval")]) == 0
+    assert (
+        evaluate_app.main(
+            [
+                os.path.join(out, "rnn"),
+                os.path.join(out, "snn"),
+                "--attacks",
+                "fgsm",
+                "--eps",
+                "0.1",
+                "--mode",
+                "whitebox",
+                "--corruptions",
+                "gaussian_noise",
+                "--examples",
+                "100",
+                "--out",
+                os.path.join(out, "eval"),
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     text = json.dumps(results)
     assert "rnn" in text and "snn" in text and "gaussian_noise" in text

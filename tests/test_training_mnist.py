@@ -21,9 +21,7 @@ def _mnist14(seed=0):
 @pytest.mark.slow  # 12 epochs (10 s); the README example's test trains on the same digits in the default suite
 def test_step_network_reaches_85_percent_on_held_out_digits():
     (x_train, y_train), (x_test, y_test) = _mnist14()
-    model = keras_glr.GLRSequential(
-        [keras.Input((196,)), NoisyDense(20, "step"), NoisyDense(10)]
-    )
+    model = keras_glr.GLRSequential([keras.Input((196,)), NoisyDense(20, "step"), NoisyDense(10)])
     model.compile(
         keras.optimizers.Adam(0.01),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),

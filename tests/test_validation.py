@@ -115,15 +115,32 @@ def test_one_hot_labels_with_a_sparse_loss_speak_of_the_users_shapes(kind):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: {**d, "y": np.array(list("abc" * 14)[:40])}, r"labels must be numbers.*dtype <U1 \(e\.g\. 'a'\).*numpy\.unique"),
+        (
+            lambda d: {**d, "y": np.array(list("abc" * 14)[:40])},
+            r"labels must be numbers.*dtype <U1 \(e\.g\. 'a'\).*numpy\.unique",
+        ),
         (lambda d: {**d, "y": d["y"] + 0.5}, r"whole numbers; received 40 fractional ones \(e\.g\. 0\.5\)"),
-        (lambda d: {**d, "sample_weight": np.where(np.arange(40) == 3, np.nan, 1.0)}, r"sample_weight.*1 NaN or infinite and 0 negative"),
+        (
+            lambda d: {**d, "sample_weight": np.where(np.arange(40) == 3, np.nan, 1.0)},
+            r"sample_weight.*1 NaN or infinite and 0 negative",
+        ),
         (lambda d: {**d, "sample_weight": -np.ones(40)}, r"sample_weight.*0 NaN or infinite and 40 negative"),
         (lambda d: {**d, "batch_size": 0}, r"argument `batch_size`.*Received: batch_size=0"),
         (lambda d: {**d, "x": d["x"][:0], "y": d["y"][:0]}, r"training data is empty \(0 examples\)"),
-        (lambda d: {"x": tf.data.Dataset.from_tensor_slices((d["x"][:0], d["y"][:0])).batch(8)}, r"training data is empty"),
+        (
+            lambda d: {"x": tf.data.Dataset.from_tensor_slices((d["x"][:0], d["y"][:0])).batch(8)},
+            r"training data is empty",
+        ),
     ],
-    ids=["string-labels", "fractional-labels", "nan-weights", "negative-weights", "batch-size-0", "empty-arrays", "empty-dataset"],
+    ids=[
+        "string-labels",
+        "fractional-labels",
+        "nan-weights",
+        "negative-weights",
+        "batch-size-0",
+        "empty-arrays",
+        "empty-dataset",
+    ],
 )
 def test_data_that_would_train_on_nothing_or_on_nan_is_refused_at_fit(change, message):
     model = _model(False)
@@ -152,6 +169,9 @@ def test_a_loss_that_becomes_nan_stops_training_naming_the_step_and_the_last_fin
             return values * keras.ops.where(self.calls > 3, np.nan, 1.0)
 
     model.compile("sgd", Blows(), copies=4)
-    with pytest.raises(keras_glr._src.callbacks.TrainingDivergedError,
-                       match=r"Training stopped at epoch 1, step 4: the loss became nan \(the last finite loss was [0-9.e+-]+, at epoch 1, step 3\)"):
+    with pytest.raises(
+        keras_glr._src.callbacks.TrainingDivergedError,
+        match=r"Training stopped at epoch 1, step 4: the loss became nan \(the last finite loss was [0-9.e+-]+, at "
+        r"epoch 1, step 3\)",
+    ):
         model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[keras_glr.StopOnNaN()])

@@ -43,8 +43,15 @@ class Backprop:
         """The mean gradient over this part's copies, weighted by its share of `step.terms`."""
         with tf.GradientTape() as tape:
             y_pred, _ = copies_module.forward(
-                model, x, step.copies, noise=self.noise, local=False, antithetic=self.noise and self.antithetic,
-                straight_through=self.straight_through, key=step.key, first_example=first_example,
+                model,
+                x,
+                step.copies,
+                noise=self.noise,
+                local=False,
+                antithetic=self.noise and self.antithetic,
+                straight_through=self.straight_through,
+                key=step.key,
+                first_example=first_example,
             )
             losses, y_copies, w_copies = copies_module.copy_losses(self.loss, y, y_pred, sample_weight, step.copies)
             objective = losses

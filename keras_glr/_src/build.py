@@ -36,7 +36,8 @@ def make_loss(config):
 
 
 def make_optimizer(config, steps_per_epoch):
-    """The configured optimizer, its learning rate following the configured schedule over `epochs * steps_per_epoch` steps."""
+    """The configured optimizer, its learning rate following the configured schedule over `epochs * steps_per_epoch`
+    steps."""
     rate = config.learning_rate
     total = steps_per_epoch * config.epochs
     if config.schedule == "cosine":
@@ -61,7 +62,9 @@ def build_model(config, info, steps_per_epoch):
     if config.init_from:
         initialise_from(model, config.init_from)
     chosen = config.estimator_options(copies_per_layer(config, model))
-    model.compile(make_optimizer(config, steps_per_epoch), make_loss(config), metrics=["accuracy"], **dataclasses.asdict(chosen))
+    model.compile(
+        make_optimizer(config, steps_per_epoch), make_loss(config), metrics=["accuracy"], **dataclasses.asdict(chosen)
+    )
     return model
 
 
@@ -101,7 +104,8 @@ def copies_per_layer(config, model):
     layers = [layer.name for layer in noisy_layers(model)]
     if len(config.copy_split) != len(layers):
         raise ValueError(
-            f"Invalid `copy_split`: {','.join(map(str, config.copy_split))} gives {len(config.copy_split)} shares, but the "
+            f"Invalid `copy_split`: {','.join(map(str, config.copy_split))} gives {len(config.copy_split)} shares, "
+            "but the "
             f"{config.arch} has {len(layers)} noisy layers ({', '.join(layers)}). Give one share per noisy layer, or "
             "--copy-split even."
         )

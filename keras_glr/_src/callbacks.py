@@ -35,8 +35,11 @@ class StopOnNaN(keras.callbacks.Callback):
         if math.isfinite(loss):
             self.last_finite = (self.epoch + 1, batch + 1, loss)
             return
-        last = ("no step had a finite loss" if self.last_finite is None else
-                "the last finite loss was {2:.4g}, at epoch {0}, step {1}".format(*self.last_finite))
+        last = (
+            "no step had a finite loss"
+            if self.last_finite is None
+            else "the last finite loss was {2:.4g}, at epoch {0}, step {1}".format(*self.last_finite)
+        )
         raise TrainingDivergedError(
             f"Training stopped at epoch {self.epoch + 1}, step {batch + 1}: the loss became {loss} ({last}). "
             "Lower the learning rate, or check the data and the loss for values that overflow."

@@ -79,8 +79,14 @@ def load_model(path, **kwargs):
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such .keras file: {path}")
     if not _is_zip_with_config(path):
-        what = "no readable config.json inside" if zipfile.is_zipfile(path) else "not a zip archive: truncated, empty or another file"
-        raise DamagedFileError(f"{path} is damaged: it is not a readable .keras archive ({what}). Restore it, or train the run again.")
+        what = (
+            "no readable config.json inside"
+            if zipfile.is_zipfile(path)
+            else "not a zip archive: truncated, empty or another file"
+        )
+        raise DamagedFileError(
+            f"{path} is damaged: it is not a readable .keras archive ({what}). Restore it, or train the run again."
+        )
     try:
         return keras.saving.load_model(path, **kwargs)
     except (KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as error:

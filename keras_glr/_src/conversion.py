@@ -87,8 +87,11 @@ def _convert(model, noise, mapping, seed):
 
     cloned = keras.models.clone_model(model, clone_function=clone, recursive=True)
     if isinstance(model, keras.Sequential):
-        converted = GLRSequential([keras.Input(model.inputs[0].shape[1:], dtype=model.inputs[0].dtype), *cloned.layers],
-                                  name=model.name, seed=seed)
+        converted = GLRSequential(
+            [keras.Input(model.inputs[0].shape[1:], dtype=model.inputs[0].dtype), *cloned.layers],
+            name=model.name,
+            seed=seed,
+        )
     else:
         converted = GLRModel(cloned.inputs, cloned.outputs, name=model.name, seed=seed)
     for old, new in pairs:
@@ -104,7 +107,9 @@ def _probe(model, seed=0):
     for tensor in model.inputs:
         shape = (2,) + tuple(4 if d is None else d for d in tensor.shape[1:])
         dtype = str(tensor.dtype)
-        batch.append(rng.integers(0, 2, shape).astype(dtype) if "int" in dtype else rng.normal(size=shape).astype(dtype))
+        batch.append(
+            rng.integers(0, 2, shape).astype(dtype) if "int" in dtype else rng.normal(size=shape).astype(dtype)
+        )
     return batch
 
 
@@ -172,10 +177,14 @@ def _check_model(model):
             "(keras_glr.layers.Noisy wraps any layer)."
         )
     if not model.built or not getattr(model, "inputs", None):
-        raise ValueError(f"Model '{model.name}' is not built: give it an Input, or call it on data once, before converting.")
+        raise ValueError(
+            f"Model '{model.name}' is not built: give it an Input, or call it on data once, before converting."
+        )
     noisy = [l.name for l in keras_private.sublayers(model) if isinstance(l, NoisyLayer)]
     if noisy:
-        raise ValueError(f"Model '{model.name}' already has noisy layers ({', '.join(noisy)}); it is a GLR model as it is.")
+        raise ValueError(
+            f"Model '{model.name}' already has noisy layers ({', '.join(noisy)}); it is a GLR model as it is."
+        )
 
 
 def _activation_mapping(activation):
@@ -219,7 +228,11 @@ def _converted(layer, noise, mapping):
         ) from None
 
 
-_RECURRENT = {keras.layers.SimpleRNN: NoisySimpleRNNCell, keras.layers.LSTM: NoisyLSTMCell, keras.layers.GRU: NoisyGRUCell}
+_RECURRENT = {
+    keras.layers.SimpleRNN: NoisySimpleRNNCell,
+    keras.layers.LSTM: NoisyLSTMCell,
+    keras.layers.GRU: NoisyGRUCell,
+}
 #: What the noisy cells fix: an LSTM or GRU with other settings would compute another function.
 _GATES = {"activation": "tanh", "recurrent_activation": "sigmoid"}
 
@@ -227,7 +240,12 @@ _GATES = {"activation": "tanh", "recurrent_activation": "sigmoid"}
 def _recurrent(layer, config, noise, mapping):
     """`SimpleRNN`, `LSTM` or `GRU` as `keras.layers.RNN` over the noisy cell with the same weights and options."""
     cell_class = _RECURRENT[type(layer)]
-    cell = {"units": config["units"], "noise": noise, "use_bias": config.get("use_bias", True), "name": f"{layer.name}_cell"}
+    cell = {
+        "units": config["units"],
+        "noise": noise,
+        "use_bias": config.get("use_bias", True),
+        "name": f"{layer.name}_cell",
+    }
     if cell_class is NoisySimpleRNNCell:
         own = config.get("activation")
         cell["activation"] = mapping.get(_name(own), own)
@@ -239,9 +257,12 @@ def _recurrent(layer, config, noise, mapping):
             raise ValueError(
                 f"Layer '{layer.name}' ({type(layer).__name__}) cannot be converted: its noisy cell computes the "
                 f"standard gates (tanh, sigmoid{', reset_after=True' if type(layer) is keras.layers.GRU else ''}), "
-                f"and this layer has {odd}. Wrap it in keras_glr.layers.Noisy(layer) (noise at its output), or freeze it."
+                f"and this layer has {odd}. Wrap it in keras_glr.layers.Noisy(layer) (noise at its output), or freeze "
+                "it."
             )
-    options = {k: config[k] for k in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll") if k in config}
+    options = {
+        k: config[k] for k in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll") if k in config
+    }
     return keras.layers.RNN(cell_class(**cell), name=layer.name, **options)
 
 
@@ -253,7 +274,11 @@ def _mapped_activation_layer(layer, mapping):
             return layer.__class__.from_config(config)
         return keras.layers.Activation(mapping["relu"], name=layer.name)
     name = _name(config["activation"])
-    return keras.layers.Activation(mapping[name], name=layer.name) if name in mapping else layer.__class__.from_config(config)
+    return (
+        keras.layers.Activation(mapping[name], name=layer.name)
+        if name in mapping
+        else layer.__class__.from_config(config)
+    )
 
 
 def _name(serialized):

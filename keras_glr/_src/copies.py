@@ -94,8 +94,9 @@ def copy_losses(loss, y, y_pred, sample_weight, copies):
     return values, y, sample_weight
 
 
-def forward(model, x, copies, training=True, groups=None, antithetic=False, sampling="mc", first_example=0,
-            **record_options):
+def forward(
+    model, x, copies, training=True, groups=None, antithetic=False, sampling="mc", first_example=0, **record_options
+):
     """Runs `model` on the K copies of `x` under a recorder; returns (y_pred, record).
 
     x has one row per example; y_pred one row per copy. The copies begin at
@@ -117,8 +118,11 @@ def forward(model, x, copies, training=True, groups=None, antithetic=False, samp
     layout = streams.CopyLayout(copies, antithetic, sampling, first_example, where, groups)
     layerwise = None
     if where == "by_layer":
-        layerwise = fan_out.LayerwisePass(layout, {id(layer): slot for slot, layer in enumerate(slots)},
-                                          graph=model if getattr(model, "pads_merges", False) else None)
+        layerwise = fan_out.LayerwisePass(
+            layout,
+            {id(layer): slot for slot, layer in enumerate(slots)},
+            graph=model if getattr(model, "pads_merges", False) else None,
+        )
     with recording(layout=layout, slots=slots, layerwise=layerwise, **record_options) as record:
         with recurrence.unrolled(model):
             y_pred = model(x, training=training)
@@ -172,7 +176,9 @@ def in_chunks(one_pass, x, y, sample_weight, first_example, examples_per_chunk, 
 
     def body(start, loss, gradients, arrays):
         end = tf.minimum(start + examples_per_chunk, batch)
-        xs, ys, ws = (None if s is None else tf.nest.map_structure(lambda t: t[start:end], s) for s in (x, y, sample_weight))
+        xs, ys, ws = (
+            None if s is None else tf.nest.map_structure(lambda t: t[start:end], s) for s in (x, y, sample_weight)
+        )
         piece = one_pass(xs, ys, ws, first_example + start)
         gradients = [a if g is None else a + g for a, g in zip(gradients, piece.gradients)]
         index = start // examples_per_chunk
@@ -192,6 +198,9 @@ def _rows_array(spec):
     """A TensorArray for row blocks of tensors shaped like `spec`, (rows, ...)."""
     shape = tf.TensorShape(spec.shape)
     return tf.TensorArray(
-        tf.as_dtype(spec.dtype), size=0, dynamic_size=True, infer_shape=False,
+        tf.as_dtype(spec.dtype),
+        size=0,
+        dynamic_size=True,
+        infer_shape=False,
         element_shape=tf.TensorShape([None]).concatenate(shape[1:]),
     )

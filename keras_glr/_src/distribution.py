@@ -34,7 +34,9 @@ def read_tf_config(environ=os.environ):
     )
     text = environ.get("TF_CONFIG")
     if not text:
-        raise ValueError(f"--strategy multi-worker needs the TF_CONFIG environment variable, and it is not set; {example}.")
+        raise ValueError(
+            f"--strategy multi-worker needs the TF_CONFIG environment variable, and it is not set; {example}."
+        )
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:
@@ -78,7 +80,11 @@ def is_chief(strategy):
     if resolver is None or not keras_private.in_multi_worker_mode(strategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+    return (
+        task_type is None
+        or task_type == "chief"
+        or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+    )
 
 
 def local_cluster(workers):

@@ -41,7 +41,9 @@ from keras_glr.options import SAMPLINGS  # noqa: F401
 
 def check_options(copies, baseline, antithetic, estimator, ste_slope=None):
     """Validates the GLR options; raises ValueError naming the bad argument (`options.EstimatorOptions.validate`)."""
-    options.EstimatorOptions(copies=copies, baseline=baseline, antithetic=antithetic, estimator=estimator, ste_slope=ste_slope).validate()
+    options.EstimatorOptions(
+        copies=copies, baseline=baseline, antithetic=antithetic, estimator=estimator, ste_slope=ste_slope
+    ).validate()
 
 
 def check_sampling(sampling, baseline, estimator):
@@ -50,7 +52,8 @@ def check_sampling(sampling, baseline, estimator):
 
 
 def check_injection(injection, copies_per_layer, estimator):
-    """Validates the layer-wise options; raises ValueError naming the bad argument (`options.EstimatorOptions.validate`)."""
+    """Validates the layer-wise options; raises ValueError naming the bad argument
+    (`options.EstimatorOptions.validate`)."""
     options.EstimatorOptions(injection=injection, copies_per_layer=copies_per_layer, estimator=estimator).validate()
 
 
@@ -233,8 +236,15 @@ class GLR:
             groups = fan_out.layer_groups(step.copies, layers, self.copies_per_layer, self.antithetic, dimensions)
         with tf.GradientTape() as tape:
             y_pred, record = copies_module.forward(
-                model, x, step.copies, local=True, antithetic=self.antithetic, key=step.key, first_example=first_example,
-                groups=groups, sampling=self.sampling,
+                model,
+                x,
+                step.copies,
+                local=True,
+                antithetic=self.antithetic,
+                key=step.key,
+                first_example=first_example,
+                groups=groups,
+                sampling=self.sampling,
             )
         losses, y, sample_weight = copies_module.copy_losses(self.loss, y, y_pred, sample_weight, step.copies)
         losses = tf.stop_gradient(losses)
@@ -268,8 +278,19 @@ def penalty_gradients(gradients, variables, replicas=1):
     return [g if e is None else e if g is None else g + e for g, e in zip(gradients, extra)]
 
 
-def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, ste_slope=None, injection="all", copies_per_layer=None,
-         sampling="mc", perturbation_scale=0.03):
+def make(
+    name,
+    loss,
+    values_only,
+    surrogate,
+    baseline="loo",
+    antithetic=False,
+    ste_slope=None,
+    injection="all",
+    copies_per_layer=None,
+    sampling="mc",
+    perturbation_scale=0.03,
+):
     """The estimator called `name` (one of `ESTIMATORS`).
 
     Args:
@@ -289,9 +310,21 @@ def make(name, loss, values_only, surrogate, baseline="loo", antithetic=False, s
     if name == "weight-perturbation":
         return perturbation.WeightPerturbation(values_only, perturbation_scale)
     if name == "glr":
-        return GLR(values_only, baseline, antithetic, injection, copies_per_layer if copies_per_layer in (None, "proportional") else tuple(copies_per_layer), sampling)
+        return GLR(
+            values_only,
+            baseline,
+            antithetic,
+            injection,
+            copies_per_layer if copies_per_layer in (None, "proportional") else tuple(copies_per_layer),
+            sampling,
+        )
     if name == "bp":
         return backprop.Backprop(loss, noise=False)
     straight_through = {"slope": ste_slope} if name == "bp-ste" else False
-    return backprop.Backprop(loss, noise=True, antithetic=antithetic, straight_through=straight_through,
-                             surrogate=surrogate if straight_through else None)
+    return backprop.Backprop(
+        loss,
+        noise=True,
+        antithetic=antithetic,
+        straight_through=straight_through,
+        surrogate=surrogate if straight_through else None,
+    )

@@ -60,7 +60,8 @@ def layer_groups(copies, layers, copies_per_layer=None, antithetic=False, dimens
             pairs = " even (antithetic pairs)," if antithetic else ""
             raise ValueError(
                 f"Invalid value received for argument `copies_per_layer`: expected {layers} positive{pairs} "
-                f"integers, one per noisy layer, that add up to copies={copies}. Received: copies_per_layer={copies_per_layer!r}"
+                f"integers, one per noisy layer, that add up to copies={copies}. Received: "
+                f"copies_per_layer={copies_per_layer!r}"
             )
     starts = [sum(sizes[:g]) for g in range(layers)]
     return tuple(zip(starts, sizes))
@@ -78,7 +79,8 @@ def proportional_sizes(copies, dimensions, unit=1):
     if units < layers or copies % unit:
         raise ValueError(
             f"Layer-wise injection gives each of the {layers} noisy layers its own copies, so it needs "
-            f"copies >= {unit * layers}{' (even, with antithetic pairs)' if unit == 2 else ''}. Received: copies={copies}."
+            f"copies >= {unit * layers}{' (even, with antithetic pairs)' if unit == 2 else ''}. Received: "
+            f"copies={copies}."
         )
     free = units - layers
     shares = [free * d / sum(dimensions) for d in dimensions]
@@ -129,7 +131,8 @@ def can_fan_out(model):
 def can_fan_out_by_layer(model):
     """True when every layer-wise group's copies may begin at its own layer.
 
-    A tensor's state is the number of noisy slots it has passed (see `LayerwisePass`). Every noisy layer must be called once, on inputs
+    A tensor's state is the number of noisy slots it has passed (see `LayerwisePass`). Every noisy layer must be called
+    once, on inputs
     that have passed no slot at or after its own, and every slot reached. In
     a `GLRModel`'s own graph tensors of different states may meet (a
     residual addition, a shortcut's noisy layer): the pass pads them to one
@@ -279,7 +282,17 @@ class LayerwisePass:
             parts.append(copies_of_clean)
         pairs = tf.reshape(pairs, _shape([-1], clean)) if layout.antithetic else None
         record.entries.append(
-            Entry(layer, tf.reshape(group, tf.shape(r)), r, layer.noise, layout.copies, clean, stream, group=(start, size), pairs=pairs)
+            Entry(
+                layer,
+                tf.reshape(group, tf.shape(r)),
+                r,
+                layer.noise,
+                layout.copies,
+                clean,
+                stream,
+                group=(start, size),
+                pairs=pairs,
+            )
         )
         return tf.reshape(tf.concat(parts, axis=1), _shape([-1], clean))
 
@@ -288,7 +301,8 @@ class LayerwisePass:
         return model is self.graph
 
     def padded(self, operation, call):
-        """`call`, one node of the padded graph, with every input tensor padded to one state; records its outputs' state.
+        """`call`, one node of the padded graph, with every input tensor padded to one state; records its outputs'
+        state.
 
         The state is the most advanced input's, or for a noisy layer its slot
         (its group's copies begin there). The model's inputs are in state 0.
@@ -310,7 +324,8 @@ class LayerwisePass:
         return run
 
     def pad(self, t, state):
-        """`t` (rows of its recorded state, state 0 if none) padded to `state`: its clean row copied into the groups in between.
+        """`t` (rows of its recorded state, state 0 if none) padded to `state`: its clean row copied into the groups in
+        between.
 
         Raises ValueError for a tensor more advanced than `state`.
         """

@@ -37,7 +37,9 @@ def check_differentiable(model, zero_one):
             "loss (cross-entropy), or estimator='glr', which needs only the loss's values."
         )
     layers = noisy_layers(model) if model is not None and model.built else []
-    flat = [layer.name for layer in layers if getattr(layer, "activation", None) in (activations.step, activations.sign)]
+    flat = [
+        layer.name for layer in layers if getattr(layer, "activation", None) in (activations.step, activations.sign)
+    ]
     if flat:
         raise ValueError(
             f"The forward gradient differentiates the network, and the step or sign units of {flat} have a zero "

@@ -33,7 +33,9 @@ def read_json(path, fields=None):
         with open(path) as f:
             values = json.load(f)
     except (ValueError, UnicodeDecodeError) as error:
-        raise DamagedFileError(f"{path} is damaged: it is not valid JSON ({error}). Restore it, or start the run again with --overwrite.") from None
+        raise DamagedFileError(
+            f"{path} is damaged: it is not valid JSON ({error}). Restore it, or start the run again with --overwrite."
+        ) from None
     if not isinstance(values, dict):
         raise DamagedFileError(
             f"{path} is damaged: expected a JSON object, found a {type(values).__name__}. Restore it, or start the run "
@@ -41,7 +43,11 @@ def read_json(path, fields=None):
         )
     for key, kind in (fields or {}).items():
         value = values.get(key)
-        if key not in values or not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        if (
+            key not in values
+            or not isinstance(value, kind)
+            or (isinstance(value, bool) and bool not in _as_tuple(kind))
+        ):
             names = " or ".join(_KINDS.get(t, t.__name__) for t in _as_tuple(kind))
             found = "nothing" if key not in values else f"{value!r}"
             raise DamagedFileError(
@@ -51,7 +57,14 @@ def read_json(path, fields=None):
     return values
 
 
-_KINDS = {int: "an integer", float: "a number", str: "a string", dict: "a JSON object", list: "a list", bool: "true or false"}
+_KINDS = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "a JSON object",
+    list: "a list",
+    bool: "true or false",
+}
 
 
 def _as_tuple(kind):

@@ -19,7 +19,8 @@ import math
 import keras
 import tensorflow as tf
 
-#: Bytes each float32 value of a copy row costs in a step, relative to one stored value (measured, see the module docstring).
+# : Bytes each float32 value of a copy row costs in a step, relative to one stored value (measured, see the module
+# docstring).
 FACTOR = 5
 #: The share of the free memory a step may take.
 SHARE = 0.8
@@ -124,11 +125,16 @@ def check_step(model, batch_size, available=None):
         return
     rows_that_fit = int(min(INT32_MAX // widest, INT32_MAX if budget is None else budget // per_row))
     examples_that_fit = rows_that_fit // copies
-    what = (f"tensors of {step_rows * widest:,} values, more than TensorFlow's {INT32_MAX:,}" if too_wide else
-            f"about {step_rows * per_row / 2**30:.1f} GiB, and {budget / SHARE / 2**30:.1f} GiB are free")
+    what = (
+        f"tensors of {step_rows * widest:,} values, more than TensorFlow's {INT32_MAX:,}"
+        if too_wide
+        else f"about {step_rows * per_row / 2**30:.1f} GiB, and {budget / SHARE / 2**30:.1f} GiB are free"
+    )
     if examples_that_fit >= 1:
-        advice = (f"Pass copies_per_chunk={examples_that_fit * copies} (the same estimate, computed {examples_that_fit} "
-                  "examples at a time), fewer copies, or a smaller `batch_size`.")
+        advice = (
+            f"Pass copies_per_chunk={examples_that_fit * copies} (the same estimate, computed {examples_that_fit} "
+            "examples at a time), fewer copies, or a smaller `batch_size`."
+        )
     else:
         advice = f"One example's {copies:,} copies alone do not fit: use at most copies={max(rows_that_fit, 1):,}."
     raise StepMemoryError(

@@ -68,8 +68,7 @@ class GLRTrainer(keras_private.TrainerHooks):
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {unknown}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(
-                "Invalid value received for argument `seed`. Expected None or an integer. "
-                f"Received: seed={seed!r}"
+                f"Invalid value received for argument `seed`. Expected None or an integer. Received: seed={seed!r}"
             )
         super().__init__(*args, **kwargs)
         self.seed = seed
@@ -144,9 +143,16 @@ class GLRTrainer(keras_private.TrainerHooks):
         surrogate = glr_losses.cross_entropy_from_logits if isinstance(loss, glr_losses.ZeroOneLoss) else None
         config = self.glr_config.reset_for(name)  # another estimator than the compiled one keeps only what it uses
         return estimators.make(
-            name, glr_losses.per_example(loss), glr_losses.per_example(values_only or loss), surrogate,
-            baseline=config.baseline, antithetic=config.antithetic, ste_slope=config.ste_slope,
-            injection=config.injection, copies_per_layer=config.copies_per_layer, sampling=config.sampling,
+            name,
+            glr_losses.per_example(loss),
+            glr_losses.per_example(values_only or loss),
+            surrogate,
+            baseline=config.baseline,
+            antithetic=config.antithetic,
+            ste_slope=config.ste_slope,
+            injection=config.injection,
+            copies_per_layer=config.copies_per_layer,
+            sampling=config.sampling,
             perturbation_scale=config.perturbation_scale,
         )
 
@@ -185,8 +191,13 @@ class GLRTrainer(keras_private.TrainerHooks):
         step = estimators.Step(copies, streams.next_key(self.training_noise), tf.cast(global_batch * copies, "float32"))
         chunk = self.glr_config.copies_per_chunk
         estimate = copies_module.in_chunks(
-            functools.partial(estimator.one_pass, self, step=step), x, y, sample_weight, first_example,
-            None if chunk is None else max(1, chunk // copies), self.trainable_variables,
+            functools.partial(estimator.one_pass, self, step=step),
+            x,
+            y,
+            sample_weight,
+            first_example,
+            None if chunk is None else max(1, chunk // copies),
+            self.trainable_variables,
             None if chunk is None else self.outputs[0],
         )
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -268,8 +279,14 @@ class GLRTrainer(keras_private.TrainerHooks):
         ({"slope": ...}) gives step and sign units a surrogate gradient.
         """
         outputs, _ = copies_module.forward(
-            self, x, passes, training=False, local=False, straight_through=straight_through,
-            key=streams.next_key(self.prediction_noise), purpose=streams.PREDICTION,
+            self,
+            x,
+            passes,
+            training=False,
+            local=False,
+            straight_through=straight_through,
+            key=streams.next_key(self.prediction_noise),
+            purpose=streams.PREDICTION,
         )
         return tf.reshape(outputs, tf.concat([[-1, passes], tf.shape(outputs)[1:]], axis=0))
 
@@ -297,7 +314,8 @@ class GLRTrainer(keras_private.TrainerHooks):
         self._built_from_spec = True
 
     def build_state_from_batch(self, iterator, data_batch, keras_default):
-        """Builds the state before the first step (`keras_private.TrainerHooks`): as Keras, but from the first replica's shard of the first batch.
+        """Builds the state before the first step (`keras_private.TrainerHooks`): as Keras, but from the first replica's
+        shard of the first batch.
 
         Keras averages the replicas' shards, which fails when a batch does
         not divide evenly among the replicas; only the shapes matter here.
@@ -313,8 +331,11 @@ class GLRTrainer(keras_private.TrainerHooks):
         for _, _, batches in iterator:
             first = next(batches)
             data_batch = tf.nest.map_structure(
-                lambda t: self.distribute_strategy.experimental_local_results(t)[0]
-                if isinstance(t, tf.distribute.DistributedValues) else t,
+                lambda t: (
+                    self.distribute_strategy.experimental_local_results(t)[0]
+                    if isinstance(t, tf.distribute.DistributedValues)
+                    else t
+                ),
                 first,
             )
             break
@@ -394,7 +415,9 @@ def _logs_for_the_strategy(logs):
     synchronised), so each gets an axis of length one, which that mean removes.
     """
     strategy = tf.distribute.get_strategy()
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and keras_private.in_multi_worker_mode(strategy)
+    multi_worker = isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and keras_private.in_multi_worker_mode(strategy)
     if not multi_worker:
         return logs
     return {name: tf.reshape(value, [1]) if value.shape.rank == 0 else value for name, value in logs.items()}

@@ -81,6 +81,7 @@ class Entry:
         """weights[n] * s(r)[n, ...] for per-row weights of shape (N,)."""
         return self.distribution.weighted_score(self.noise, weights)
 
+
 class ForwardRecord:
     """Collects the noisy calls' reports during one forward pass.
 
@@ -113,8 +114,18 @@ class ForwardRecord:
     estimate takes no term.
     """
 
-    def __init__(self, layout=None, noise=True, local=True, straight_through=False, key=None, slots=(),
-                 purpose=streams.TRAINING, layerwise=None, **layout_fields):
+    def __init__(
+        self,
+        layout=None,
+        noise=True,
+        local=True,
+        straight_through=False,
+        key=None,
+        slots=(),
+        purpose=streams.TRAINING,
+        layerwise=None,
+        **layout_fields,
+    ):
         self.layout = layout if layout is not None else streams.CopyLayout(**layout_fields)
         if self.layout.fan_out == "by_layer" and layerwise is None:
             raise ValueError('fan_out="by_layer" needs the pass\'s `layerwise` (a `fan_out.LayerwisePass`).')
@@ -172,7 +183,9 @@ class ForwardRecord:
             r = streams.call_noise(layer.noise, self.key, stream, examples, units, layout)
         else:
             start, size, row_scale = self._group(layer, examples)
-            r = streams.call_noise(layer.noise, self.key, stream, examples, units, dataclasses.replace(layout, copies=size))
+            r = streams.call_noise(
+                layer.noise, self.key, stream, examples, units, dataclasses.replace(layout, copies=size)
+            )
             padding = [[0, 0], [start, self.copies - start - size], [0, 0]]
             r = tf.reshape(tf.pad(tf.reshape(r, [examples, size, units]), padding), [examples * self.copies, units])
         shape = tf.concat([[examples * self.copies], tf.shape(v)[1:]], axis=0)
@@ -220,7 +233,8 @@ class ForwardRecord:
         return groups[slot]
 
     def _group(self, layer, examples):
-        """`layer`'s group of copies (start, size) and its row scale, shape (examples * K,): K / size on the group, 0 elsewhere.
+        """`layer`'s group of copies (start, size) and its row scale, shape (examples * K,): K / size on the group, 0
+        elsewhere.
 
         Only the group's copies are drawn (and stratified, with "latin" or "sobol"); the
         layer adds zeros on the other copies.

@@ -28,7 +28,8 @@ from keras_glr.layers import noisy_layers
 def recurrent_layers(model):
     """The `keras.layers.RNN` layers of `model` (nested ones included) that hold noisy layers."""
     return [
-        layer for layer in keras_private.sublayers(model, include_self=True)
+        layer
+        for layer in keras_private.sublayers(model, include_self=True)
         if isinstance(layer, keras.layers.RNN) and noisy_layers(layer)
     ]
 
@@ -50,7 +51,8 @@ def unrolled(model):
         if "Cannot unroll" not in str(error):
             raise
         raise ValueError(
-            f"A GLR step runs the recurrent layers that hold noisy cells unrolled ({', '.join(l.name for l in layers)}), "
+            "A GLR step runs the recurrent layers that hold noisy cells unrolled "
+            f"({', '.join(l.name for l in layers)}), "
             "so it needs the number of time steps, and it is unknown here. Give the Input a fixed length, e.g. "
             "keras.Input((time_steps, features)), and pad the sequences to it (a Masking layer skips the padding)."
         ) from None

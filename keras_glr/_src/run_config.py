@@ -27,7 +27,9 @@ from keras_glr.options import SAMPLINGS  # noqa: F401
 LOSSES = ("ce", "zero-one")
 NOISES = ("gaussian", "laplace")
 ARCHITECTURES = tuple(registry.ARCHITECTURES)
-MAX_NAME_BYTES = 200  # a run's name; its lock file `.<name>.lock` and journal `.<name>.commit.json` must fit in 255 bytes
+MAX_NAME_BYTES = (
+    200  # a run's name; its lock file `.<name>.lock` and journal `.<name>.commit.json` must fit in 255 bytes
+)
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
 #: The settings each network trains with where the paper's network's differ (`registry`).
@@ -42,10 +44,7 @@ def parse_hidden(text, what="hidden layer widths", example="'20' or '50,50'"):
     except ValueError:
         widths = ()
     if not widths or any(w < 1 for w in widths):
-        raise ValueError(
-            f"Invalid {what}: {text!r}. Expected positive integers "
-            f"separated by commas, e.g. {example}."
-        )
+        raise ValueError(f"Invalid {what}: {text!r}. Expected positive integers separated by commas, e.g. {example}.")
     return widths
 
 
@@ -68,7 +67,9 @@ def parse_copy_split(text):
             shares = tuple(float(part) for part in str(text).split(","))
         except ValueError:
             shares = ()
-    if not shares or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0 for s in shares):
+    if not shares or any(
+        isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0 for s in shares
+    ):
         raise ValueError(
             f"Invalid copy split: {text!r}. Expected 'even', 'proportional', or one positive share per noisy "
             "layer separated by commas, e.g. '1,2,4'."
@@ -97,42 +98,69 @@ class RunConfig:
     Gaussian and Laplace noise (Laplace scale b = sigma / sqrt(2)).
     """
 
-    dataset: str = _option("mnist5k", "data", "mnist5k (offline), tiny_imagenet, or a TFDS name such as mnist, fashion_mnist")
+    dataset: str = _option(
+        "mnist5k", "data", "mnist5k (offline), tiny_imagenet, or a TFDS name such as mnist, fashion_mnist"
+    )
     data_dir: str = _option(None, "data", "prepared TFDS data directory, or the tiny-imagenet-200 folder")
     image_size: int = _option(14, "data", "resize images to N x N (0 keeps their size)")
     validation_fraction: float = _option(0.1, "data", "share of the training examples held out for validation")
     arch: str = _option("mlp", "network", registry.describe(), choices=ARCHITECTURES)
-    hidden: tuple = _option((20,), "network", "hidden layer widths of the mlp, or of each stacked recurrence of the rnn or snn, "
-                            "e.g. 20 or 50,50", parse=parse_hidden)
-    filters: tuple = _option((8, 16), "network", "conv widths of the cnn (one per conv layer) or the resnet (stem and stages)",
-                             parse=parse_filters)
+    hidden: tuple = _option(
+        (20,),
+        "network",
+        "hidden layer widths of the mlp, or of each stacked recurrence of the rnn or snn, e.g. 20 or 50,50",
+        parse=parse_hidden,
+    )
+    filters: tuple = _option(
+        (8, 16),
+        "network",
+        "conv widths of the cnn (one per conv layer) or the resnet (stem and stages)",
+        parse=parse_filters,
+    )
     init_from: str = _option(
-        None, "network", "start from the weights of this run directory or .keras file (a BP run too; the network must "
-        "match, --activation may differ, e.g. step to binarise a relu run)", metavar="RUN_DIR",
+        None,
+        "network",
+        "start from the weights of this run directory or .keras file (a BP run too; the network must "
+        "match, --activation may differ, e.g. step to binarise a relu run)",
+        metavar="RUN_DIR",
     )
     cell: str = _option("simple", "network", "rnn: simple (h = phi(x W + h U + b + r)), lstm or gru", choices=CELLS)
     time_steps: int = _option(8, "network", "snn: steps each input is presented for")
-    encoding: str = _option("direct", "network", "snn: direct (the input as current at every step) or rate (Bernoulli spikes)",
-                            choices=ENCODINGS)
-    activation: str = _option("step", "network", "step (threshold), sigmoid, abs, sign, relu, ... (the snn's units always spike)")
+    encoding: str = _option(
+        "direct",
+        "network",
+        "snn: direct (the input as current at every step) or rate (Bernoulli spikes)",
+        choices=ENCODINGS,
+    )
+    activation: str = _option(
+        "step", "network", "step (threshold), sigmoid, abs, sign, relu, ... (the snn's units always spike)"
+    )
     pool: str = _option(
-        "output", "network", "cnn: max-pool each conv layer's output, or its pre-activation before the noise (a quarter "
-        "of the noise values; the same function for step and relu units)", choices=CNN_POOLS,
+        "output",
+        "network",
+        "cnn: max-pool each conv layer's output, or its pre-activation before the noise (a quarter "
+        "of the noise values; the same function for step and relu units)",
+        choices=CNN_POOLS,
     )
     noise: str = _option("gaussian", "network", "distribution of the neuronal noise", choices=NOISES)
     sigma: float = _option(1.0, "network", "standard deviation of the neuronal noise")
     loss: str = _option("ce", "estimator", "ce (cross-entropy) or zero-one", choices=LOSSES)
-    estimator: str = options_field("estimator", help="glr, or a BP control: bp, bp-noise, or bp-ste (backprop with "
-                                   "straight-through step/sign units, the fair control of a step network)")
+    estimator: str = options_field(
+        "estimator",
+        help="glr, or a BP control: bp, bp-noise, or bp-ste (backprop with "
+        "straight-through step/sign units, the fair control of a step network)",
+    )
     ste_slope: float = options_field("ste_slope")
     copies: int = options_field("copies")
     baseline: str = options_field("baseline")
     antithetic: bool = options_field("antithetic")
     injection: str = options_field("injection")
-    sampling: str = options_field("sampling", help="mc (independent copies), or latin / sobol: stratified copies, with "
-                                  "--baseline none (GLR only)")
+    sampling: str = options_field(
+        "sampling", help="mc (independent copies), or latin / sobol: stratified copies, with --baseline none (GLR only)"
+    )
     copy_split: object = _option(
-        "even", "estimator",
+        "even",
+        "estimator",
         "with --injection layerwise, how the K copies are shared among the noisy layers: even, proportional (to "
         "each layer's noise values), or shares in call order such as 1,2,4",
         parse=parse_copy_split,
@@ -175,7 +203,12 @@ class RunConfig:
 
     def to_json(self):
         split = list(self.copy_split) if isinstance(self.copy_split, tuple) else self.copy_split
-        return {**dataclasses.asdict(self), "hidden": list(self.hidden), "filters": list(self.filters), "copy_split": split}
+        return {
+            **dataclasses.asdict(self),
+            "hidden": list(self.hidden),
+            "filters": list(self.filters),
+            "copy_split": split,
+        }
 
     @classmethod
     def from_json(cls, values):
@@ -189,8 +222,10 @@ class RunConfig:
 
     def estimator_options(self, copies_per_layer=None):
         """The `options.EstimatorOptions` of this run (`copies_per_layer` from the copy split and the model)."""
-        return options.EstimatorOptions(**{name: getattr(self, name) for name in options.NAMES if hasattr(self, name)},
-                                        copies_per_layer=copies_per_layer)
+        return options.EstimatorOptions(
+            **{name: getattr(self, name) for name in options.NAMES if hasattr(self, name)},
+            copies_per_layer=copies_per_layer,
+        )
 
     def validate(self):
         """Raises ValueError naming the first bad field, as `name`."""
@@ -205,7 +240,9 @@ class RunConfig:
             value = getattr(self, name)
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
             if not ok or (kind is int and int(value) != value):
-                raise ValueError(f"Invalid `{name}`: {value!r}. Expected a positive {'integer' if kind is int else 'number'}.")
+                raise ValueError(
+                    f"Invalid `{name}`: {value!r}. Expected a positive {'integer' if kind is int else 'number'}."
+                )
 
         choice("arch", ARCHITECTURES)
         choice("pool", CNN_POOLS)
@@ -216,7 +253,8 @@ class RunConfig:
             for name, default in record.options.items():
                 if self.arch != arch and getattr(self, name) != default:
                     raise ValueError(
-                        f"Invalid `{name}`: {getattr(self, name)!r}. It is an option of the {arch}, and this run's arch is "
+                        f"Invalid `{name}`: {getattr(self, name)!r}. It is an option of the {arch}, and this run's "
+                        "arch is "
                         f"{self.arch!r}. Drop it, or train the {arch}."
                     )
         if not self.filters or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in self.filters):
@@ -241,7 +279,9 @@ class RunConfig:
                 "the share of the training examples held out."
             )
         if not self.hidden or any(not isinstance(w, int) or w < 1 for w in self.hidden):
-            raise ValueError(f"Invalid `hidden`: {self.hidden!r}. Expected positive layer widths such as (20,) or (50, 50).")
+            raise ValueError(
+                f"Invalid `hidden`: {self.hidden!r}. Expected positive layer widths such as (20,) or (50, 50)."
+            )
         get_activation(self.activation)
         self.estimator_options().validate()
         parse_copy_split(self.copy_split)
@@ -250,13 +290,24 @@ class RunConfig:
                 f"Invalid `copy_split`: {self.copy_split!r}. It shares the copies among the noisy layers of "
                 "layer-wise injection; use injection='layerwise', or copy_split='even'."
             )
-        if self.run_name is not None and (not isinstance(self.run_name, str) or not self.run_name or os.sep in self.run_name
-                                          or self.run_name in (".", "..") or self.run_name.startswith(".") or "\0" in self.run_name):
-            raise ValueError(f"Invalid `run_name`: {self.run_name!r}. Use a plain folder name without '{os.sep}', not starting with '.'.")
+        if self.run_name is not None and (
+            not isinstance(self.run_name, str)
+            or not self.run_name
+            or os.sep in self.run_name
+            or self.run_name in (".", "..")
+            or self.run_name.startswith(".")
+            or "\0" in self.run_name
+        ):
+            raise ValueError(
+                f"Invalid `run_name`: {self.run_name!r}. Use a plain folder name without '{os.sep}', not starting "
+                "with '.'."
+            )
         if len(self.name().encode()) > MAX_NAME_BYTES:
             raise ValueError(
-                f"Invalid `run_name`: a name of {len(self.name().encode())} bytes. Expected at most {MAX_NAME_BYTES} (folder "
-                "names are limited to 255 bytes, and the run's lock and journal files add to it). Choose a shorter name."
+                f"Invalid `run_name`: a name of {len(self.name().encode())} bytes. Expected at most {MAX_NAME_BYTES} "
+                "(folder "
+                "names are limited to 255 bytes, and the run's lock and journal files add to it). Choose a shorter "
+                "name."
             )
 
 
@@ -271,7 +322,9 @@ def read_config(run_dir):
         config.validate()
     except (TypeError, ValueError) as error:
         reason = str(error).strip().rstrip(".")
-        raise DamagedFileError(f"{path} is damaged: {reason}. Restore it, or start the run again with --overwrite.") from None
+        raise DamagedFileError(
+            f"{path} is damaged: {reason}. Restore it, or start the run again with --overwrite."
+        ) from None
     return config
 
 
@@ -284,10 +337,15 @@ def describe_gradient(config):
     if config.estimator == "bp-noise":
         return "backprop through the noisy network (reparameterised)"
     if config.estimator == "forward-gradient":
-        return f"forward gradient: {config.copies} random tangents pushed forward per step, (grad L . v) v, the neurons noiseless"
+        return (
+            f"forward gradient: {config.copies} random tangents pushed forward per step, (grad L . v) v, the "
+            "neurons noiseless"
+        )
     if config.estimator == "weight-perturbation":
-        return (f"weight perturbation: {config.copies // 2} antithetic Gaussian perturbations of every weight (sigma "
-                f"{config.perturbation_scale}) per step, the neurons noiseless")
+        return (
+            f"weight perturbation: {config.copies // 2} antithetic Gaussian perturbations of every weight (sigma "
+            f"{config.perturbation_scale}) per step, the neurons noiseless"
+        )
     surrogate = "identity" if config.ste_slope is None else f"derivative of sigmoid({config.ste_slope} x)"
     note = f"backprop through the noisy network; step/sign units pass the gradient straight through ({surrogate})"
     if config.loss == "zero-one":

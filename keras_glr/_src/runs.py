@@ -76,7 +76,9 @@ def load_data(config):
     )
 
 
-def train(config, root="saved_models", resume=False, overwrite=False, verbose="auto", callbacks=(), record=None, strategy=None):
+def train(
+    config, root="saved_models", resume=False, overwrite=False, verbose="auto", callbacks=(), record=None, strategy=None
+):
     """Trains `config` into `root/<run name>/` and returns a `RunResult`.
 
     The run holds an exclusive lock (`run_lock`) from its start check to its
@@ -257,17 +259,24 @@ def export_version(model, base, version=None, noisy_passes=32, overwrite=False):
     if os.path.exists(base) and not os.path.isdir(base):
         raise ValueError(f"--out {base} is a file; expected a folder to hold version folders.")
     into_run = os.path.isdir(model) and run_folders.inside(base, model)
-    created = run_folders.make_folder(base, hint="Pass --out to write the versions elsewhere." if into_run else "Choose a writable --out.")
+    created = run_folders.make_folder(
+        base, hint="Pass --out to write the versions elsewhere." if into_run else "Choose a writable --out."
+    )
     try:
         with run_folders.holding(model) if into_run else contextlib.nullcontext():
             version = version or export.next_version(base)
             if os.path.exists(os.path.join(base, str(version))) and not overwrite:
-                raise ValueError(f"Version {version} already exists in {base}. Pass --overwrite to replace it, or another --version.")
+                raise ValueError(
+                    f"Version {version} already exists in {base}. Pass --overwrite to replace it, or another --version."
+                )
             loaded = checkpoints.load_model(model_path)
             try:
                 return export.export_version(loaded, base, version, noisy_passes, replace=overwrite)
             except (OSError, tf.errors.OpError) as error:
-                raise run_folders.RunError(f"Cannot write version {version} to {base}: {run_folders.reason(error)}. Free some space, or choose another --out.") from None
+                raise run_folders.RunError(
+                    f"Cannot write version {version} to {base}: {run_folders.reason(error)}. Free some space, or "
+                    "choose another --out."
+                ) from None
     except BaseException:
         run_folders.remove_if_empty(created)
         raise
@@ -288,7 +297,8 @@ def _versions():
 
 
 def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, record):
-    """Evaluates the trained model and commits model.keras, the next SavedModel version, the curves and run.json together.
+    """Evaluates the trained model and commits model.keras, the next SavedModel version, the curves and run.json
+    together.
 
     Returns (metrics, the SavedModel version's path in the run). Raises RunError when
     they cannot be written (a full disk): nothing of the run changes then.
@@ -298,8 +308,11 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, re
     test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
     if config.init_from:  # where the run started, and how well that network did before this training
         start = build_model(config, splits.info, splits.steps_per_epoch)
-        record = {**record, "init_from": os.path.abspath(config.init_from),
-                  "initial_test_accuracy": float(start.evaluate(splits.test, verbose=0)[1])}
+        record = {
+            **record,
+            "init_from": os.path.abspath(config.init_from),
+            "initial_test_accuracy": float(start.evaluate(splits.test, verbose=0)[1]),
+        }
     history = plots.read_log(log_path)
     last = {k: v[-1] for k, v in history.items() if v}
     metrics = {
@@ -335,7 +348,8 @@ def _finish(config, model, splits, run_dir, log_path, wall_time, first_epoch, re
     except (OSError, tf.errors.OpError) as error:
         commit.discard()
         raise run_folders.RunError(
-            f"Cannot write the finished run to {run_dir}: {run_folders.reason(error)}. Its finished epochs are saved: free some "
+            f"Cannot write the finished run to {run_dir}: {run_folders.reason(error)}. Its finished epochs are saved: "
+            "free some "
             "space (or make the folder writable) and add --resume to the same command to write it."
         ) from None
     return metrics, served

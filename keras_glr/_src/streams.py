@@ -59,7 +59,9 @@ def uniform_rows(rows, length, key, first_row, stream=0):
     depend only on its index, never on which rows are drawn with it.
     """
     if length % 4:
-        raise ValueError(f"Stream rows hold whole Philox blocks: `length` must be a multiple of 4. Received: length={length}")
+        raise ValueError(
+            f"Stream rows hold whole Philox blocks: `length` must be a multiple of 4. Received: length={length}"
+        )
     counter = tf.stack([tf.cast(first_row, tf.uint64) * (length // 4), tf.constant(stream, tf.uint64)])
     size = tf.reshape(tf.cast(rows, tf.int32) * length, [1])
     u = tf.raw_ops.StatelessRandomUniformV2(shape=size, key=key, counter=counter, alg=_PHILOX)
@@ -143,7 +145,12 @@ def call_noise(distribution, key, stream, examples, units, layout):
     r = F^-1(u). With either, every copy is still distributed as the noise,
     but the copies of an example are no longer independent of each other.
     """
-    copies, antithetic, sampling, first_example = layout.copies, layout.antithetic, layout.sampling, layout.first_example
+    copies, antithetic, sampling, first_example = (
+        layout.copies,
+        layout.antithetic,
+        layout.sampling,
+        layout.first_example,
+    )
     drawn = copies // 2 if antithetic else copies
     if sampling == "latin":
         r = _latin_rows(distribution, key, stream, examples, first_example, drawn, units)

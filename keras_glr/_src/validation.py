@@ -72,7 +72,7 @@ def check_arrays(model, x, y):
 def _check_finite(x):
     """Raises ValueError if a floating array holds NaN or infinite values."""
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        raise ValueError(_nan_message()[len(_TAG):] + f" Found {np.sum(~np.isfinite(x))} such values.")
+        raise ValueError(_nan_message()[len(_TAG) :] + f" Found {np.sum(~np.isfinite(x))} such values.")
 
 
 def _mismatch_message(y_shape, output_shape):
@@ -109,8 +109,7 @@ def _check_labels(y, output_shape):
         bad = (y < 0) | (y >= classes)
         if np.any(bad):
             raise ValueError(
-                _label_message(classes)[len(_TAG):]
-                + f" Received labels between {y.min()} and {y.max()}."
+                _label_message(classes)[len(_TAG) :] + f" Received labels between {y.min()} and {y.max()}."
             )
 
 
@@ -121,7 +120,9 @@ def check_fit_arguments(x, y, kwargs):
     empty dataset would otherwise train on nothing or turn every weight NaN.
     """
     batch_size = kwargs.get("batch_size")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+    ):
         raise ValueError(
             f"Invalid value received for argument `batch_size`. Expected a positive integer (examples per step). "
             f"Received: batch_size={batch_size!r}"
@@ -146,7 +147,11 @@ def _examples_in(x):
     if isinstance(x, tf.data.Dataset):
         cardinality = int(x.cardinality())
         return 0 if cardinality == 0 else None
-    first = tf.nest.flatten(x)[0] if x is not None and not isinstance(x, (keras.utils.PyDataset,)) and not inspect.isgenerator(x) else None
+    first = (
+        tf.nest.flatten(x)[0]
+        if x is not None and not isinstance(x, (keras.utils.PyDataset,)) and not inspect.isgenerator(x)
+        else None
+    )
     if isinstance(first, (np.ndarray, tf.Tensor)) and len(first.shape) >= 1:
         return int(first.shape[0])
     return None
@@ -273,7 +278,8 @@ class _CheckedPyDataset(keras.utils.PyDataset):
 
     def __init__(self, dataset, output_shape):
         super().__init__(
-            workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing,
+            workers=dataset.workers,
+            use_multiprocessing=dataset.use_multiprocessing,
             max_queue_size=dataset.max_queue_size,
         )
         self.dataset = dataset
@@ -299,12 +305,12 @@ def translate_errors():
     except ValueError as error:
         if not str(error).startswith(_TAG):
             raise
-        raise ValueError(str(error)[len(_TAG):]) from None
+        raise ValueError(str(error)[len(_TAG) :]) from None
     except tf.errors.InvalidArgumentError as error:
         text = error.message
         if _TAG not in text:
             raise
-        message = text[text.index(_TAG) + len(_TAG):].split("\n")[0]
+        message = text[text.index(_TAG) + len(_TAG) :].split("\n")[0]
         message = message.split("Condition x")[0].strip()
         raise ValueError(message) from None
 

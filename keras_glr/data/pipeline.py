@@ -88,16 +88,35 @@ def _preprocess(dataset, image_size, flatten):
 
 def _check_arguments(batch_size, image_size, validation_fraction):
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"Invalid value received for argument `batch_size`. Expected a positive integer. Received: batch_size={batch_size!r}")
+        raise ValueError(
+            "Invalid value received for argument `batch_size`. Expected a positive integer. Received: "
+            f"batch_size={batch_size!r}"
+        )
     if image_size is not None:
         sizes = [image_size] if isinstance(image_size, int) else list(image_size)
         if len(sizes) not in (1, 2) or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-            raise ValueError(f"Invalid value received for argument `image_size`. Expected a positive integer or a (height, width) pair. Received: image_size={image_size!r}")
+            raise ValueError(
+                "Invalid value received for argument `image_size`. Expected a positive integer or a (height, width) "
+                f"pair. Received: image_size={image_size!r}"
+            )
     if not 0 <= validation_fraction < 1:
-        raise ValueError(f"Invalid value received for argument `validation_fraction`. Expected a number in [0, 1). Received: validation_fraction={validation_fraction!r}")
+        raise ValueError(
+            "Invalid value received for argument `validation_fraction`. Expected a number in [0, 1). Received: "
+            f"validation_fraction={validation_fraction!r}"
+        )
 
 
-def load(name="mnist5k", *, batch_size=32, image_size=None, flatten=False, seed=0, validation_fraction=0.1, data_dir=None, split_seed=0):
+def load(
+    name="mnist5k",
+    *,
+    batch_size=32,
+    image_size=None,
+    flatten=False,
+    seed=0,
+    validation_fraction=0.1,
+    data_dir=None,
+    split_seed=0,
+):
     """Returns `Splits` of batched, cached, prefetched `tf.data` pipelines.
 
     Args:
@@ -150,7 +169,9 @@ def load(name="mnist5k", *, batch_size=32, image_size=None, flatten=False, seed=
     if validation is not None:
         validation = _preprocess(validation, image_size, flatten).cache()
     input_shape = tuple(int(d) for d in train.element_spec[0].shape)
-    info = DatasetInfo(name, len(class_names), input_shape, class_names, dict(zip(("train", "validation", "test"), sizes)))
+    info = DatasetInfo(
+        name, len(class_names), input_shape, class_names, dict(zip(("train", "validation", "test"), sizes))
+    )
 
     def batched(dataset):
         return None if dataset is None else dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -172,7 +193,10 @@ def test_arrays(name="mnist5k", *, image_size=None, flatten=False, examples=None
     for every model.
     """
     if examples is not None and (isinstance(examples, bool) or not isinstance(examples, int) or examples < 1):
-        raise ValueError(f"Invalid value received for argument `examples`. Expected a positive integer or None. Received: examples={examples!r}")
+        raise ValueError(
+            "Invalid value received for argument `examples`. Expected a positive integer or None. Received: "
+            f"examples={examples!r}"
+        )
     test = load(name, batch_size=256, image_size=image_size, flatten=flatten, data_dir=data_dir).test
     if examples is not None:
         test = test.unbatch().take(examples).batch(256)

@@ -10,7 +10,7 @@ from keras_glr.data.errors import DataUnavailableError
 def _how_to_prepare(name, data_dir):
     where = f", data_dir={data_dir!r}" if data_dir else ""
     return (
-        f"Prepare it once on a machine with internet: python -c \"import "
+        f'Prepare it once on a machine with internet: python -c "import '
         f"tensorflow_datasets as tfds; tfds.load('{name}'{where})\", then "
         "copy the data directory here and pass it with --data-dir (data_dir=...)."
     )
@@ -40,7 +40,9 @@ def load_datasets(name, data_dir=None, validation_fraction=0.1):
     info = builder.info
     splits = info.splits
     if "label" not in info.features or "image" not in info.features:
-        raise DataUnavailableError(f"{name!r} is not an image-classification dataset (it needs 'image' and 'label' features).")
+        raise DataUnavailableError(
+            f"{name!r} is not an image-classification dataset (it needs 'image' and 'label' features)."
+        )
     if "train" not in splits:
         raise DataUnavailableError(f"{name!r} has no 'train' split; found {sorted(splits)}.")
     percent = int(round(100 * (1 - validation_fraction)))

@@ -45,7 +45,11 @@ def _files_and_labels(root):
     for wnid in wnids:
         folder = os.path.join(train_dir, wnid, "images")
         if os.path.isdir(folder):
-            train += [(os.path.join(folder, f), index[wnid]) for f in sorted(os.listdir(folder)) if f.lower().endswith((".jpeg", ".jpg", ".png"))]
+            train += [
+                (os.path.join(folder, f), index[wnid])
+                for f in sorted(os.listdir(folder))
+                if f.lower().endswith((".jpeg", ".jpg", ".png"))
+            ]
     annotations = os.path.join(root, "val", "val_annotations.txt")
     if not os.path.exists(annotations):
         raise DataUnavailableError(f"{annotations} is missing. " + HOW_TO_GET)

@@ -12,5 +12,16 @@ from keras_glr.layers.noisy_layer import noisy_layers
 from keras_glr.layers.spike_encoders import DirectEncoder
 from keras_glr.layers.spike_encoders import RateEncoder
 
-__all__ = ["DirectEncoder", "LIFCell", "Noisy", "NoisyConv2D", "NoisyDense", "NoisyGRUCell", "NoisyLSTMCell", "NoisyLayer", "NoisySimpleRNNCell",
-           "RateEncoder", "noisy_layers"]
+__all__ = [
+    "DirectEncoder",
+    "LIFCell",
+    "Noisy",
+    "NoisyConv2D",
+    "NoisyDense",
+    "NoisyGRUCell",
+    "NoisyLSTMCell",
+    "NoisyLayer",
+    "NoisySimpleRNNCell",
+    "RateEncoder",
+    "noisy_layers",
+]

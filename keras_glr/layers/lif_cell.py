@@ -47,27 +47,49 @@ class LIFCell(keras.layers.Layer):
     State: (u, s), each (batch, units). Output: s_t, (batch, units).
     """
 
-    def __init__(self, units, leak=0.8, threshold=1.0, reset="subtract", refractory=False, noise=None,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        units,
+        leak=0.8,
+        threshold=1.0,
+        reset="subtract",
+        refractory=False,
+        noise=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"Invalid value received for argument `units`. Expected a positive integer. Received: units={units!r}")
+            raise ValueError(
+                f"Invalid value received for argument `units`. Expected a positive integer. Received: units={units!r}"
+            )
         if isinstance(leak, bool) or not isinstance(leak, (int, float)) or not 0 <= leak <= 1:
-            raise ValueError(f"Invalid value received for argument `leak`. Expected a number in [0, 1]. Received: leak={leak!r}")
+            raise ValueError(
+                f"Invalid value received for argument `leak`. Expected a number in [0, 1]. Received: leak={leak!r}"
+            )
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
             raise ValueError(
-                f"Invalid value received for argument `threshold`. Expected a positive number. Received: threshold={threshold!r}"
+                "Invalid value received for argument `threshold`. Expected a positive number. Received: "
+                f"threshold={threshold!r}"
             )
         if reset not in RESETS:
-            raise ValueError(f"Invalid value received for argument `reset`. Expected one of {list(RESETS)}. Received: reset={reset!r}")
+            raise ValueError(
+                f"Invalid value received for argument `reset`. Expected one of {list(RESETS)}. Received: "
+                f"reset={reset!r}"
+            )
         if not isinstance(refractory, bool):
-            raise ValueError(f"Invalid value received for argument `refractory`. Expected True or False. Received: refractory={refractory!r}")
+            raise ValueError(
+                "Invalid value received for argument `refractory`. Expected True or False. Received: "
+                f"refractory={refractory!r}"
+            )
         self.units, self.leak, self.threshold, self.reset = units, float(leak), float(threshold), reset
         self.refractory = refractory
         self.state_size = [units, units]
         self.output_size = units
-        self.current = NoisyDense(units, noise=noise, kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
-                                  name="current")
+        self.current = NoisyDense(
+            units, noise=noise, kernel_initializer=kernel_initializer, bias_initializer=bias_initializer, name="current"
+        )
 
     def build(self, input_shape):
         self.current.build(input_shape)

@@ -97,7 +97,11 @@ class Noisy(NoisyLayer, keras.layers.Layer):
             return tuple(self._output_spec(input_shape).shape)
 
     def get_config(self):
-        return {**super().get_config(), "layer": keras.saving.serialize_keras_object(self.layer), **self._noise_config()}
+        return {
+            **super().get_config(),
+            "layer": keras.saving.serialize_keras_object(self.layer),
+            **self._noise_config(),
+        }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -142,7 +146,9 @@ def _follow_batch_statistics(layer, inputs, copies_per_row=None):
     else:
         weights = tf.tile(tf.constant(copies_per_row, tf.float32), [tf.shape(x)[0] // len(copies_per_row)])
         weights = tf.reshape(weights, [-1] + [1] * (len(x.shape) - 1))
-        positions = tf.cast(tf.reduce_prod(tf.shape(x)[1:]) // tf.shape(x)[axis], tf.float32)  # a replica may have no row
+        positions = tf.cast(
+            tf.reduce_prod(tf.shape(x)[1:]) // tf.shape(x)[axis], tf.float32
+        )  # a replica may have no row
         count = tf.reduce_sum(weights) * positions
         total, squares = tf.reduce_sum(weights * x, axes), tf.reduce_sum(weights * tf.square(x), axes)
     context = tf.distribute.get_replica_context()
@@ -162,7 +168,9 @@ def _checked(layer):
     if not isinstance(layer, keras.layers.Layer):
         raise ValueError(f"Noisy wraps a Keras layer or model; received {type(layer).__name__}: {layer!r}.")
     if isinstance(layer, NoisyLayer):
-        raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}) is noisy already; use it as it is, without Noisy.")
+        raise ValueError(
+            f"Layer '{layer.name}' ({type(layer).__name__}) is noisy already; use it as it is, without Noisy."
+        )
     activation = getattr(layer, "activation", None)
     if activation is not None and keras.activations.serialize(activation) != "linear":
         name = keras.activations.serialize(activation)

@@ -19,11 +19,24 @@ class _NoisyCell(NoisyLayer, keras.layers.Layer):
 
     gates = 1
 
-    def __init__(self, units, activation, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
-                 bias_initializer, use_bias, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation,
+        noise,
+        noisy_inference,
+        seed,
+        kernel_initializer,
+        recurrent_initializer,
+        bias_initializer,
+        use_bias,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"Invalid value received for argument `units`. Expected a positive integer. Received: units={units!r}")
+            raise ValueError(
+                f"Invalid value received for argument `units`. Expected a positive integer. Received: units={units!r}"
+            )
         self.units = units
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -34,8 +47,12 @@ class _NoisyCell(NoisyLayer, keras.layers.Layer):
     def build(self, input_shape):
         width = self.gates * self.units
         self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer, name="kernel")
-        self.recurrent_kernel = self.add_weight((self.units, width), self.recurrent_initializer, name="recurrent_kernel")
-        self.bias = self.add_weight(self._bias_shape(width), self._bias_initializer(), name="bias") if self.use_bias else None
+        self.recurrent_kernel = self.add_weight(
+            (self.units, width), self.recurrent_initializer, name="recurrent_kernel"
+        )
+        self.bias = (
+            self.add_weight(self._bias_shape(width), self._bias_initializer(), name="bias") if self.use_bias else None
+        )
         self.built = True
 
     def _bias_shape(self, width):
@@ -71,11 +88,31 @@ class _NoisyCell(NoisyLayer, keras.layers.Layer):
 class _GatedCell(_NoisyCell):
     """A cell whose gates fix their own activations (sigmoid and tanh): no `activation` argument."""
 
-    def __init__(self, units, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer, bias_initializer,
-                 use_bias, **kwargs):
+    def __init__(
+        self,
+        units,
+        noise,
+        noisy_inference,
+        seed,
+        kernel_initializer,
+        recurrent_initializer,
+        bias_initializer,
+        use_bias,
+        **kwargs,
+    ):
         kwargs.pop("activation", None)
-        super().__init__(units, "linear", noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
-                         bias_initializer, use_bias, **kwargs)
+        super().__init__(
+            units,
+            "linear",
+            noise,
+            noisy_inference,
+            seed,
+            kernel_initializer,
+            recurrent_initializer,
+            bias_initializer,
+            use_bias,
+            **kwargs,
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -107,10 +144,31 @@ class NoisySimpleRNNCell(_NoisyCell):
     State: h, (batch, units). Output: h_t, (batch, units).
     """
 
-    def __init__(self, units, activation="tanh", noise=None, noisy_inference=False, seed=None, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", use_bias=True, **kwargs):
-        super().__init__(units, activation, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer,
-                         bias_initializer, use_bias, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        noise=None,
+        noisy_inference=False,
+        seed=None,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        use_bias=True,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation,
+            noise,
+            noisy_inference,
+            seed,
+            kernel_initializer,
+            recurrent_initializer,
+            bias_initializer,
+            use_bias,
+            **kwargs,
+        )
         self.state_size = units
         self.output_size = units
 
@@ -148,10 +206,30 @@ class NoisyLSTMCell(_GatedCell):
 
     gates = 4
 
-    def __init__(self, units, noise=None, noisy_inference=False, seed=None, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", use_bias=True, unit_forget_bias=True, **kwargs):
-        super().__init__(units, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer, bias_initializer,
-                         use_bias, **kwargs)
+    def __init__(
+        self,
+        units,
+        noise=None,
+        noisy_inference=False,
+        seed=None,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        use_bias=True,
+        unit_forget_bias=True,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            noise,
+            noisy_inference,
+            seed,
+            kernel_initializer,
+            recurrent_initializer,
+            bias_initializer,
+            use_bias,
+            **kwargs,
+        )
         self.unit_forget_bias = unit_forget_bias
         self.state_size = [units, units]
         self.output_size = units
@@ -175,7 +253,6 @@ class NoisyLSTMCell(_GatedCell):
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
-
 
 
 @keras.saving.register_keras_serializable(package="keras_glr")
@@ -210,10 +287,29 @@ class NoisyGRUCell(_GatedCell):
 
     gates = 3
 
-    def __init__(self, units, noise=None, noisy_inference=False, seed=None, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", use_bias=True, **kwargs):
-        super().__init__(units, noise, noisy_inference, seed, kernel_initializer, recurrent_initializer, bias_initializer,
-                         use_bias, **kwargs)
+    def __init__(
+        self,
+        units,
+        noise=None,
+        noisy_inference=False,
+        seed=None,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        use_bias=True,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            noise,
+            noisy_inference,
+            seed,
+            kernel_initializer,
+            recurrent_initializer,
+            bias_initializer,
+            use_bias,
+            **kwargs,
+        )
         self.state_size = units
         self.output_size = units
 

@@ -41,8 +41,17 @@ class NoisyConv2D(NoisyLayer, keras.layers.Conv2D):
     and width divided (rounded down) by `pool_size` when it is given.
     """
 
-    def __init__(self, filters, kernel_size, activation=None, noise=None, noisy_inference=False, seed=None, pool_size=None,
-                 **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        activation=None,
+        noise=None,
+        noisy_inference=False,
+        seed=None,
+        pool_size=None,
+        **kwargs,
+    ):
         super().__init__(filters, kernel_size, activation=None, **kwargs)
         self._init_noise(activation, noise, noisy_inference, seed)
         self.pool_size = _pair(pool_size)
@@ -79,7 +88,11 @@ def _pair(pool_size):
         pair = (pool_size, pool_size)
     else:
         pair = tuple(pool_size) if isinstance(pool_size, (tuple, list)) else ()
-    if isinstance(pool_size, bool) or len(pair) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in pair):
+    if (
+        isinstance(pool_size, bool)
+        or len(pair) != 2
+        or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in pair)
+    ):
         raise ValueError(
             "Invalid value received for argument `pool_size`. Expected None, a positive int or a pair of positive "
             f"ints. Received: pool_size={pool_size!r}"

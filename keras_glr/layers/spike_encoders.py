@@ -7,7 +7,8 @@ from keras import ops
 def _check_time_steps(time_steps):
     if isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1:
         raise ValueError(
-            f"Invalid value received for argument `time_steps`. Expected a positive integer. Received: time_steps={time_steps!r}"
+            "Invalid value received for argument `time_steps`. Expected a positive integer. Received: "
+            f"time_steps={time_steps!r}"
         )
 
 
@@ -60,7 +61,9 @@ class RateEncoder(DirectEncoder):
     def __init__(self, time_steps, gain=1.0, seed=None, **kwargs):
         super().__init__(time_steps, **kwargs)
         if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0:
-            raise ValueError(f"Invalid value received for argument `gain`. Expected a positive number. Received: gain={gain!r}")
+            raise ValueError(
+                f"Invalid value received for argument `gain`. Expected a positive number. Received: gain={gain!r}"
+            )
         self.gain, self.seed = float(gain), seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

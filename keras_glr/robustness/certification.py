@@ -40,7 +40,13 @@ from keras_glr.robustness import operator_norms
 ABSTAIN = -1
 # Layers that may sit between the input and the first noisy layer: they only
 # rearrange values, so ||A d|| still bounds the change of the pre-activation.
-_REARRANGING = (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Reshape, keras.layers.Permute, keras.layers.Identity)
+_REARRANGING = (
+    keras.layers.InputLayer,
+    keras.layers.Flatten,
+    keras.layers.Reshape,
+    keras.layers.Permute,
+    keras.layers.Identity,
+)
 _SELECTION, _ESTIMATION = 0, 1
 
 
@@ -65,7 +71,8 @@ class Certificate:
     layer: str
 
     def accuracy(self, y, radii):
-        """Certified accuracy at each radius: the share of examples predicted as `y` with radius >= r, shape (len(radii),)."""
+        """Certified accuracy at each radius: the share of examples predicted as `y` with radius >= r, shape
+        (len(radii),)."""
         y = np.asarray(y).reshape(-1)
         right = self.prediction == y
         return np.array([float(np.mean(right & (self.radius >= r))) for r in radii])
@@ -83,7 +90,8 @@ def clopper_pearson_lower(successes, trials, alpha):
 
 
 def preactivation_radius(p_lower, noise):
-    """The certified radius around u: sigma Phi^-1(p) (Gaussian, l2) or -b log(2 (1 - p)) (Laplace, l1); 0 where p <= 1/2."""
+    """The certified radius around u: sigma Phi^-1(p) (Gaussian, l2) or -b log(2 (1 - p)) (Laplace, l1); 0 where p <=
+    1/2."""
     p = np.asarray(p_lower, dtype=np.float64)
     with np.errstate(divide="ignore"):
         if isinstance(noise, noise_module.Gaussian):
@@ -102,7 +110,9 @@ def first_noisy_layer(model):
     """
     layers = noisy_layers(model)
     if not layers:
-        raise ValueError(f"{model.name} has no noisy layer: randomized smoothing needs noise (a NoisyDense or NoisyConv2D).")
+        raise ValueError(
+            f"{model.name} has no noisy layer: randomized smoothing needs noise (a NoisyDense or NoisyConv2D)."
+        )
     if not fan_out.can_fan_out(model):
         raise ValueError(
             f"The noise of {model.name} does not begin at one layer (several noisy layers read the input, the input "
@@ -123,7 +133,9 @@ def first_noisy_layer(model):
         return first, "l2"
     if isinstance(first.noise, noise_module.Laplace):
         return first, "l1"
-    raise ValueError(f"{first.name} has {first.noise!r} noise; certificates exist for Gaussian (l2) and Laplace (l1) noise.")
+    raise ValueError(
+        f"{first.name} has {first.noise!r} noise; certificates exist for Gaussian (l2) and Laplace (l1) noise."
+    )
 
 
 class _Counter:
@@ -136,12 +148,15 @@ class _Counter:
         self._count = tf.function(self._count_draws, reduce_retracing=True)
 
     def _count_draws(self, x, draws, key):
-        outputs, _ = copies.forward(self.model, x, draws, training=False, local=False, key=key, purpose=streams.PREDICTION)
+        outputs, _ = copies.forward(
+            self.model, x, draws, training=False, local=False, key=key, purpose=streams.PREDICTION
+        )
         labels = tf.argmax(tf.reshape(outputs, [tf.shape(x)[0], draws, -1]), axis=-1)
         return tf.reduce_sum(tf.one_hot(labels, self.classes, dtype=tf.int32), axis=1)
 
     def __call__(self, x, draws, phase):
-        """(N, C) class counts of `draws` noisy predictions per example; `phase` keeps selection and estimation draws apart."""
+        """(N, C) class counts of `draws` noisy predictions per example; `phase` keeps selection and estimation draws
+        apart."""
         counts = np.zeros((len(x), self.classes), dtype=np.int64)
         per_call = min(draws, self.batch_rows)
         examples = max(1, self.batch_rows // per_call)
@@ -171,7 +186,9 @@ def _check_arguments(x, num_samples, selection_samples, alpha):
     return x
 
 
-def certify(model, x, num_samples=100_000, selection_samples=100, alpha=0.001, batch_rows=65_536, seed=0, progress=True):
+def certify(
+    model, x, num_samples=100_000, selection_samples=100, alpha=0.001, batch_rows=65_536, seed=0, progress=True
+):
     """CERTIFY (Cohen et al., 2019, Algorithm 1) for every example of `x`.
 
     Args:

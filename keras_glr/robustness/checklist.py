@@ -98,7 +98,9 @@ def run(attack_fn, correct, x, y, classes, transfer=None, settings=Settings(), s
     checks = {
         "falls to chance": (
             rises <= settings.tolerance and curve[-1] <= 1.0 / classes + 0.1,
-            "white-box PGD accuracy at eps " + ", ".join(f"{e}: {a:.2f}" for e, a in zip(sweep, curve)) + f" (chance {1.0 / classes:.2f})",
+            "white-box PGD accuracy at eps "
+            + ", ".join(f"{e}: {a:.2f}" for e, a in zip(sweep, curve))
+            + f" (chance {1.0 / classes:.2f})",
         ),
         "iterative": _per_example(fooled["fgsm"], main, n, settings.tolerance, "FGSM", "PGD"),
         "converged": (
@@ -108,7 +110,9 @@ def run(attack_fn, correct, x, y, classes, transfer=None, settings=Settings(), s
         ),
     }
     if transfer is not None:
-        checks["white-box"] = _per_example(~correct(transfer), main, n, settings.tolerance, "transfer PGD", "white-box PGD")
+        checks["white-box"] = _per_example(
+            ~correct(transfer), main, n, settings.tolerance, "transfer PGD", "white-box PGD"
+        )
     return {
         "examples": n,
         "eps": settings.eps,
@@ -136,10 +140,13 @@ def verdict(flagged):
     flagged: the names of the models (or rows) with a flag.
     """
     if flagged:
-        return (f"Flagged: {', '.join(flagged)}. For these the white-box attack did not behave as a working attack "
-                "should, so their white-box and query-attack numbers are loose upper bounds and the robustness they "
-                "suggest is not established.")
-    return ("No model failed a check: the white-box attack drives accuracy toward chance, beats the single-step and "
-            "the transfer attack example by example, and has converged on every model, so its numbers are as tight "
-            "as this attack can make them.")
-
+        return (
+            f"Flagged: {', '.join(flagged)}. For these the white-box attack did not behave as a working attack "
+            "should, so their white-box and query-attack numbers are loose upper bounds and the robustness they "
+            "suggest is not established."
+        )
+    return (
+        "No model failed a check: the white-box attack drives accuracy toward chance, beats the single-step and "
+        "the transfer attack example by example, and has converged on every model, so its numbers are as tight "
+        "as this attack can make them."
+    )

@@ -79,14 +79,16 @@ def _param(name, severity):
 
 
 def gaussian_noise(images, severity, seed=0):
-    """Corruption `gaussian_noise` at `severity` (1-5): adds N(0, s^2) noise to every pixel, s from `PARAMETERS`; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `gaussian_noise` at `severity` (1-5): adds N(0, s^2) noise to every pixel, s from `PARAMETERS`;
+    clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     rng = np.random.default_rng(seed)
     return _finish(x + rng.normal(0.0, _param("gaussian_noise", severity), x.shape), images)
 
 
 def impulse_noise(images, severity, seed=0):
-    """Corruption `impulse_noise` at `severity` (1-5): sets a share `amount` of the pixels to 0 or 1 (salt and pepper); clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `impulse_noise` at `severity` (1-5): sets a share `amount` of the pixels to 0 or 1 (salt and pepper);
+    clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     rng = np.random.default_rng(seed)
     u = rng.uniform(size=x.shape)
@@ -97,7 +99,8 @@ def impulse_noise(images, severity, seed=0):
 
 
 def glass_blur(images, severity, seed=0):
-    """Corruption `glass_blur` at `severity` (1-5): blurs, swaps pixels with random neighbours within `max_delta`, and blurs again; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `glass_blur` at `severity` (1-5): blurs, swaps pixels with random neighbours within `max_delta`, and
+    blurs again; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     sigma, delta, iterations = _param("glass_blur", severity)
     x = _check(images, severity)
     rng = np.random.default_rng(seed)
@@ -116,14 +119,16 @@ def glass_blur(images, severity, seed=0):
 
 
 def contrast(images, severity, seed=0):
-    """Corruption `contrast` at `severity` (1-5): scales each image's deviations from its mean by a factor below 1; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `contrast` at `severity` (1-5): scales each image's deviations from its mean by a factor below 1;
+    clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
     return _finish((x - mean) * _param("contrast", severity) + mean, images)
 
 
 def shot_noise(images, severity, seed=0):
-    """Corruption `shot_noise` at `severity` (1-5): Poisson noise: pixel values are photon counts / photons; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `shot_noise` at `severity` (1-5): Poisson noise: pixel values are photon counts / photons; clipped to
+    [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     rng = np.random.default_rng(seed)
     photons = _param("shot_noise", severity)
@@ -131,7 +136,8 @@ def shot_noise(images, severity, seed=0):
 
 
 def motion_blur(images, severity, seed=0):
-    """Corruption `motion_blur` at `severity` (1-5): blurs along a line of random direction, its length scaled by the image size; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `motion_blur` at `severity` (1-5): blurs along a line of random direction, its length scaled by the
+    image size; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     rng = np.random.default_rng(seed)
     length = max(2, int(round(_pixels(x, _param("motion_blur", severity)))))
@@ -161,7 +167,8 @@ def _about_centre(x, matrices):
 
 
 def translate(images, severity, seed=0):
-    """Corruption `translate` at `severity` (1-5): shifts each image in a random direction by a number of pixels; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `translate` at `severity` (1-5): shifts each image in a random direction by a number of pixels;
+    clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     rng = np.random.default_rng(seed)
     shift = _pixels(x, _param("translate", severity))
@@ -171,7 +178,8 @@ def translate(images, severity, seed=0):
 
 
 def rotate(images, severity, seed=0):
-    """Corruption `rotate` at `severity` (1-5): rotates each image about its centre, by the severity's angle in a random sense; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `rotate` at `severity` (1-5): rotates each image about its centre, by the severity's angle in a random
+    sense; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     rng = np.random.default_rng(seed)
     angles = np.deg2rad(_param("rotate", severity)) * rng.choice([-1.0, 1.0], len(x))
@@ -180,7 +188,8 @@ def rotate(images, severity, seed=0):
 
 
 def shear(images, severity, seed=0):
-    """Corruption `shear` at `severity` (1-5): shears each image about its centre, by the severity's factor in a random sense; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `shear` at `severity` (1-5): shears each image about its centre, by the severity's factor in a random
+    sense; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     rng = np.random.default_rng(seed)
     factors = _param("shear", severity) * rng.choice([-1.0, 1.0], len(x))
@@ -189,7 +198,8 @@ def shear(images, severity, seed=0):
 
 
 def scale(images, severity, seed=0):
-    """Corruption `scale` at `severity` (1-5): shrinks each image about its centre by the severity's zoom factor; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `scale` at `severity` (1-5): shrinks each image about its centre by the severity's zoom factor;
+    clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     zoom = _param("scale", severity)
     matrices = [np.eye(2) / zoom] * len(x)
@@ -197,7 +207,8 @@ def scale(images, severity, seed=0):
 
 
 def fog(images, severity, seed=0):
-    """Corruption `fog` at `severity` (1-5): adds a smooth random field (a 4 x 4 grid, cubic-interpolated); clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `fog` at `severity` (1-5): adds a smooth random field (a 4 x 4 grid, cubic-interpolated); clipped to
+    [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity)
     rng = np.random.default_rng(seed)
     n, height, width, channels = x.shape
@@ -208,7 +219,8 @@ def fog(images, severity, seed=0):
 
 
 def dotted_line(images, severity, seed=0):
-    """Corruption `dotted_line` at `severity` (1-5): draws the severity's number of dotted white lines between random points; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `dotted_line` at `severity` (1-5): draws the severity's number of dotted white lines between random
+    points; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity).copy()
     rng = np.random.default_rng(seed)
     n, height, width, _ = x.shape
@@ -223,7 +235,8 @@ def dotted_line(images, severity, seed=0):
 
 
 def stripe(images, severity, seed=0):
-    """Corruption `stripe` at `severity` (1-5): inverts a vertical stripe of the severity's width at a random place; clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
+    """Corruption `stripe` at `severity` (1-5): inverts a vertical stripe of the severity's width at a random place;
+    clipped to [0, 1]. Images (N, H, W, C), seeded by `seed`."""
     x = _check(images, severity).copy()
     rng = np.random.default_rng(seed)
     width = max(1, int(round(_pixels(x, _param("stripe", severity)))))

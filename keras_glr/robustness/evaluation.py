@@ -51,7 +51,9 @@ def load_entry(path):
     if os.path.isdir(path) and os.path.exists(config_path):
         run_config.read_config(path)  # raises DamagedFileError naming the file when it is damaged
         config = json_files.read_json(config_path)
-    label = os.path.basename(os.path.normpath(path)) if os.path.isdir(path) else os.path.basename(path)[: -len(".keras")]
+    label = (
+        os.path.basename(os.path.normpath(path)) if os.path.isdir(path) else os.path.basename(path)[: -len(".keras")]
+    )
     model = checkpoints.load_model(model_path)
     check_classifier(model, label)
     return ModelEntry(label, group_of(label), model, config, path)
@@ -67,7 +69,9 @@ class NoisyPrediction:
 
     def __init__(self, model, passes=32):
         if not hasattr(model, "noisy_forward"):
-            raise ValueError(f"Noisy prediction needs a GLR model (with noisy layers); received {type(model).__name__}.")
+            raise ValueError(
+                f"Noisy prediction needs a GLR model (with noisy layers); received {type(model).__name__}."
+            )
         self.model = model
         self.passes = passes
         self.inputs = model.inputs
@@ -108,7 +112,9 @@ def logits_fn(model):
 
 def predict_scores(model, x, batch_size=500):
     """Model outputs for `x`, in batches (no retracing for new input arrays)."""
-    return np.concatenate([np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)])
+    return np.concatenate(
+        [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+    )
 
 
 def accuracy(model, x, y, batch_size=500):
@@ -187,9 +193,17 @@ def evaluate(entries, x, y, plan, surrogate=None, samples=None, progress=True):
     mode = plan.resolved_mode(surrogate)
     samples = dict(samples or {})
     labels = [e.label for e in entries]
-    results = {"models": labels, "groups": {e.label: e.group for e in entries}, "examples": int(len(x)),
-               "mode": mode, "surrogate": surrogate.label if surrogate else None, "seed": plan.seed,
-               "clean": {e.label: accuracy(e.model, x, y) for e in entries}, "attacks": {}, "corruptions": {}}
+    results = {
+        "models": labels,
+        "groups": {e.label: e.group for e in entries},
+        "examples": int(len(x)),
+        "mode": mode,
+        "surrogate": surrogate.label if surrogate else None,
+        "seed": plan.seed,
+        "clean": {e.label: accuracy(e.model, x, y) for e in entries},
+        "attacks": {},
+        "corruptions": {},
+    }
     if surrogate is not None:
         results["surrogate_clean"] = accuracy(surrogate.model, x, y)
     work = []
@@ -218,7 +232,9 @@ def evaluate(entries, x, y, plan, surrogate=None, samples=None, progress=True):
                     if own not in samples:
                         tf.random.set_seed(plan.seed)
                         attack = attack_module.get(name)
-                        samples[own] = np.asarray(attack.run(attack_model_fn(entry.model, attack, plan.eot_samples), xt, yt, param))
+                        samples[own] = np.asarray(
+                            attack.run(attack_model_fn(entry.model, attack, plan.eot_samples), xt, yt, param)
+                        )
                     per_model[entry.label] = accuracy(entry.model, samples[own], y)
             results["attacks"].setdefault(name, {})["min" if param is None else str(param)] = per_model
         else:
@@ -227,7 +243,9 @@ def evaluate(entries, x, y, plan, surrogate=None, samples=None, progress=True):
                 images = x.reshape((-1,) + corruption_module.image_shape_for(shape))
                 samples[key] = corruption_module.get(name)(images, param, seed=plan.seed).reshape(x.shape)
             for entry in entries:
-                results["corruptions"].setdefault(name, {}).setdefault(entry.label, []).append(accuracy(entry.model, samples[key], y))
+                results["corruptions"].setdefault(name, {}).setdefault(entry.label, []).append(
+                    accuracy(entry.model, samples[key], y)
+                )
         if bar:
             bar.add(1)
     if results["corruptions"]:
@@ -261,7 +279,9 @@ def certify_entry(entry, x, y, plan, progress=False):
     """Certified accuracy of `entry`'s smoothed classifier at the plan's radii (JSON-ready), or {"error": why}."""
     model = entry.model.model if isinstance(entry.model, NoisyPrediction) else entry.model
     try:
-        certificate = certification.certify(model, x, num_samples=plan.certify_samples, alpha=plan.alpha, seed=plan.seed, progress=progress)
+        certificate = certification.certify(
+            model, x, num_samples=plan.certify_samples, alpha=plan.alpha, seed=plan.seed, progress=progress
+        )
     except ValueError as error:
         return {"error": str(error)}
     return {
@@ -269,7 +289,9 @@ def certify_entry(entry, x, y, plan, progress=False):
         "radii": list(plan.radii),
         "accuracy": [float(a) for a in certificate.accuracy(y, plan.radii)],
         "abstained": float(np.mean(certificate.prediction == certification.ABSTAIN)),
-        "median_radius": float(np.median(certificate.radius[certificate.prediction == y])) if np.any(certificate.prediction == y) else 0.0,
+        "median_radius": float(np.median(certificate.radius[certificate.prediction == y]))
+        if np.any(certificate.prediction == y)
+        else 0.0,
         "operator_norm": certificate.operator_norm,
         "samples": plan.certify_samples,
         "alpha": plan.alpha,

@@ -58,7 +58,9 @@ def _check(layer, norm):
             f"{type(layer).__name__} ({layer.name})."
         )
     if _is_conv(layer) and getattr(layer, "groups", 1) != 1:
-        raise ValueError(f"{layer.name} is a grouped convolution (groups={layer.groups}); its operator norm is not implemented.")
+        raise ValueError(
+            f"{layer.name} is a grouped convolution (groups={layer.groups}); its operator norm is not implemented."
+        )
 
 
 def upper_bound(layer, input_shape, norm="l2"):
@@ -94,7 +96,7 @@ def circular_bound(layer, input_shape):
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     h, w = _spatial(layer, input_shape)
     grid = np.zeros((h + eh - 1, w + ew - 1, cin, cout))
-    grid[: eh : dh, : ew : dw] = kernel
+    grid[:eh:dh, :ew:dw] = kernel
     spectrum = np.fft.fft2(grid, axes=(0, 1))  # (H', W', cin, cout): one matrix per frequency
     return float(np.linalg.svd(spectrum, compute_uv=False).max())
 

@@ -41,18 +41,25 @@ def grouped_rows(results, configs):
         groups.setdefault(results["groups"][label], []).append(label)
     rows = []
     for group, labels in groups.items():
-        cells = {name: seed_statistics.summarize([values.get(l, float("nan")) for l in labels]) for name, values in columns(results)}
+        cells = {
+            name: seed_statistics.summarize([values.get(l, float("nan")) for l in labels])
+            for name, values in columns(results)
+        }
         rows.append((group, labels, cells))
     return rows
 
 
 def twin_pairs(rows, configs):
     """{glr group: twin group} for rows whose configurations differ only in the estimator."""
+
     def key(label):
         config = dict(configs.get(label) or {})
         if not config:
             return None
-        return json.dumps({k: v for k, v in config.items() if k not in ("estimator", "seed", "run_name", "ste_slope", "data_dir")}, sort_keys=True)
+        return json.dumps(
+            {k: v for k, v in config.items() if k not in ("estimator", "seed", "run_name", "ste_slope", "data_dir")},
+            sort_keys=True,
+        )
 
     pairs = {}
     for group, labels, _ in rows:
@@ -67,7 +74,8 @@ def twin_pairs(rows, configs):
 
 
 def markdown_table(results, configs):
-    """The results as a Markdown table: models as rows (seeds grouped as mean ± std), `*` where a GLR row differs from its twin by the seeds rule."""
+    """The results as a Markdown table: models as rows (seeds grouped as mean ± std), `*` where a GLR row differs from
+    its twin by the seeds rule."""
     rows = grouped_rows(results, configs)
     pairs = twin_pairs(rows, configs)
     by_group = {group: cells for group, _, cells in rows}
@@ -85,12 +93,16 @@ def markdown_table(results, configs):
     notes = [
         "",
         f"Accuracy on {results['examples']} test examples; mean ± standard deviation over seeds.",
-        f"Attacks: {results['mode']}" + (f", crafted on {results['surrogate']}" if results.get("surrogate") else ", BPDA/EOT on each model") + ".",
+        f"Attacks: {results['mode']}"
+        + (f", crafted on {results['surrogate']}" if results.get("surrogate") else ", BPDA/EOT on each model")
+        + ".",
     ]
     if results.get("corruption_means"):
         notes.append("Corruption columns: mean accuracy over the five severities (paper Eq. 6).")
     if pairs:
-        notes.append("Twins compared: " + ", ".join(f"{g} vs {t}" for g, t in pairs.items()) + ". " + seed_statistics.RULE)
+        notes.append(
+            "Twins compared: " + ", ".join(f"{g} vs {t}" for g, t in pairs.items()) + ". " + seed_statistics.RULE
+        )
     notes += certified_notes(results) + checklist_lines(results)
     return "\n".join(lines + notes) + "\n"
 
@@ -122,7 +134,8 @@ def certified_curves(results):
 
 
 def certified_notes(results):
-    """The lines that explain the certified columns (draws, alpha, what a certificate assumes), and any model left uncertified with its error."""
+    """The lines that explain the certified columns (draws, alpha, what a certificate assumes), and any model left
+    uncertified with its error."""
     certified = results.get("certified")
     if not certified:
         return []
@@ -167,20 +180,26 @@ def write(results, samples, x, y, configs, out, first_model_predict=None):
         cols = columns(results)
         writer.writerow(["model", "group"] + [name for name, _ in cols])
         for label in results["models"]:
-            writer.writerow([label, results["groups"][label]] + [f"{values.get(label, float('nan')):.4f}" for _, values in cols])
+            writer.writerow(
+                [label, results["groups"][label]] + [f"{values.get(label, float('nan')):.4f}" for _, values in cols]
+            )
     written = ["results.md", "results.csv", "results.json"]
     if any(eps != "min" for by_eps in results["attacks"].values() for eps in by_eps):
         figures.plot_accuracy_vs_eps(results, os.path.join(out, "accuracy_vs_eps.png"))
         written.append("accuracy_vs_eps.png")
     adversarial = {k: v for k, v in samples.items() if "@" in k and k.split("@")[0] in results["attacks"]}
     if adversarial:
-        figures.plot_adversarial_grid(x, adversarial, os.path.join(out, "adversarial_examples.png"), predict=first_model_predict)
+        figures.plot_adversarial_grid(
+            x, adversarial, os.path.join(out, "adversarial_examples.png"), predict=first_model_predict
+        )
         written.append("adversarial_examples.png")
     if any("accuracy" in c for c in results.get("certified", {}).values()):
         figures.plot_certified_accuracy(certified_curves(results), os.path.join(out, "certified_accuracy.png"))
         written.append("certified_accuracy.png")
     if results["corruptions"]:
-        figures.plot_corruption_grid(x[0], list(results["corruptions"]), os.path.join(out, "corruptions.png"), seed=results["seed"])
+        figures.plot_corruption_grid(
+            x[0], list(results["corruptions"]), os.path.join(out, "corruptions.png"), seed=results["seed"]
+        )
         written.append("corruptions.png")
     return written
 
@@ -199,7 +218,12 @@ def load_samples(folder, x, y):
     if not os.path.exists(path):
         raise FileNotFoundError(f"No samples.npz in {folder}; write one first with --save-samples.")
     stored = np.load(path)
-    if stored["__x__"].shape != x.shape or not np.array_equal(stored["__x__"], x) or not np.array_equal(stored["__y__"], y):
-        raise ValueError(f"The samples in {folder} were made from other test inputs; use the same --examples, dataset and seed.")
+    if (
+        stored["__x__"].shape != x.shape
+        or not np.array_equal(stored["__x__"], x)
+        or not np.array_equal(stored["__y__"], y)
+    ):
+        raise ValueError(
+            f"The samples in {folder} were made from other test inputs; use the same --examples, dataset and seed."
+        )
     return {k: stored[k] for k in stored.files if not k.startswith("__")}
-

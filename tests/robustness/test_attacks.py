@@ -15,8 +15,12 @@ from tests.test_training_mnist import _mnist14
 def bp_mlp():
     (x, y), (x_test, y_test) = _mnist14()
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((196,)), keras.layers.Dense(50, "relu"), keras.layers.Dense(50, "relu"), keras.layers.Dense(10)])
-    model.compile(keras.optimizers.Adam(0.003), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = keras.Sequential(
+        [keras.Input((196,)), keras.layers.Dense(50, "relu"), keras.layers.Dense(50, "relu"), keras.layers.Dense(10)]
+    )
+    model.compile(
+        keras.optimizers.Adam(0.003), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     model.fit(x, y, epochs=5, batch_size=64, verbose=0)
     right = model.predict(x_test, verbose=0).argmax(1) == y_test
     return model, x_test[right][:20], y_test[right][:20]
@@ -62,7 +66,10 @@ def test_spsa_stays_in_the_eps_ball_and_fools_a_bp_mlp_by_queries_alone(bp_mlp):
     assert sum(queries) == len(x) * (1 + 20 * (64 + 1))  # start, then 64 probes and one check per step
 
 
-@pytest.mark.parametrize("name, eps, distance", [("square", 0.1, lambda d: np.abs(d).max(1)), ("square-l2", 1.5, lambda d: np.linalg.norm(d, axis=1))])
+@pytest.mark.parametrize(
+    "name, eps, distance",
+    [("square", 0.1, lambda d: np.abs(d).max(1)), ("square-l2", 1.5, lambda d: np.linalg.norm(d, axis=1))],
+)
 def test_square_attack_stays_in_the_ball_and_beats_spsa_by_queries_alone(bp_mlp, name, eps, distance):
     model, x, y = bp_mlp
     queries = []
@@ -85,7 +92,15 @@ def test_square_attack_stays_in_the_ball_and_beats_spsa_by_queries_alone(bp_mlp,
 def test_square_attack_window_schedule_and_refusals():
     square = importlib.import_module("keras_glr.robustness.attacks.square")  # the package exports the function
 
-    assert [square.window_fraction(0.8, i, 1000) for i in (0, 1, 5, 10, 30, 100, 999)] == [0.8, 0.8, 0.4, 0.2, 0.1, 0.05, 0.8 / 512]
+    assert [square.window_fraction(0.8, i, 1000) for i in (0, 1, 5, 10, 30, 100, 999)] == [
+        0.8,
+        0.8,
+        0.4,
+        0.2,
+        0.1,
+        0.05,
+        0.8 / 512,
+    ]
     with pytest.raises(ValueError, match="norm"):
         attacks.square(lambda t: t, np.zeros((1, 4, 4, 1)), [0], 0.1, norm=1)
     with pytest.raises(ValueError, match="image_shape"):
@@ -158,7 +173,9 @@ def test_carlini_wagner_finds_the_closest_boundary_point_of_a_linear_model():
     fooled = (x_adv @ w + b > 0).astype("int64") != y
     assert fooled.all() and x_adv.min() >= 0.0 and x_adv.max() <= 1.0
     assert ratio.min() > 1 - 1e-3  # never below the exact minimum (it is the minimum)
-    assert np.median(ratio) < 1.01 and ratio.max() < 1.5, np.sort(ratio)  # Adam's steps are per coordinate: near, not at it
+    assert np.median(ratio) < 1.01 and ratio.max() < 1.5, np.sort(
+        ratio
+    )  # Adam's steps are per coordinate: near, not at it
 
 
 def test_every_attack_glr_evaluate_offers_runs_on_a_small_model(bp_mlp):

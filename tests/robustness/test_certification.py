@@ -111,7 +111,9 @@ def test_conv_operator_norms_match_the_dense_matrix_of_the_same_convolution(opti
     for j in range(len(matrix)):  # column by column, through the layer itself
         unit = np.zeros((1, np.prod(shape)), dtype="float32")
         unit[0, j] = 1.0
-        matrix[j] = np.ravel(layer.pre_activation(unit.reshape((1,) + shape)) - layer.pre_activation(np.zeros((1,) + shape, "float32")))
+        matrix[j] = np.ravel(
+            layer.pre_activation(unit.reshape((1,) + shape)) - layer.pre_activation(np.zeros((1,) + shape, "float32"))
+        )
     exact_l2, exact_l1 = np.linalg.norm(matrix, 2), np.abs(matrix).sum(axis=1).max()
     np.testing.assert_allclose(operator_norms.upper_bound(layer, shape, "l2"), exact_l2, rtol=1e-5)
     np.testing.assert_allclose(operator_norms.upper_bound(layer, shape, "l1"), exact_l1, rtol=1e-5)
@@ -144,7 +146,9 @@ def test_models_without_a_certificate_are_refused_with_the_reason():
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="no noisy layer"):
         certification.certify(plain, np.zeros((1, 4)), progress=False)
-    before = GLRSequential([keras.Input((4,)), keras.layers.Dense(3, trainable=False), NoisyDense(2, noise=noise.Gaussian(1.0))])
+    before = GLRSequential(
+        [keras.Input((4,)), keras.layers.Dense(3, trainable=False), NoisyDense(2, noise=noise.Gaussian(1.0))]
+    )
     with pytest.raises(ValueError, match="comes before the first noisy layer"):
         certification.certify(before, np.zeros((1, 4)), progress=False)
     with pytest.raises(ValueError, match="alpha"):
@@ -152,5 +156,7 @@ def test_models_without_a_certificate_are_refused_with_the_reason():
 
 
 def test_certified_accuracy_counts_right_predictions_at_least_that_far():
-    cert = certification.Certificate(np.array([0, 1, -1, 2]), np.array([0.5, 0.2, 0.0, 1.0]), "l2", np.zeros(4), 1.0, "x")
+    cert = certification.Certificate(
+        np.array([0, 1, -1, 2]), np.array([0.5, 0.2, 0.0, 1.0]), "l2", np.zeros(4), 1.0, "x"
+    )
     np.testing.assert_allclose(cert.accuracy([0, 0, 1, 2], [0.0, 0.3, 0.7, 2.0]), [0.5, 0.5, 0.25, 0.0])

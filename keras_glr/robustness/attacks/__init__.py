@@ -2,7 +2,8 @@
 
 `model_fn` is any callable returning logits. FGSM, PGD (L-inf and L2) and the
 basic and momentum iterative methods come from cleverhans 4; Carlini-Wagner
-L2 is `carlini_wagner.py` (cleverhans' fails under Keras 3); L-BFGS is `lbfgs.py`; SPSA is `spsa.py` (batched over examples;
+L2 is `carlini_wagner.py` (cleverhans' fails under Keras 3); L-BFGS is `lbfgs.py`; SPSA is `spsa.py` (batched over
+examples;
 cleverhans' SPSA does not construct its optimizer under Keras 3); Square
 Attack (L-inf and L2) is `square.py`. Minimum-norm attacks (L-BFGS, CW) take
 no epsilon: they are marked `uses_eps=False` and run once per model.
@@ -25,7 +26,8 @@ from keras_glr.robustness.corruptions import image_shape_for
 
 @dataclasses.dataclass(frozen=True)
 class Attack:
-    """An attack by name: `run(model_fn, x, y, eps)` returns adversarial inputs; `uses_eps=False` for minimum-norm attacks."""
+    """An attack by name: `run(model_fn, x, y, eps)` returns adversarial inputs; `uses_eps=False` for minimum-norm
+    attacks."""
 
     name: str
     description: str
@@ -50,8 +52,17 @@ def pgd(model_fn, x, y, eps, norm=np.inf, steps=20):
     from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 
     return projected_gradient_descent(
-        model_fn, x, eps, eps_iter=2.5 * eps / steps, nb_iter=steps, norm=norm,
-        clip_min=0.0, clip_max=1.0, y=y, rand_init=True, sanity_checks=False,
+        model_fn,
+        x,
+        eps,
+        eps_iter=2.5 * eps / steps,
+        nb_iter=steps,
+        norm=norm,
+        clip_min=0.0,
+        clip_max=1.0,
+        y=y,
+        rand_init=True,
+        sanity_checks=False,
     )
 
 
@@ -62,13 +73,17 @@ def _pgd(norm):
 def _bim(model_fn, x, y, eps):
     from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
 
-    return basic_iterative_method(model_fn, x, eps, eps / 8, 20, np.inf, clip_min=0.0, clip_max=1.0, y=y, sanity_checks=False)
+    return basic_iterative_method(
+        model_fn, x, eps, eps / 8, 20, np.inf, clip_min=0.0, clip_max=1.0, y=y, sanity_checks=False
+    )
 
 
 def _mim(model_fn, x, y, eps):
     from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
 
-    return momentum_iterative_method(model_fn, x, eps, eps / 8, 20, np.inf, clip_min=0.0, clip_max=1.0, y=y, sanity_checks=False)
+    return momentum_iterative_method(
+        model_fn, x, eps, eps / 8, 20, np.inf, clip_min=0.0, clip_max=1.0, y=y, sanity_checks=False
+    )
 
 
 def _cw(model_fn, x, y, eps):
@@ -82,7 +97,9 @@ def _spsa(model_fn, x, y, eps):
 def _square(norm):
     def run(model_fn, x, y, eps):
         x = np.asarray(x)
-        return square(model_fn, x, np.asarray(y), eps, norm=norm, queries=1000, image_shape=image_shape_for(x.shape[1:]))
+        return square(
+            model_fn, x, np.asarray(y), eps, norm=norm, queries=1000, image_shape=image_shape_for(x.shape[1:])
+        )
 
     return run
 
@@ -96,15 +113,29 @@ ATTACKS = {
     for a in (
         Attack("fgsm", "fast gradient sign method, L-inf", True, _fgsm),
         Attack("pgd", "projected gradient descent, L-inf, 20 steps", True, _pgd(np.inf)),
-        Attack("pgd-l2", "projected gradient descent, L2 (eps is an L2 radius), 20 steps", True, _pgd(2), title="PGD L2"),
+        Attack(
+            "pgd-l2", "projected gradient descent, L2 (eps is an L2 radius), 20 steps", True, _pgd(2), title="PGD L2"
+        ),
         Attack("bim", "basic iterative method, L-inf, 20 steps", True, _bim),
         Attack("mim", "momentum iterative method, L-inf, 20 steps", True, _mim),
         Attack("cw", "Carlini-Wagner L2, minimum norm", False, _cw),
         Attack("spsa", "SPSA, gradient-free, L-inf, 20 steps of 64 queries", True, _spsa, queries_only=True),
-        Attack("square", "Square Attack, random search, L-inf, 1000 queries", True, _square(np.inf), queries_only=True,
-               title="Square"),
-        Attack("square-l2", "Square Attack, random search, L2 (eps is an L2 radius), 1000 queries", True, _square(2),
-               queries_only=True, title="Square L2"),
+        Attack(
+            "square",
+            "Square Attack, random search, L-inf, 1000 queries",
+            True,
+            _square(np.inf),
+            queries_only=True,
+            title="Square",
+        ),
+        Attack(
+            "square-l2",
+            "Square Attack, random search, L2 (eps is an L2 radius), 1000 queries",
+            True,
+            _square(2),
+            queries_only=True,
+            title="Square L2",
+        ),
         Attack("lbfgs", "L-BFGS (Szegedy et al. 2014), minimum norm", False, _lbfgs, title="L-BFGS"),
     )
 }
@@ -139,4 +170,20 @@ def parse_eps(text, flag="--eps"):
     return values
 
 
-__all__ = ["ATTACKS", "Attack", "NAMES", "bpda_model_fn", "carlini_wagner_l2", "eot_model_fn", "get", "has_noisy_prediction", "lbfgs", "parse_eps", "pgd", "spsa", "spsa_margin", "square", "parse_names"]
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "NAMES",
+    "bpda_model_fn",
+    "carlini_wagner_l2",
+    "eot_model_fn",
+    "get",
+    "has_noisy_prediction",
+    "lbfgs",
+    "parse_eps",
+    "pgd",
+    "spsa",
+    "spsa_margin",
+    "square",
+    "parse_names",
+]

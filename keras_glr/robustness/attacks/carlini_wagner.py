@@ -19,8 +19,18 @@ import numpy as np
 import tensorflow as tf
 
 
-def carlini_wagner_l2(model_fn, x, y=None, c_init=1e-2, binary_search_steps=6, max_iterations=100, learning_rate=0.01,
-                      kappa=0.0, clip_min=0.0, clip_max=1.0):
+def carlini_wagner_l2(
+    model_fn,
+    x,
+    y=None,
+    c_init=1e-2,
+    binary_search_steps=6,
+    max_iterations=100,
+    learning_rate=0.01,
+    kappa=0.0,
+    clip_min=0.0,
+    clip_max=1.0,
+):
     """Returns adversarial examples of minimal L2 norm found, shape of `x`.
 
     Args:
@@ -81,7 +91,8 @@ def carlini_wagner_l2(model_fn, x, y=None, c_init=1e-2, binary_search_steps=6, m
 
 
 class _Adam:
-    """Adam on one variable, its step size rate * (1 + cos(pi t / steps)) / 2 (a Keras optimizer tracks a model's variables)."""
+    """Adam on one variable, its step size rate * (1 + cos(pi t / steps)) / 2 (a Keras optimizer tracks a model's
+    variables)."""
 
     def __init__(self, learning_rate, steps, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         self.rate, self.steps, self.b1, self.b2, self.eps = learning_rate, steps, beta_1, beta_2, epsilon

@@ -16,7 +16,9 @@ import scipy.optimize
 import tensorflow as tf
 
 
-def lbfgs(model_fn, x, y=None, target=None, c_init=1.0, binary_search_steps=6, max_iterations=100, clip_min=0.0, clip_max=1.0):
+def lbfgs(
+    model_fn, x, y=None, target=None, c_init=1.0, binary_search_steps=6, max_iterations=100, clip_min=0.0, clip_max=1.0
+):
     """Returns adversarial examples; examples where no c succeeds stay as x.
 
     Args:

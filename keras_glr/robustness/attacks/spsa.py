@@ -43,7 +43,10 @@ def spsa(model_fn, x, y, eps, steps=20, samples=64, delta=0.01, learning_rate=0.
     rng = np.random.default_rng(seed)
 
     def query(rows):
-        out = [np.asarray(model_fn(tf.constant(rows[i : i + batch_rows].reshape((-1,) + shape)))) for i in range(0, len(rows), batch_rows)]
+        out = [
+            np.asarray(model_fn(tf.constant(rows[i : i + batch_rows].reshape((-1,) + shape))))
+            for i in range(0, len(rows), batch_rows)
+        ]
         return np.concatenate(out)
 
     current = flat0.copy()

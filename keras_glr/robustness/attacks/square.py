@@ -26,7 +26,18 @@ from keras_glr.robustness.attacks.spsa import margin
 def window_fraction(p_init, iteration, iterations):
     """The paper's schedule for p, the share of the image one window covers."""
     progress = int(iteration / iterations * 10000)
-    for limit, divisor in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256), (10000, 512)):
+    for limit, divisor in (
+        (10, 1),
+        (50, 2),
+        (200, 4),
+        (500, 8),
+        (1000, 16),
+        (2000, 32),
+        (4000, 64),
+        (6000, 128),
+        (8000, 256),
+        (10000, 512),
+    ):
         if progress <= limit:
             return p_init / divisor
     return p_init / 512
@@ -52,7 +63,9 @@ def _bump(side, rng):
     return delta.T if rng.random() > 0.5 else delta
 
 
-def square(model_fn, x, y, eps, norm=np.inf, queries=1000, p_init=None, image_shape=None, seed=0, clip_min=0.0, clip_max=1.0):
+def square(
+    model_fn, x, y, eps, norm=np.inf, queries=1000, p_init=None, image_shape=None, seed=0, clip_min=0.0, clip_max=1.0
+):
     """Returns adversarial inputs of x's shape within eps (L-inf or L2) and [clip_min, clip_max].
 
     Args:
@@ -71,7 +84,9 @@ def square(model_fn, x, y, eps, norm=np.inf, queries=1000, p_init=None, image_sh
     y = np.asarray(y).astype(np.int64).reshape(-1)
     shape = tuple(image_shape) if image_shape is not None else x0.shape[1:]
     if len(shape) != 3 or int(np.prod(shape)) != int(np.prod(x0.shape[1:])):
-        raise ValueError(f"Square Attack works on images (H, W, C); inputs of shape {x0.shape[1:]} need image_shape=(H, W, C).")
+        raise ValueError(
+            f"Square Attack works on images (H, W, C); inputs of shape {x0.shape[1:]} need image_shape=(H, W, C)."
+        )
     h, w, c = shape
     images = x0.reshape((-1,) + shape).astype(np.float64)
     rng = np.random.default_rng(seed)
@@ -135,7 +150,9 @@ def _l2_proposal(x, delta, eps, p, rng, clip_min, clip_max):
     mass = np.sqrt(np.sum((delta * both) ** 2, axis=(1, 2), keepdims=True))  # per channel, both windows
     bump = _bump(side, rng)[None, :, :, None] * rng.choice([-1.0, 1.0], size=(n, 1, 1, c))
     bump = bump + delta[one] / (1e-10 + window_norm)
-    bump *= np.sqrt(np.maximum(eps**2 - image_norm**2, 0.0) / c + mass**2) / np.sqrt(np.sum(bump**2, axis=(1, 2), keepdims=True))
+    bump *= np.sqrt(np.maximum(eps**2 - image_norm**2, 0.0) / c + mass**2) / np.sqrt(
+        np.sum(bump**2, axis=(1, 2), keepdims=True)
+    )
     new = delta.copy()
     new[two] = 0.0
     new[one] = bump
