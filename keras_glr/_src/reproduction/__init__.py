@@ -51,3 +51,21 @@ from keras_glr._src.reproduction.protocol import Suite
 from keras_glr._src.reproduction.protocol import plans
 from keras_glr._src.reproduction.protocol import row_configs
 from keras_glr._src.reproduction.protocol import surrogate_config
+
+__all__ = [
+    "CNN_ROWS",
+    "CORRUPTIONS",
+    "HEADLINE_EPS",
+    "PAPER_TABLE_I",
+    "PAPER_TABLE_II",
+    "ROWS",
+    "ROW_KEYS",
+    "SUITES",
+    "Row",
+    "Settings",
+    "Suite",
+    "plans",
+    "reproduce",
+    "row_configs",
+    "surrogate_config",
+]
