@@ -23,7 +23,8 @@ def build_parser():
     p.add_argument(
         "--attacks",
         default="fgsm,lbfgs",
-        help="comma-separated: fgsm, pgd, pgd-l2, bim, mim, cw, spsa, square, square-l2, lbfgs, or all / none",
+        help="comma-separated: fgsm, pgd, pgd-l2, bim, mim, cw, spsa, square, square-l2, lbfgs, apgd-ce, apgd-dlr, "
+        "square-5000, hop-skip-jump, ensemble (the worst case per example over the last four), or all / none",
     )
     p.add_argument(
         "--eps", default="0.05,0.1,0.2", help="epsilons of the epsilon attacks (L-inf; the L2 radius for pgd-l2)"

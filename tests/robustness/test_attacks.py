@@ -183,6 +183,8 @@ def test_every_attack_glr_evaluate_offers_runs_on_a_small_model(bp_mlp):
     x, y = x[:6], y[:6]
     for name in attacks.parse_names("all"):
         attack = attacks.get(name)
+        if attack.members:
+            continue  # the worst case over the others (tests/robustness/test_strong_attacks.py)
         x_adv = np.asarray(attack.run(model, tf.constant(x), tf.constant(y), 0.1 if attack.uses_eps else None))
         assert x_adv.shape == x.shape and np.all(np.isfinite(x_adv)), name
         assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0, name

@@ -103,10 +103,12 @@ def _evaluate_one(entry, x, y, settings, surrogate, samples):
     transfer = {
         key: value[:n] for key, value in samples.items() if key.startswith("pgd@")
     }  # the checklist's transfer PGD
-    own, _ = evaluation.evaluate([entry], x[:n], y[:n], plans.whitebox, samples=transfer, progress=False)
-    for name in plans.whitebox.attacks:
-        results["attacks"][plans.key(plans.whitebox, name)] = own["attacks"][name]
-    results["checklist"] = own["checklist"]
+    for plan in plans.white_box():
+        own, _ = evaluation.evaluate([entry], x[:n], y[:n], plan, samples=transfer, progress=False)
+        for name in plan.attacks:
+            results["attacks"][plans.key(plan, name)] = own["attacks"][name]
+        if plan.checklist:
+            results["checklist"] = own["checklist"]
     results["whitebox_examples"] = n
     if not isinstance(entry.model, evaluation.NoisyPrediction):
         m = min(settings.certify_examples, len(x))

@@ -14,6 +14,7 @@ from keras_glr._src import registry
 from keras_glr._src.run_config import ARCH_DEFAULTS
 from keras_glr._src.run_config import RunConfig
 from keras_glr._src.twins import twin_config
+from keras_glr.robustness import attacks
 from keras_glr.robustness import corruptions
 from keras_glr.robustness import evaluation
 from keras_glr.robustness.evaluation import RADII
@@ -33,6 +34,7 @@ PAPER_TABLE_II = {  # gaussian noise, impulse noise, glass blur, contrast
 }
 CORRUPTIONS = corruptions.PAPER_NAMES  # the paper's Table II
 HEADLINE_EPS = 0.1
+WORST_CASE_EPS = (0.05, 0.1)  # the worst-case ensemble's radii: the verdicts read these
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,14 +299,18 @@ class Plans:
     """What is measured on every model (`evaluation.Plan`s).
 
     transfer: attacks crafted once on the surrogate, at every eps, and the
-    corruptions, on all test examples; whitebox: attacks on each model
-    itself at the headline eps, with the checklist, on the first
-    `whitebox_examples`; certify: randomized-smoothing certificates on the
-    first `certify_examples`.
+    corruptions, on all test examples (the paper's protocol); whitebox:
+    attacks on each model itself at the headline eps, with the checklist, on
+    the first `whitebox_examples`; worst_case: the ensemble
+    (`attacks.ENSEMBLE`) on each model itself at `WORST_CASE_EPS`, on the same
+    examples, with the accuracy on the examples that survive every member;
+    certify: randomized-smoothing certificates on the first
+    `certify_examples`.
     """
 
     transfer: evaluation.Plan
     whitebox: evaluation.Plan
+    worst_case: evaluation.Plan
     certify: evaluation.Plan
 
     def key(self, plan, name):
@@ -313,10 +319,15 @@ class Plans:
 
     def version(self):
         """What the plans measure, in words: a cached evaluation of other plans is measured again."""
+        worst = f"{','.join(self.worst_case.attacks)} at {','.join(map(str, self.worst_case.eps))}"
         return (
             f"transfer {','.join(self.transfer.attacks)} + corruptions; white-box {','.join(self.whitebox.attacks)}"
-            f"{', checklist' if self.whitebox.checklist else ''}; certificates"
+            f"{', checklist' if self.whitebox.checklist else ''}; {worst}; certificates"
         )
+
+    def white_box(self):
+        """The plans run on each model itself, on the first `whitebox_examples`."""
+        return (self.whitebox, self.worst_case)
 
 
 def plans(settings):
@@ -330,6 +341,9 @@ def plans(settings):
         ),
         whitebox=evaluation.Plan(
             attacks=("pgd", "spsa", "square"), eps=(HEADLINE_EPS,), corruptions=(), mode="whitebox", checklist=True
+        ),
+        worst_case=evaluation.Plan(
+            attacks=attacks.parse_names("ensemble"), eps=WORST_CASE_EPS, corruptions=(), mode="whitebox"
         ),
         certify=evaluation.Plan(
             attacks=(),

@@ -117,26 +117,29 @@ class Column:
     attack: str = None  # the attack's results key, None elsewhere
 
 
-def title(name, eps=None, white_box=False):
-    """A column header: "FGSM 0.1", "L-BFGS", "white-box PGD 0.1"."""
-    words = ("white-box " if white_box else "") + attacks.get(name).title
+def title(name, eps=None, kind=""):
+    """A column header: "transfer FGSM 0.1", "transfer L-BFGS", "white-box PGD 0.1", "SPSA 0.1", "worst case 0.1"."""
+    words = (f"{kind} " if kind else "") + attacks.get(name).title
     return words if eps is None else f"{words} {eps}"
 
 
 def attack_columns(plans):
-    """The attack columns of `plans` (`protocol.Plans`), transfer first, each attack at each eps of its plan."""
+    """The attack columns of `plans` (`protocol.Plans`), transfer first, each attack at each eps of its plan.
+
+    Transfer attacks (crafted on the surrogate: the paper's protocol) are
+    labelled "transfer"; a white-box attack also run as transfer, "white-box".
+    """
     out = []
-    for plan in (plans.transfer, plans.whitebox):
+    for plan in (plans.transfer, *plans.white_box()):
         for name in plan.attacks:
             key = plans.key(plan, name)
-            white_box = key != name
+            kind = "transfer" if plan is plans.transfer else "white-box" if key != name else ""
             if not attacks.get(name).uses_eps:
-                out.append(Column(title(name, white_box=white_box), lambda m, k=key: m.minimum_norm(k), attack=key))
+                out.append(Column(title(name, kind=kind), lambda m, k=key: m.minimum_norm(k), attack=key))
                 continue
             for eps in plan.eps:
-                out.append(
-                    Column(title(name, eps, white_box), lambda m, k=key, e=eps: m.attack(k, e), eps=eps, attack=key)
-                )
+                read = lambda m, k=key, e=eps: m.attack(k, e)  # noqa: E731
+                out.append(Column(title(name, eps, kind), read, eps=eps, attack=key))
     return out
 
 

@@ -1,19 +1,23 @@
 """Adversarial attacks with one signature: `attack(model_fn, x, y, eps)`.
 
 `model_fn` is any callable returning logits. FGSM, PGD (L-inf and L2) and the
-basic and momentum iterative methods come from cleverhans 4; Carlini-Wagner
-L2 is `carlini_wagner.py` (cleverhans' fails under Keras 3); L-BFGS is `lbfgs.py`; SPSA is `spsa.py` (batched over
-examples;
-cleverhans' SPSA does not construct its optimizer under Keras 3); Square
-Attack (L-inf and L2) is `square.py`. Minimum-norm attacks (L-BFGS, CW) take
-no epsilon: they are marked `uses_eps=False` and run once per model.
+basic and momentum iterative methods come from cleverhans 4; the others are
+written here: Carlini-Wagner L2 (`carlini_wagner.py`: cleverhans' fails under
+Keras 3), L-BFGS (`lbfgs.py`), SPSA (`spsa.py`, batched over examples),
+Square Attack (`square.py`, L-inf and L2), APGD with the cross-entropy and
+the DLR loss (`apgd.py`) and HopSkipJump (`hop_skip_jump.py`, decisions
+only). Minimum-norm attacks (L-BFGS, CW) take no epsilon: they are marked
+`uses_eps=False` and run once per model. `ensemble` is the worst case per
+example over `ENSEMBLE`: an example survives it only if it survives each.
 """
 
 import dataclasses
 
 import numpy as np
 
+from keras_glr.robustness.attacks.apgd import apgd
 from keras_glr.robustness.attacks.carlini_wagner import carlini_wagner_l2
+from keras_glr.robustness.attacks.hop_skip_jump import hop_skip_jump
 from keras_glr.robustness.attacks.lbfgs import lbfgs
 from keras_glr.robustness.attacks.spsa import margin as spsa_margin
 from keras_glr.robustness.attacks.spsa import spsa
@@ -35,6 +39,7 @@ class Attack:
     run: object  # (model_fn, x, y, eps) -> x_adv
     queries_only: bool = False  # never asks for a gradient
     title: str = None  # how reports name it, e.g. "L-BFGS"; the name in capitals if None
+    members: tuple = ()  # an ensemble's attacks: the worst case per example over them (`run` is None)
 
     def __post_init__(self):
         if self.title is None:
@@ -94,6 +99,14 @@ def _spsa(model_fn, x, y, eps):
     return spsa(model_fn, np.asarray(x), np.asarray(y), eps, steps=20, samples=64)
 
 
+def _square_windows(shape):
+    """The image Square Attack places its windows in: the input's image shape, or a row of pixels for other vectors."""
+    try:
+        return image_shape_for(shape)
+    except ValueError:
+        return (1, int(np.prod(shape)), 1)
+
+
 def _square(norm):
     def run(model_fn, x, y, eps):
         x = np.asarray(x)
@@ -102,6 +115,28 @@ def _square(norm):
         )
 
     return run
+
+
+def _apgd(loss):
+    def run(model_fn, x, y, eps):
+        return apgd(model_fn, np.asarray(x), np.asarray(y), eps, loss=loss, steps=100, restarts=3)
+
+    return run
+
+
+def _hop_skip_jump(model_fn, x, y, eps):
+    return hop_skip_jump(model_fn, np.asarray(x), np.asarray(y), eps)
+
+
+def _square_long(model_fn, x, y, eps):
+    x = np.asarray(x)
+    return square(model_fn, x, np.asarray(y), eps, norm=np.inf, queries=5000, image_shape=_square_windows(x.shape[1:]))
+
+
+#: The worst-case ensemble (`--attacks ensemble`), after AutoAttack's version for randomized defenses: APGD with
+#: two losses (gradients through BPDA at several slopes for step units, EOT for noisy prediction), Square Attack
+#: with AutoAttack's 5000 queries, and HopSkipJump, which reads decisions only.
+ENSEMBLE = ("apgd-ce", "apgd-dlr", "square-5000", "hop-skip-jump")
 
 
 def _lbfgs(model_fn, x, y, eps):
@@ -137,6 +172,44 @@ ATTACKS = {
             title="Square L2",
         ),
         Attack("lbfgs", "L-BFGS (Szegedy et al. 2014), minimum norm", False, _lbfgs, title="L-BFGS"),
+        Attack(
+            "apgd-ce",
+            "APGD (Croce & Hein 2020), cross-entropy, L-inf, 3 restarts of 100 steps",
+            True,
+            _apgd("ce"),
+            title="APGD-CE",
+        ),
+        Attack(
+            "apgd-dlr",
+            "APGD, difference-of-logits-ratio loss, L-inf, 3 restarts of 100 steps",
+            True,
+            _apgd("dlr"),
+            title="APGD-DLR",
+        ),
+        Attack(
+            "square-5000",
+            "Square Attack, random search, L-inf, 5000 queries",
+            True,
+            _square_long,
+            queries_only=True,
+            title="Square 5000",
+        ),
+        Attack(
+            "hop-skip-jump",
+            "HopSkipJump (Chen et al. 2020), decisions only, L-inf",
+            True,
+            _hop_skip_jump,
+            queries_only=True,
+            title="HopSkipJump",
+        ),
+        Attack(
+            "ensemble",
+            "the worst case per example over " + ", ".join(ENSEMBLE),
+            True,
+            None,
+            title="worst case",
+            members=ENSEMBLE,
+        ),
     )
 }
 NAMES = tuple(ATTACKS)
@@ -150,13 +223,16 @@ def get(name):
 
 
 def parse_names(text):
-    """Parses a comma-separated list ("all" for every attack)."""
+    """Parses a comma-separated list ("all" for every attack); an ensemble brings its members, before it."""
     if text in (None, "", "none"):
         return ()
     names = NAMES if text == "all" else tuple(p.strip() for p in text.split(",") if p.strip())
+    ordered = []
     for name in names:
-        get(name)
-    return names
+        for member in get(name).members + (name,):
+            if member not in ordered:
+                ordered.append(member)
+    return tuple(ordered)
 
 
 def parse_eps(text, flag="--eps"):
@@ -173,7 +249,10 @@ def parse_eps(text, flag="--eps"):
 __all__ = [
     "ATTACKS",
     "Attack",
+    "ENSEMBLE",
     "NAMES",
+    "apgd",
+    "hop_skip_jump",
     "bpda_model_fn",
     "carlini_wagner_l2",
     "eot_model_fn",
