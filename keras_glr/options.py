@@ -13,7 +13,8 @@ without loading TensorFlow.
 
 import dataclasses
 
-ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste", "weight-perturbation", "forward-gradient")
+ESTIMATORS = ("glr", "bp", "bp-noise", "bp-ste", "weight-perturbation", "spsa", "forward-gradient")
+DIRECTIONS = ("gaussian", "rademacher")
 BASELINES = ("loo", "none")
 INJECTIONS = ("all", "layerwise")
 SAMPLINGS = ("mc", "latin", "sobol")
@@ -34,7 +35,8 @@ class EstimatorOptions:
     copies: int = _option(
         100,
         "K, noise copies per example in each step (weight-perturbation: K perturbed networks, "
-        "K/2 antithetic pairs; forward-gradient: K random tangents; bp runs one copy whatever K says)",
+        "K/2 antithetic pairs; spsa: K/2 directions, two passes each; forward-gradient: K random tangents; bp runs "
+        "one copy whatever K says)",
         "100, any K >= 1",
     )
     baseline: str = _option(
@@ -57,11 +59,13 @@ class EstimatorOptions:
         "glr; the BP controls: bp (backprop through the noiseless network), bp-noise (through the noisy "
         "network, reparameterised), bp-ste (through it with step/sign units passing the gradient straight through, "
         "the 0-1 loss replaced by cross-entropy for the gradient only); weight-perturbation (evolution "
-        "strategies: antithetic Gaussian noise on every weight, the neurons noiseless); or forward-gradient (random "
-        "tangents pushed forward, (grad L . v) v, differentiable networks only)",
-        '`"glr"`, `"bp"`, `"bp-noise"`, `"bp-ste"`, `"weight-perturbation"`, `"forward-gradient"`',
+        "strategies: antithetic Gaussian noise on every weight, the neurons noiseless); spsa (MeZO: a few random "
+        "directions per step, two passes each, the weights perturbed in place: the memory of inference); or "
+        "forward-gradient (random tangents pushed forward, (grad L . v) v, differentiable networks only)",
+        '`"glr"`, `"bp"`, `"bp-noise"`, `"bp-ste"`, `"weight-perturbation"`, `"spsa"`, `"forward-gradient"`',
         '`"glr"`, `"bp-noise"`: d E[L] / d theta; `"bp"`, `"forward-gradient"`: the noiseless gradient; `"bp-ste"`: a '
-        'surrogate, biased by design; `"weight-perturbation"`: d E_e[L(theta + sigma e)] / d theta, e ~ N(0, I)',
+        'surrogate, biased by design; `"weight-perturbation"`, `"spsa"`: see `perturbation_scale` and '
+        "`spsa_directions`",
         choices=ESTIMATORS,
     )
     ste_slope: float = _option(
@@ -96,10 +100,20 @@ class EstimatorOptions:
     )
     perturbation_scale: float = _option(
         0.03,
-        "weight-perturbation: sigma, the standard deviation of the Gaussian noise on every weight",
+        "weight-perturbation, spsa: sigma, the scale of the perturbation of every weight",
         "0.03, a float sigma > 0",
-        "the loss smoothed by weight noise of that scale",
-        estimators=("weight-perturbation",),
+        "d E_e[L(theta + sigma e)] / d theta, e ~ N(0, I): the loss smoothed by weight noise of that scale "
+        "(Gaussian directions)",
+        estimators=("weight-perturbation", "spsa"),
+    )
+    spsa_directions: str = _option(
+        "gaussian",
+        "spsa: the random directions d, gaussian (MeZO) or rademacher (+-1 each, classic SPSA)",
+        '`"gaussian"`, `"rademacher"`',
+        '`"gaussian"`: as `perturbation_scale`; `"rademacher"`: d L / d theta up to O(sigma^2) (exactly, for a loss '
+        "quadratic in the weights)",
+        choices=DIRECTIONS,
+        estimators=("spsa",),
     )
     sampling: str = _option(
         "mc",
@@ -121,7 +135,7 @@ class EstimatorOptions:
         _check_ste_slope(self.ste_slope)
         _check_copies(self.copies, self.copies_per_chunk)
         _check_perturbation(self.perturbation_scale, self.copies, self.estimator)
-        for name in ("baseline", "estimator", "injection", "sampling"):
+        for name in ("baseline", "estimator", "injection", "sampling", "spsa_directions"):
             _choice(name, getattr(self, name), FIELDS[name].metadata["choices"])
         if not isinstance(self.antithetic, bool):
             raise ValueError(
@@ -205,11 +219,10 @@ def _check_perturbation(scale, copies, estimator):
             "Invalid value received for argument `perturbation_scale`. Expected a float sigma > 0. "
             f"Received: perturbation_scale={scale!r}"
         )
-    if estimator == "weight-perturbation" and copies % 2:
+    if estimator in ("weight-perturbation", "spsa") and copies % 2:
         raise ValueError(
-            "Weight perturbation runs its copies as antithetic pairs (theta + sigma e, theta - sigma e), so `copies` "
-            "must "
-            f"be even. Received: copies={copies}. Use copies={copies + 1}."
+            f"The {estimator} estimator runs its copies as antithetic pairs (theta + sigma e, theta - sigma e), so "
+            f"`copies` must be even. Received: copies={copies}. Use copies={copies + 1}."
         )
 
 

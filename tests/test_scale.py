@@ -101,6 +101,7 @@ print(json.dumps(results))
         ("layerwise", "dense", "glr"),
         ("layerwise", "wrapped", "glr"),
         ("all", "dense", "weight-perturbation"),
+        ("all", "dense", "spsa"),  # moved in place on one device, stateless on two
         ("all", "smooth", "forward-gradient"),
     ],
 )

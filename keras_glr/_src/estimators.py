@@ -278,53 +278,41 @@ def penalty_gradients(gradients, variables, replicas=1):
     return [g if e is None else e if g is None else g + e for g, e in zip(gradients, extra)]
 
 
-def make(
-    name,
-    loss,
-    values_only,
-    surrogate,
-    baseline="loo",
-    antithetic=False,
-    ste_slope=None,
-    injection="all",
-    copies_per_layer=None,
-    sampling="mc",
-    perturbation_scale=0.03,
-):
-    """The estimator called `name` (one of `ESTIMATORS`).
+def make(name, loss, values_only, surrogate, chosen=None, **fields):
+    """The estimator called `name` (one of `ESTIMATORS`), with the options it uses.
 
     Args:
         loss: fn(y_true, y_pred) -> per-copy losses, differentiable where
             the loss is.
         values_only: the same values, possibly cheaper, never differentiated.
         surrogate: what "bp-ste" differentiates in place of `loss`, or None.
+        chosen: an `options.EstimatorOptions` (its defaults if None); `fields`
+            replace some of them, e.g. `ste_slope=2.0`.
     """
     from keras_glr._src import backprop
     from keras_glr._src import forward_gradient
     from keras_glr._src import perturbation
+    from keras_glr._src import spsa
 
+    o = dataclasses.replace(chosen or options.EstimatorOptions(), **fields)
     if name == "forward-gradient":
         if surrogate is not None:  # the 0-1 loss (see `surrogate`)
             forward_gradient.check_differentiable(None, zero_one=True)
         return forward_gradient.ForwardGradient(loss)
     if name == "weight-perturbation":
-        return perturbation.WeightPerturbation(values_only, perturbation_scale)
+        return perturbation.WeightPerturbation(values_only, o.perturbation_scale)
+    if name == "spsa":
+        return spsa.SPSA(values_only, o.perturbation_scale, o.spsa_directions)
     if name == "glr":
-        return GLR(
-            values_only,
-            baseline,
-            antithetic,
-            injection,
-            copies_per_layer if copies_per_layer in (None, "proportional") else tuple(copies_per_layer),
-            sampling,
-        )
+        split = o.copies_per_layer if o.copies_per_layer in (None, "proportional") else tuple(o.copies_per_layer)
+        return GLR(values_only, o.baseline, o.antithetic, o.injection, split, o.sampling)
     if name == "bp":
         return backprop.Backprop(loss, noise=False)
-    straight_through = {"slope": ste_slope} if name == "bp-ste" else False
+    straight_through = {"slope": o.ste_slope} if name == "bp-ste" else False
     return backprop.Backprop(
         loss,
         noise=True,
-        antithetic=antithetic,
+        antithetic=o.antithetic,
         straight_through=straight_through,
         surrogate=surrogate if straight_through else None,
     )

@@ -143,17 +143,7 @@ class GLRTrainer(keras_private.TrainerHooks):
         surrogate = glr_losses.cross_entropy_from_logits if isinstance(loss, glr_losses.ZeroOneLoss) else None
         config = self.glr_config.reset_for(name)  # another estimator than the compiled one keeps only what it uses
         return estimators.make(
-            name,
-            glr_losses.per_example(loss),
-            glr_losses.per_example(values_only or loss),
-            surrogate,
-            baseline=config.baseline,
-            antithetic=config.antithetic,
-            ste_slope=config.ste_slope,
-            injection=config.injection,
-            copies_per_layer=config.copies_per_layer,
-            sampling=config.sampling,
-            perturbation_scale=config.perturbation_scale,
+            name, glr_losses.per_example(loss), glr_losses.per_example(values_only or loss), surrogate, config
         )
 
     def compile_from_config(self, config):

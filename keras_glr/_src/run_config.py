@@ -167,6 +167,7 @@ class RunConfig:
     )
     copies_per_chunk: int = options_field("copies_per_chunk")
     perturbation_scale: float = options_field("perturbation_scale")
+    spsa_directions: str = options_field("spsa_directions")
     optimizer: str = _option("adam", "optimisation", "update rule", choices=OPTIMIZERS)
     learning_rate: float = _option(0.01, "optimisation", "step size of the optimizer", alias="--lr")
     schedule: str = _option("constant", "optimisation", "learning-rate schedule", choices=SCHEDULES)
@@ -340,6 +341,11 @@ def describe_gradient(config):
         return (
             f"forward gradient: {config.copies} random tangents pushed forward per step, (grad L . v) v, the "
             "neurons noiseless"
+        )
+    if config.estimator == "spsa":
+        return (
+            f"SPSA (MeZO): {config.copies // 2} {config.spsa_directions} direction(s) per step, two passes each with "
+            f"every weight moved in place by +-{config.perturbation_scale} along it, the neurons noiseless"
         )
     if config.estimator == "weight-perturbation":
         return (
