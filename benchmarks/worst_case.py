@@ -1,6 +1,6 @@
 """Robust accuracy under the worst-case ensemble: the paper's MLP, GLR against its twins and BP, seed 0.
 
-    python benchmarks/worst_case.py            # five networks, 300 test digits, eps 0.05 and 0.1 (about 25 minutes)
+    python benchmarks/worst_case.py            # five networks, 300 test digits, eps 0.05 and 0.1 (5 minutes, 2 cores)
     python benchmarks/worst_case.py --quick    # 2 epochs, 60 digits: a check that it runs
 
 Trains, as `glr-train` does with its defaults (seed 0, 12 epochs), GLR with
