@@ -14,6 +14,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from keras_glr._src import autodiff
 from keras_glr._src import copies as copies_module
 
 
@@ -41,7 +42,7 @@ class Backprop:
 
     def one_pass(self, model, x, y, sample_weight, first_example, step):
         """The mean gradient over this part's copies, weighted by its share of `step.terms`."""
-        with tf.GradientTape() as tape:
+        with autodiff.tape() as tape:
             y_pred, _ = copies_module.forward(
                 model,
                 x,
@@ -58,7 +59,7 @@ class Backprop:
             if self.surrogate is not None:
                 objective, _, _ = copies_module.copy_losses(self.surrogate, y, y_pred, sample_weight, step.copies)
             objective = tf.reduce_sum(objective) / step.terms
-        gradients = tape.gradient(objective, model.trainable_variables)
+        gradients = autodiff.gradient(tape, objective, model.trainable_variables)
         missing = [v.path for v, g in zip(model.trainable_variables, gradients) if g is None]
         if missing:
             name = "bp" if not self.noise else "bp-ste" if self.straight_through else "bp-noise"

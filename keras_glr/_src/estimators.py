@@ -30,6 +30,7 @@ import typing
 import tensorflow as tf
 
 from keras_glr import options
+from keras_glr._src import autodiff
 from keras_glr._src import copies as copies_module
 from keras_glr._src import fan_out
 from keras_glr.layers import noisy_layers
@@ -146,14 +147,7 @@ def local_gradients(tape, entries, weights, variables, penalty=None):
     if penalty is not None:
         targets.append(penalty)
         output_gradients.append(tf.ones_like(penalty))
-    gradients = tape.gradient(
-        targets,
-        variables,
-        output_gradients=output_gradients,
-        unconnected_gradients=tf.UnconnectedGradients.NONE,
-    )
-    # An embedding's VJP is sparse (the rows it looked up); chunks and replicas add dense tensors.
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
+    return autodiff.vjp(tape, targets, variables, output_gradients)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,7 +228,7 @@ class GLR:
             layers = len(noisy_layers(model))
             dimensions = fan_out.noise_dimensions(model) if self.copies_per_layer == "proportional" else None
             groups = fan_out.layer_groups(step.copies, layers, self.copies_per_layer, self.antithetic, dimensions)
-        with tf.GradientTape() as tape:
+        with autodiff.tape() as tape:
             y_pred, record = copies_module.forward(
                 model,
                 x,
@@ -267,14 +261,14 @@ def penalty_gradients(gradients, variables, replicas=1):
     The penalty is read from the variables themselves (activity losses are
     not included) and shared among `replicas`, whose gradients are summed.
     """
-    with tf.GradientTape() as tape:
+    with autodiff.tape() as tape:
         penalties = [
             tf.cast(v.regularizer(v), "float32") for v in variables if getattr(v, "regularizer", None) is not None
         ]
         penalty = tf.add_n(penalties) / replicas if penalties else None
     if penalty is None:
         return gradients
-    extra = tape.gradient(penalty, variables, unconnected_gradients=tf.UnconnectedGradients.NONE)
+    extra = autodiff.gradient(tape, penalty, variables)
     return [g if e is None else e if g is None else g + e for g, e in zip(gradients, extra)]
 
 

@@ -2,7 +2,7 @@
 
 With the interface of `estimators.GLR`, for `compile(estimator="forward-gradient")`.
 Each of a step's K copies is a tangent v_k ~ N(0, I) over every trainable
-weight; forward-mode differentiation (`tf.autodiff.ForwardAccumulator`) gives
+weight; forward-mode differentiation (`autodiff.jvp`) gives
 the directional derivative of the batch's mean loss along it in the same
 pass as the loss itself, and
 
@@ -19,6 +19,7 @@ import dataclasses
 import tensorflow as tf
 
 from keras_glr import activations
+from keras_glr._src import autodiff
 from keras_glr._src import copies as copies_module
 from keras_glr._src import streams
 from keras_glr._src.perturbation import along_directions
@@ -67,10 +68,12 @@ class ForwardGradient:
 
         def tangent(k):
             tangents = perturbation(variables, step.key, k, stream=STREAM)
-            primals = [tf.identity(v.value) for v in variables]
-            with tf.autodiff.ForwardAccumulator(primals, tangents) as accumulator:
-                outputs, _ = model.stateless_call(primals, others, x, training=False)
-                summed = tf.reduce_sum(copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)[0])
-            return accumulator.jvp(summed) / step.terms, tangents, summed
+
+            def summed_loss(values):
+                outputs, _ = model.stateless_call(values, others, x, training=False)
+                return tf.reduce_sum(copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)[0])
+
+            summed, slope = autodiff.jvp(summed_loss, [tf.identity(v.value) for v in variables], tangents)
+            return slope / step.terms, tangents, summed
 
         return along_directions(model, x, y, sample_weight, step.copies, tangent)
