@@ -7,9 +7,10 @@ Networks: the paper's 196-20-10 MLP with sigmoid units and with step units,
 on mnist5k at 14x14 (the split of `glr-train`). Estimators, each under its
 `compile` name, all with K = 100 copies per step (GLR: 100 noisy copies of
 each example; weight-perturbation: 50 antithetic pairs of perturbed
-networks; forward-gradient: 100 tangents), so every row spends the same
+networks; spsa: 50 Gaussian directions, two passes each, the weights moved
+in place; forward-gradient: 100 tangents), so every row spends the same
 forward passes per example; bp (backprop) is the reference. Each
-estimator's learning rate, and weight perturbation's sigma, are screened on
+estimator's learning rate, and the weight perturbations' sigma, are screened on
 seed 0 by validation accuracy (the grid is printed); the best setting then
 trains every seed, and the table gives the test accuracy per seed and its
 mean. The forward gradient has no derivative to follow through step units:
@@ -27,7 +28,8 @@ import keras  # noqa: E402
 
 from keras_glr import runs  # noqa: E402
 
-ESTIMATORS = ("glr", "weight-perturbation", "forward-gradient", "bp")
+ESTIMATORS = ("glr", "weight-perturbation", "spsa", "forward-gradient", "bp")
+PERTURBED = ("weight-perturbation", "spsa")  # the estimators that perturb the weights, with a sigma
 NETWORKS = {"sigmoid": dict(activation="sigmoid", sigma=1.0), "step": dict(activation="step", sigma=1.0)}
 #: The settings screened on seed 0: (learning rates, weight perturbation's sigmas).
 GRID = {"full": ((0.003, 0.01, 0.03), (0.01, 0.03, 0.1)), "quick": ((0.01, 0.03), (0.03, 0.1))}
@@ -39,7 +41,7 @@ def _config(network, estimator, seed, epochs, learning_rate, perturbation_scale=
     )
     if estimator == "bp":
         options["copies"] = 1
-    if estimator == "weight-perturbation":
+    if estimator in PERTURBED:
         options["perturbation_scale"] = perturbation_scale
     return runs.RunConfig.for_arch(**options)
 
@@ -58,7 +60,7 @@ def _train(config):
 
 def _settings(estimator, grid):
     rates, sigmas = grid
-    if estimator == "weight-perturbation":
+    if estimator in PERTURBED:
         return [(rate, sigma) for rate in rates for sigma in sigmas]
     return [(rate, None) for rate in rates]
 
