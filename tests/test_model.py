@@ -406,3 +406,15 @@ def test_noisy_prediction_during_training_does_not_change_training(noisy_inferen
     with_prediction = train([_NoisyPredictionEachBatch()])
     for a, b in zip(plain, with_prediction):
         np.testing.assert_array_equal(a, b)
+
+
+def test_several_outputs_are_refused_before_anything_changes_and_the_model_still_saves(tmp_path):
+    inputs = keras.Input((4,))
+    hidden = NoisyDense(8, "relu")(inputs)
+    model = keras_glr.GLRModel(inputs, [NoisyDense(3, name="a")(hidden), NoisyDense(2, name="b")(hidden)])
+    for loss in (["sparse_categorical_crossentropy"] * 2, "sparse_categorical_crossentropy"):
+        with pytest.raises(ValueError, match=r"one output and one loss; this one has 2 output\(s\) \(a, b\)"):
+            model.compile("sgd", loss, copies=4)
+    assert not model.compiled
+    model.save(tmp_path / "two.keras")
+    assert len(keras.saving.load_model(tmp_path / "two.keras").outputs) == 2

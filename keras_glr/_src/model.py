@@ -111,12 +111,7 @@ class GLRTrainer(keras_private.TrainerHooks):
                 "GLRModel.compile needs a `loss`: the GLR estimator multiplies "
                 "each copy's loss by its noise score. Received: loss=None"
             )
-        if loss_weights not in (None, 1, 1.0):
-            raise ValueError(
-                "GLRModel has a single output, so `loss_weights` does not apply. "
-                f"Received: loss_weights={loss_weights!r}. Pass metrics by keyword: "
-                "compile(optimizer, loss, metrics=[...])."
-            )
+        self._check_one_output(loss, loss_weights)
         if isinstance(loss, str) and loss.lower() in _ZERO_ONE_NAMES:
             loss = glr_losses.ZeroOneLoss()
         chosen = {name: kwargs.pop(name) for name in options.NAMES if name in kwargs}
@@ -135,6 +130,28 @@ class GLRTrainer(keras_private.TrainerHooks):
 
         if self.built:
             validation.check_chunks(self, copies_per_chunk)
+
+    def _check_one_output(self, loss, loss_weights):
+        """Refuses, before anything changes, what a GLR model does not train yet: several outputs or losses.
+
+        A refused compile leaves the model as it was, so it can still be
+        saved and loaded.
+        """
+        outputs = list(getattr(self, "output_names", None) or [])  # the output layers' names
+        several = isinstance(loss, (list, tuple, dict)) or len(outputs) > 1
+        if several:
+            raise ValueError(
+                f"GLRModel trains a model with one output and one loss; this one has {len(outputs) or 'unknown'} "
+                f"output(s) ({', '.join(outputs) or 'not built'}) and received loss={loss!r}. Several outputs with "
+                "a loss each are not supported yet: train a model whose single output feeds one loss (join the "
+                "heads, e.g. keras.layers.Concatenate, and write one loss over them), or one model per output."
+            )
+        if loss_weights not in (None, 1, 1.0):
+            raise ValueError(
+                "GLRModel has a single output, so `loss_weights` does not apply. "
+                f"Received: loss_weights={loss_weights!r}. Pass metrics by keyword: "
+                "compile(optimizer, loss, metrics=[...])."
+            )
 
     def _estimator_for(self, name):
         """The compiled loss and options as the estimator called `name`."""
