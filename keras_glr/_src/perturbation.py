@@ -63,12 +63,19 @@ class WeightPerturbation:
             return copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)[0]
 
         def pair(p):
-            e = perturbation(variables, step.key, p)
-            plus = losses([v + self.scale * d for v, d in zip(variables, e)])
-            minus = losses([v - self.scale * d for v, d in zip(variables, e)])
-            return tf.reduce_sum(plus - minus) / (self.scale * step.terms), e, tf.reduce_sum(plus + minus)
+            return antithetic_pair(losses, variables, perturbation(variables, step.key, p), self.scale, step.terms)
 
         return along_directions(model, x, y, sample_weight, step.copies // 2, pair)
+
+
+def antithetic_pair(losses, variables, direction, scale, terms):
+    """(sum (L+ - L-) / (sigma terms), direction, sum (L+ + L-)) for the weights theta +- sigma d, run stateless.
+
+    losses(values) -> the per-example losses of the network with weights `values`.
+    """
+    plus = losses([v + scale * d for v, d in zip(variables, direction)])
+    minus = losses([v - scale * d for v, d in zip(variables, direction)])
+    return tf.reduce_sum(plus - minus) / (scale * terms), direction, tf.reduce_sum(plus + minus)
 
 
 def along_directions(model, x, y, sample_weight, count, term):

@@ -36,6 +36,7 @@ from keras_glr._src import copies as copies_module
 from keras_glr._src import streams
 from keras_glr._src.perturbation import STREAM
 from keras_glr._src.perturbation import along_directions
+from keras_glr._src.perturbation import antithetic_pair
 from keras_glr._src.perturbation import perturbation
 
 
@@ -96,10 +97,7 @@ class SPSA:
                     minus = losses()
                 with tf.control_dependencies([minus, *move(d, self.scale)]):
                     weight = tf.reduce_sum(plus - minus) / (self.scale * step.terms)
-            else:
-                plus = losses([v + self.scale * e for v, e in zip(variables, d)])
-                minus = losses([v - self.scale * e for v, e in zip(variables, d)])
-                weight = tf.reduce_sum(plus - minus) / (self.scale * step.terms)
-            return weight, d, tf.reduce_sum(plus + minus)
+                return weight, d, tf.reduce_sum(plus + minus)
+            return antithetic_pair(losses, variables, d, self.scale, step.terms)
 
         return along_directions(model, x, y, sample_weight, step.copies // 2, pair)
