@@ -488,6 +488,55 @@ def test_wrapped_layer_glr_matches_reparameterised_backprop(case):
         assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)
 
 
+def _attention(x, p, heads=2, key_dim=2):
+    """Causal multi-head self-attention in plain TF ops: Keras's MultiHeadAttention(heads, key_dim) on (x, x)."""
+    wq, bq, wk, bk, wv, bv, wo, bo = p
+    q = (tf.einsum("btd,dhk->bthk", x, wq) + bq) / np.sqrt(key_dim)
+    k = tf.einsum("btd,dhk->bthk", x, wk) + bk
+    v = tf.einsum("btd,dhk->bthk", x, wv) + bv
+    scores = tf.einsum("bshk,bthk->bhts", k, q)
+    steps = x.shape[1]
+    causal = np.tril(np.ones((steps, steps), bool))
+    scores = tf.where(causal, scores, tf.constant(-1e9, scores.dtype))
+    values = tf.einsum("bhts,bshk->bthk", tf.nn.softmax(scores, axis=-1), v)
+    return tf.einsum("bthk,hko->bto", values, wo) + bo
+
+
+def test_noisy_attention_glr_matches_reparameterised_backprop():
+    """Objective: d/dtheta E[L] with noise at MultiHeadAttention's output; the layer called with two tensors and a
+    keyword (query, value, use_causal_mask=True)."""
+    from keras_glr.layers import Noisy
+
+    normal = keras.initializers.RandomNormal(0.0, 0.7, seed=3)
+    inputs = keras.Input((4, 2))
+    attention = keras.layers.MultiHeadAttention(2, 2, kernel_initializer=normal, bias_initializer=normal)
+    h = Noisy(attention, activation="sigmoid")(inputs, inputs, use_causal_mask=True)
+    h = keras.layers.Flatten()(h)
+    outputs = NoisyDense(CLASSES, bias_initializer=keras.initializers.RandomNormal(0, 0.5))(h)
+    model = keras_glr.GLRModel(inputs, outputs)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=2000)
+    x = np.random.default_rng(6).uniform(size=(3, 4, 2)).astype("float32")
+    y = np.arange(3).astype("int32")
+    assert [v.path.split("/")[-2:] for v in model.trainable_variables[:8:2]] == [
+        ["query", "kernel"],
+        ["key", "kernel"],
+        ["value", "kernel"],
+        ["attention_output", "kernel"],
+    ]
+    glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
+    weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
+    reference = _reference_gradients(_attention, weights, x.astype(np.float64), y, 200, 1000)
+    ref_mean, ref_se = mean_and_se(reference)
+    # The key's bias adds the same score to every key of a query, which the softmax removes: its gradient is 0.
+    key_bias = np.arange(20, 24)
+    np.testing.assert_allclose(glr_mean[key_bias], 0.0, atol=1e-6)
+    np.testing.assert_allclose(ref_mean[key_bias], 0.0, atol=1e-9)
+    glr_mean, glr_se, ref_mean, ref_se = (np.delete(a, key_bias) for a in (glr_mean, glr_se, ref_mean, ref_se))
+    assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what="GLR through Noisy(MultiHeadAttention) vs BP")
+    with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
+        assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)
+
+
 # Spiking units in time: a LIF recurrence, noise on every step's current ------------
 
 

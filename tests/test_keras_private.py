@@ -84,3 +84,14 @@ def test_strategies_without_workers_are_not_multi_worker():
     assert keras_private.in_multi_worker_mode(tf.distribute.get_strategy()) is False
     model = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2)])
     assert keras_private.has_strategy(model) is False
+
+
+def test_the_gradient_cut_keeps_the_keras_mask():
+    ids = tf.constant([[3, 1, 0]])
+    embedded = keras.layers.Embedding(5, 2, mask_zero=True)(ids)
+    cut = keras_private.stop_gradient_keeping_mask(embedded)
+    np.testing.assert_array_equal(cut._keras_mask, [[True, True, False]])
+    with tf.GradientTape() as tape:
+        x = tf.Variable([1.0, 2.0])
+        y = tf.reduce_sum(keras_private.stop_gradient_keeping_mask(x * x))
+    assert tape.gradient(y, x) is None

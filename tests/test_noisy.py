@@ -194,3 +194,94 @@ def test_default_names_never_clash_with_noisy_dense():
     model = keras_glr.GLRSequential([keras.Input((4,)), Noisy(L.Dense(4), "tanh"), NoisyDense(4), Noisy(L.Dense(3))])
     names = [layer.name for layer in model.layers]
     assert len(set(names)) == len(names)
+
+
+# Layers called with several tensors: attention, a list, keywords ------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class Gate(L.Layer):
+    """A layer of the user's with two tensor arguments and a weight: x * sigmoid(g w)."""
+
+    def build(self, x_shape, g_shape):
+        self.w = self.add_weight(shape=(g_shape[-1], x_shape[-1]), initializer="glorot_uniform")
+
+    def call(self, x, g):
+        return x * keras.ops.sigmoid(keras.ops.matmul(g, self.w))
+
+
+def _attention_model(wrap, causal=False):
+    """A transformer block's attention over (5, 4) sequences, masked by a second input; `wrap` makes layers noisy."""
+    tokens, keep = keras.Input((5, 4), name="tokens"), keras.Input((5, 5), dtype="bool", name="keep")
+    attention = L.MultiHeadAttention(2, 3, name="attention")
+    h = wrap(attention)(tokens, tokens, attention_mask=keep, use_causal_mask=causal)
+    h = wrap(L.Attention(name="dot_attention"))([h, tokens])
+    h = wrap(Gate(name="gate"))(h, tokens)
+    h = L.Add()([tokens, h])
+    logits = wrap(L.Dense(3, name="logits"))(L.GlobalAveragePooling1D()(h))
+    return (keras_glr.GLRModel if wrap is not _plain else keras.Model)([tokens, keep], logits)
+
+
+def _plain(layer):
+    return layer
+
+
+def _attention_data(examples=6, seed=0):
+    rng = np.random.default_rng(seed)
+    keep = np.tril(np.ones((5, 5), bool)) | (rng.uniform(size=(examples, 5, 5)) < 0.5)
+    return [rng.normal(size=(examples, 5, 4)).astype("float32"), keep], np.arange(examples) % 3
+
+
+def test_a_layer_called_with_several_tensors_computes_what_it_computes_unwrapped():
+    wrapped, plain = _attention_model(lambda layer: Noisy(layer, seed=0)), _attention_model(_plain)
+    assert len(wrapped.trainable_variables) == len(plain.trainable_variables) == 11
+    plain.set_weights(wrapped.get_weights())
+    x, _ = _attention_data()
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    x[1][:, :, 3] = False  # the mask reaches the attention
+    assert not np.allclose(wrapped.predict(x, verbose=0), plain.predict(_attention_data()[0], verbose=0))
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_several_tensors_fan_out_by_example_and_by_layer_as_the_tiled_pass(monkeypatch):
+    model = _attention_model(lambda layer: Noisy(layer, "tanh", seed=0))
+    x, y = _attention_data()
+    fanned = _estimate(model, x, y, copies=8)
+    by_layer = _estimate(model, x, y, copies=8, injection="layerwise", antithetic=True)
+    monkeypatch.setattr(fan_out, "can_fan_out", lambda model: False)
+    monkeypatch.setattr(fan_out, "can_fan_out_by_layer", lambda model: False)
+    _assert_same(fanned, _estimate(model, x, y, copies=8))
+    _assert_same(by_layer, _estimate(model, x, y, copies=8, injection="layerwise", antithetic=True))
+    _assert_same(fanned, _estimate(model, x, y, copies=8, copies_per_chunk=16))
+
+
+def test_several_tensors_train_and_survive_a_keras_round_trip(tmp_path):
+    model = _attention_model(lambda layer: Noisy(layer, "tanh", seed=0))
+    x, y = _attention_data(examples=8)
+    before = [v.numpy() for v in model.trainable_variables]
+    model.compile(keras.optimizers.Adam(0.01), _CE, copies=4)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert all(not np.allclose(a, v) for a, v in zip(before, model.trainable_variables))  # every weight moved
+    model.save(tmp_path / "attention.keras")
+    loaded = keras.saving.load_model(tmp_path / "attention.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+def test_the_padding_mask_of_an_embedding_survives_the_cut_at_a_noisy_layer():
+    """Under a GLR record a noisy layer's inputs are cut from the gradient; the attention still sees their mask."""
+    from keras_glr._src import recording
+
+    ids = keras.Input((5,), dtype="int32")
+    h = L.Embedding(7, 4, mask_zero=True)(ids)
+    h = Noisy(L.MultiHeadAttention(2, 2), seed=0)(h, h)
+    model = keras_glr.GLRModel(ids, NoisyDense(3)(L.Flatten()(h)))
+    x = np.array([[3, 1, 0, 0, 0], [2, 5, 6, 0, 0]], "int32")
+    with recording.recording(copies=1, noise=False):
+        cut = model(x)
+    np.testing.assert_allclose(cut, model(x), rtol=1e-6)
+
+
+def test_a_layer_with_several_outputs_is_refused_with_what_to_do():
+    tokens = keras.Input((5, 4))
+    with pytest.raises(ValueError, match="returned 2.*return_attention_scores=False"):
+        Noisy(L.MultiHeadAttention(2, 3))(tokens, tokens, return_attention_scores=True)

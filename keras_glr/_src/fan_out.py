@@ -258,9 +258,9 @@ class LayerwisePass:
         layout = self.layout
         stream = record.next_stream(layer)
         start, size = record.group_of(layer)
-        examples = tf.shape(inputs)[0] // (start + 1)
-        rows = tf.reshape(inputs, _shape([examples, start + 1], inputs))
-        clean = layer.pre_activation(rows[:, start])
+        examples = tf.shape(_first_tensor(inputs))[0] // (start + 1)
+        rows = _map_tensors(lambda t: tf.reshape(t, _shape([examples, start + 1], t)), inputs)
+        clean = layer.pre_activation(_map_tensors(lambda t: t[:, start], rows))
         units = math.prod(int(d) for d in clean.shape[1:])
         drawn = size // 2 if layout.antithetic else size
         drawn_layout = streams.CopyLayout(copies=drawn, sampling=layout.sampling, first_example=layout.first_example)
@@ -276,7 +276,13 @@ class LayerwisePass:
         r = tf.reshape(r, _shape([-1], clean))
         parts = [tf.reshape(group, _shape([examples, size], clean))]
         if start:
-            earlier = layer.pre_activation(tf.reshape(rows[:, :start], _shape([-1], inputs)))
+            earlier = layer.pre_activation(
+                tf.nest.map_structure(
+                    lambda t, like: tf.reshape(t[:, :start], _shape([-1], like)) if tf.is_tensor(t) else t,
+                    rows,
+                    inputs,
+                )
+            )
             parts.insert(0, tf.reshape(earlier, _shape([examples, start], clean)))
         if start + size < layout.copies:
             parts.append(copies_of_clean)
@@ -357,6 +363,15 @@ class LayerwisePass:
     def _state(self, t):
         known = self.states.get(id(t))
         return 0 if known is None else known[1]
+
+
+def _map_tensors(function, structure):
+    """`function` applied to every tensor of `structure` (a tensor, or the arguments of a call); the rest kept."""
+    return tf.nest.map_structure(lambda t: function(t) if tf.is_tensor(t) else t, structure)
+
+
+def _first_tensor(structure):
+    return next(t for t in tf.nest.flatten(structure) if tf.is_tensor(t))
 
 
 def _shape(leading, like):

@@ -49,6 +49,23 @@ def record_compile_options(model, values):
     model._compile_config.config.update(values)
 
 
+def stop_gradient_keeping_mask(x):
+    """`ops.stop_gradient(x)` carrying `x`'s Keras mask (`backend.get_keras_mask` / `set_keras_mask`).
+
+    Why: a noisy layer cuts its inputs off from the gradient; a layer inside
+    it that reads its input's padding mask (`MultiHeadAttention` after an
+    `Embedding(mask_zero=True)`) must see the mask it sees without the cut.
+    """
+    from keras import ops
+    from keras.src.backend.common import masking
+
+    stopped = ops.stop_gradient(x)
+    mask = masking.get_keras_mask(x)
+    if mask is not None:
+        masking.set_keras_mask(stopped, mask)
+    return stopped
+
+
 def update_loss(model, value, sample_weight):
     """Updates the loss that `fit` reports (`_loss_tracker`) with the step's loss.
 

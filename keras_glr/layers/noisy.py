@@ -1,6 +1,8 @@
 """`Noisy`: any Keras layer made a noisy layer, v = f(x; theta) + r, y = phi(v)."""
 
+import inspect
 import re
+import typing
 
 import keras
 import tensorflow as tf
@@ -19,6 +21,16 @@ class Noisy(NoisyLayer, keras.layers.Layer):
     `NoisyDense` (docs/guides/estimator.md, "What is local"): it works for any f whose output rows
     belong to its input rows (Dense, Conv1D/2D/3D, DepthwiseConv2D,
     SeparableConv2D, Conv2DTranspose, Embedding, the normalization layers).
+
+    Any call: a layer called with several tensors or tensor keywords
+    (`MultiHeadAttention(query, value, key=None, attention_mask=None)`, a
+    layer of yours taking two inputs or a list) is wrapped the same way,
+    `Noisy(layer)(query, value, attention_mask=mask)`: every tensor argument
+    is cut off from the gradient, and the noise is added to the layer's one
+    output. A layer that returns several tensors (`return_attention_scores=True`)
+    is refused: call it so that it returns one. A layer whose `build` needs
+    the shapes of several arguments is built by its first call, as Keras
+    builds it unwrapped.
 
     A composite block (a layer or sub-model holding several layers, a
     residual block say) is one noisy layer with noise at its output only: it
@@ -66,29 +78,67 @@ class Noisy(NoisyLayer, keras.layers.Layer):
             kwargs["name"] = _unique_name("noisy_" + _snake_case(type(layer).__name__))
         super().__init__(**kwargs)
         self.layer = _checked(layer)
+        self.supports_masking = self.layer.supports_masking  # noise is added position by position
         self._init_noise(activation, noise, noisy_inference, seed)
 
     def build(self, input_shape):
-        if not self.layer.built and _builds_by_calling(self.layer):  # its sublayers are built by its first call
-            self.layer(keras.KerasTensor(tuple(input_shape), dtype=self.layer.compute_dtype))
-        elif not self.layer.built:
+        if self.layer.built or _builds_from_several_shapes(self.layer):
+            pass  # built by its first call, which sees every argument (Keras's own `__call__`)
+        elif _builds_by_calling(self.layer):  # its sublayers are built by its first call
+            self.layer(self._symbolic(input_shape))
+        else:
             self.layer.build(input_shape)
         self.built = True
 
+    def _symbolic(self, input_shape):
+        """KerasTensors of `input_shape` (one shape, or a list or dict of shapes)."""
+        return keras.tree.map_shape_structure(
+            lambda shape: keras.KerasTensor(tuple(shape), dtype=self.layer.compute_dtype), input_shape
+        )
+
     def _output_spec(self, input_shape):
         """The wrapped layer called symbolically (which builds what its call uses): its output's KerasTensor."""
-        return self.layer.compute_output_spec(keras.KerasTensor(tuple(input_shape), dtype=self.layer.compute_dtype))
+        return self.layer.compute_output_spec(self._symbolic(input_shape))
 
     def pre_activation(self, inputs):
-        return self.layer(inputs, training=False)
+        """f(inputs; theta), inference mode; `inputs` is one input, or a `CallArguments` for several."""
+        if isinstance(inputs, CallArguments):
+            outputs = self.layer(inputs.inputs, *inputs.args, training=False, **inputs.kwargs)
+        else:
+            outputs = self.layer(inputs, training=False)
+        if isinstance(outputs, (list, tuple, dict)):
+            raise ValueError(
+                f"Noisy adds its noise to one output tensor, and layer '{self.layer.name}' "
+                f"({type(self.layer).__name__}) returned {len(outputs)}. Call it so that it returns one (for "
+                "MultiHeadAttention: return_attention_scores=False), or wrap a layer that keeps one of them."
+            )
+        return outputs
 
-    def call(self, inputs, training=False, mask=None):
+    def __call__(self, inputs, *args, **kwargs):
+        # Keras refuses a catch-all **kwargs that mixes tensors with other values (attention_mask=m,
+        # use_causal_mask=True): the wrapped layer's keywords travel as two dicts, its tensors and its options.
+        if _KEYWORDS not in kwargs:
+            own = {k: kwargs.pop(k) for k in ("training", "mask") if k in kwargs}
+            tensors = {k: v for k, v in kwargs.items() if v is None or _is_tensor(v)}
+            options = {k: v for k, v in kwargs.items() if k not in tensors}
+            kwargs = {**own, **({_KEYWORDS: tensors, _OPTIONS: options} if kwargs else {})}
+        return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, inputs, *args, training=False, mask=None, layer_tensors=None, layer_options=None):
         # `mask` is accepted for graphs that pass one (BatchNormalization's call takes it); the noise covers every row.
+        if args or layer_tensors or layer_options:
+            inputs = CallArguments(inputs, args, {**(layer_tensors or {}), **(layer_options or {})})
         outputs = super().call(inputs, training=training)
         if training and isinstance(self.layer, keras.layers.BatchNormalization) and self.layer.trainable:
             record = recording.current()
             _follow_batch_statistics(self.layer, inputs, None if record is None else record.copies_per_row(self))
         return outputs
+
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        if args or kwargs.get(_KEYWORDS) or kwargs.get(_OPTIONS) or _builds_from_several_shapes(self.layer):
+            # Several arguments: trace the call, which builds the wrapped layer from all of them.
+            return keras.Operation.compute_output_spec(self, inputs, *args, **kwargs)
+        return super().compute_output_spec(inputs)
 
     def compute_output_shape(self, input_shape):
         try:
@@ -108,6 +158,32 @@ class Noisy(NoisyLayer, keras.layers.Layer):
         config = dict(config)
         layer = keras.saving.deserialize_keras_object(config.pop("layer"), custom_objects=custom_objects)
         return cls(layer, **config)
+
+
+_KEYWORDS, _OPTIONS = "layer_tensors", "layer_options"
+
+
+def _is_tensor(value):
+    return isinstance(value, keras.KerasTensor) or keras.ops.is_tensor(value)
+
+
+class CallArguments(typing.NamedTuple):
+    """One call of a wrapped layer with several arguments, f(inputs, *args, **kwargs): a structure `tf.nest` maps."""
+
+    inputs: object
+    args: tuple
+    kwargs: dict
+
+
+def _builds_from_several_shapes(layer):
+    """True for a layer whose `build` needs the shapes of several call arguments (`MultiHeadAttention`)."""
+    if type(layer).build is keras.layers.Layer.build:
+        return False
+    parameters = inspect.signature(layer.build).parameters.values()
+    return (
+        sum(p.default is p.empty and p.kind is not p.VAR_KEYWORD and p.kind is not p.VAR_POSITIONAL for p in parameters)
+        > 1
+    )
 
 
 def _builds_by_calling(layer):

@@ -45,13 +45,16 @@ class NoisyLayer:
     def noisy_pre_activation(self, inputs):
         """v = g(inputs; theta) + r under a record (which draws r and records the call), else g(inputs; theta).
 
-        `inputs` may be a tuple (a recurrent cell's (x_t, h_{t-1})): under a
-        GLR record every part is cut off from the gradient.
+        `inputs` may be a structure (a recurrent cell's (x_t, h_{t-1}), the
+        arguments of a `Noisy` layer called with several tensors): under a
+        GLR record every tensor in it is cut off from the gradient.
         """
         record = recording.current()
         if record is not None and record.local:
             # GLR: no gradient may cross from this layer into earlier ones.
-            inputs = tf.nest.map_structure(ops.stop_gradient, inputs)
+            inputs = tf.nest.map_structure(
+                lambda t: keras_private.stop_gradient_keeping_mask(t) if tf.is_tensor(t) else t, inputs
+            )
         if record is not None:
             record.check_call_site(self)
             return record.noisy_pre_activation(self, inputs)
