@@ -1,4 +1,4 @@
-"""Ready-made GLR networks: the paper's MLP, a small CNN, a small residual CNN, a recurrent and a spiking network.
+"""Ready-made GLR networks: the paper's MLP, a small CNN, a small residual CNN, recurrent, spiking and transformer.
 
 Each is also a `glr-train --arch` choice: its record (the run options it
 reads, the settings it trains with, its run names) is in
@@ -22,8 +22,9 @@ from keras_glr.layers import NoisyGRUCell
 from keras_glr.layers import NoisyLSTMCell
 from keras_glr.layers import NoisySimpleRNNCell
 from keras_glr.layers import RateEncoder
+from keras_glr.layers import SinePositionEncoding
 
-__all__ = ["CELLS", "CNN_POOLS", "ENCODINGS", "mlp", "resnet", "rnn", "small_cnn", "snn"]
+__all__ = ["CELLS", "CNN_POOLS", "ENCODINGS", "mlp", "resnet", "rnn", "small_cnn", "snn", "transformer"]
 
 
 def mlp(input_shape, num_classes, hidden=(20,), activation="step", noise=None, name="glr_mlp"):
@@ -227,4 +228,55 @@ def snn(
             LIFCell(units, leak=leak, threshold=threshold, noise=noise), return_sequences=True, name=f"spiking_{i + 1}"
         )(h)
     h = keras.layers.GlobalAveragePooling1D(name="spike_rate")(h)
+    return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(h), name=name)
+
+
+def transformer(input_shape, num_classes, hidden=(32,), heads=2, activation="relu", noise=None, name="glr_transformer"):
+    """A small pre-norm transformer over an image's rows: rows are tokens -> blocks of attention and MLP -> logits.
+
+        h_0 = rows W_e + b_e + r + positions          (T tokens of width D; sine positions, no weights)
+        a = MHA(norm(h), norm(h)) + r,   h = h + a    (noise at the attention's output, `Noisy`)
+        f = phi(norm(h) W_1 + b_1 + r) W_2 + b_2 + r,   h = h + f
+        logits = mean_t(norm(h)) V + c + r
+
+    One block per entry of `hidden`, each of width D = hidden[0] with an MLP
+    of width 2D. The normalizations have no weights (`center=False,
+    scale=False`), so every trainable layer is noisy and no gradient
+    crosses between noisy layers: the blocks' residual sums and the
+    normalizations are merges and weightless layers, as in the resnet.
+
+    Args:
+        input_shape: (height, width, channels), read as `height` tokens of
+            width * channels features; or (tokens, features).
+        num_classes: width C of the logits.
+        hidden: one width D per block, all equal (the residual stream).
+        heads: attention heads per block; D must divide by it.
+        activation: phi of the MLPs.
+        noise: the noise of every noisy layer; `Gaussian(1.0)` if None.
+    """
+    if len(input_shape) not in (2, 3):
+        raise ValueError(
+            f"The transformer reads sequences of shape (tokens, features) or images (height, width, channels) row by "
+            f"row; received input_shape={tuple(input_shape)}. Do not flatten the data."
+        )
+    width = hidden[0]
+    if any(w != width for w in hidden) or width % heads:
+        raise ValueError(
+            f"The transformer's blocks share one width D that its heads divide; received hidden={tuple(hidden)}, "
+            f"heads={heads}. Give equal widths, e.g. hidden=({width}, {width}), and heads dividing {width}."
+        )
+    inputs = keras.Input(tuple(input_shape))
+    h = inputs if len(input_shape) == 2 else keras.layers.Reshape((input_shape[0], -1))(inputs)
+    h = SinePositionEncoding()(NoisyDense(width, noise=noise, name="embedding")(h))
+
+    def norm(x):
+        return keras.layers.LayerNormalization(center=False, scale=False)(x)
+
+    for i in range(len(hidden)):
+        x = norm(h)
+        attention = keras.layers.MultiHeadAttention(heads, width // heads)
+        h = keras.layers.Add()([h, Noisy(attention, noise=noise, name=f"attention_{i + 1}")(x, x)])
+        x = NoisyDense(2 * width, activation, noise=noise, name=f"mlp_{i + 1}")(norm(h))
+        h = keras.layers.Add()([h, NoisyDense(width, noise=noise, name=f"mlp_out_{i + 1}")(x)])
+    h = keras.layers.GlobalAveragePooling1D()(norm(h))
     return GLRModel(inputs, NoisyDense(num_classes, noise=noise, name="logits")(h), name=name)

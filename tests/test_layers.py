@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -102,3 +103,19 @@ def test_the_cnn_names_its_pooling_choices():
 
     with pytest.raises(ValueError, match="Invalid `pool`: 'avg'. Expected one of output, pre-activation"):
         architectures.small_cnn((6, 6, 1), 3, pool="avg")
+
+
+def test_sine_positions_add_the_fixed_encoding_and_survive_a_round_trip(tmp_path):
+    from keras_glr.layers import SinePositionEncoding
+
+    x = np.random.default_rng(0).normal(size=(2, 5, 6)).astype("float32")
+    added = np.asarray(SinePositionEncoding()(x)) - x
+    t, i = np.arange(5)[:, None], np.arange(6)[None, :]
+    angle = t / 10000.0 ** ((i // 2 * 2) / 6)
+    np.testing.assert_allclose(added[0], np.where(i % 2 == 0, np.sin(angle), np.cos(angle)), atol=1e-6)
+    np.testing.assert_allclose(added[0], added[1], atol=1e-6)
+    model = keras.Sequential([keras.Input((5, 6)), SinePositionEncoding(wavelength=100.0)])
+    model.save(tmp_path / "positions.keras")
+    loaded = keras.saving.load_model(tmp_path / "positions.keras")
+    assert loaded.layers[0].wavelength == 100.0
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -349,11 +349,14 @@ def test_init_from_starts_from_a_trained_run_and_records_where(tmp_path, capsys)
         ),  # 7 s: the suite stays under 10 minutes
         pytest.param(["--arch", "rnn", "--cell", "lstm", "--hidden", "6,5"], None, 3, marks=pytest.mark.slow),  # 9 s
         (["--arch", "snn", "--time-steps", "3", "--encoding", "rate"], "mnist5k_snn_ce_glr_seed0", 2),
+        (["--arch", "transformer"], "mnist5k_transformer_relu_ce_glr_seed0", 5),
+        pytest.param(["--arch", "transformer", "--hidden", "8,8", "--heads", "4"], None, 8, marks=pytest.mark.slow),
     ],
-    ids=["rnn", "stacked_lstm", "snn_rate"],
+    ids=["rnn", "stacked_lstm", "snn_rate", "transformer", "transformer_two_blocks"],
 )
 def test_networks_in_time_take_their_options_and_train_on_images(argv, name, noisy):
-    """rnn: rows of the image as time steps; snn: the image encoded over --time-steps steps."""
+    """rnn: rows of the image as time steps; snn: the image encoded over --time-steps steps; transformer: rows as
+    tokens."""
     from keras_glr import data
     from keras_glr.layers import noisy_layers
 
@@ -375,6 +378,7 @@ def test_networks_in_time_take_their_options_and_train_on_images(argv, name, noi
         (["--cell", "lstm"], "`cell`: 'lstm'. It is an option of the rnn"),
         (["--arch", "rnn", "--time-steps", "4"], "option of the snn"),
         (["--arch", "snn", "--time-steps", "0"], "`time_steps`: 0. Expected a positive integer"),
+        (["--heads", "4"], "`heads`: 4. It is an option of the transformer"),
     ],
 )
 def test_options_of_another_network_in_time_are_refused(argv, message):
@@ -383,13 +387,14 @@ def test_options_of_another_network_in_time_are_refused(argv, message):
         config.validate()
 
 
-@pytest.mark.slow  # two trainings and an evaluation with white-box attacks (about 40 s)
+@pytest.mark.slow  # three trainings and an evaluation with white-box attacks (about 60 s)
 def test_networks_in_time_train_resume_and_are_evaluated(tmp_path):
-    """glr-train --arch rnn / snn leave complete runs; glr-evaluate attacks them through BPDA and corrupts inputs."""
+    """glr-train --arch rnn / snn / transformer leave complete runs; glr-evaluate attacks them (through BPDA where
+    units spike) and corrupts inputs."""
     from keras_glr_apps import evaluate as evaluate_app
 
     out = str(tmp_path)
-    for arch in ("rnn", "snn"):
+    for arch in ("rnn", "snn", "transformer"):
         argv = [
             "--arch",
             arch,
@@ -416,6 +421,7 @@ def test_networks_in_time_train_resume_and_are_evaluated(tmp_path):
             [
                 os.path.join(out, "rnn"),
                 os.path.join(out, "snn"),
+                os.path.join(out, "transformer"),
                 "--attacks",
                 "fgsm",
                 "--eps",
@@ -434,4 +440,4 @@ def test_networks_in_time_train_resume_and_are_evaluated(tmp_path):
     )
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     text = json.dumps(results)
-    assert "rnn" in text and "snn" in text and "gaussian_noise" in text
+    assert "rnn" in text and "snn" in text and "transformer" in text and "gaussian_noise" in text

@@ -131,6 +131,22 @@ ARCHITECTURES = {
             defaults={"hidden": (128,), "sigma": 0.3, "copies": 64, "antithetic": True, "schedule": "cosine"},
             name_format="{dataset}_{stem}_{loss}_{estimator}_seed{seed}",  # its units always spike
         ),
+        Architecture(
+            "transformer",
+            "transformer",
+            lambda c: {"hidden": c.hidden, "heads": c.heads, "activation": c.activation},
+            "rows as tokens, attention",
+            options={"heads": 2},
+            defaults={
+                "activation": "relu",
+                "hidden": (32,),
+                "sigma": 0.1,
+                "copies": 100,
+                "antithetic": True,
+                "schedule": "cosine",
+                "learning_rate": 0.003,
+            },
+        ),
     )
 }
 

@@ -108,7 +108,8 @@ class RunConfig:
     hidden: tuple = _option(
         (20,),
         "network",
-        "hidden layer widths of the mlp, or of each stacked recurrence of the rnn or snn, e.g. 20 or 50,50",
+        "hidden layer widths of the mlp, of each stacked recurrence of the rnn or snn, or of each transformer block, "
+        "e.g. 20 or 50,50",
         parse=parse_hidden,
     )
     filters: tuple = _option(
@@ -132,6 +133,7 @@ class RunConfig:
         "snn: direct (the input as current at every step) or rate (Bernoulli spikes)",
         choices=ENCODINGS,
     )
+    heads: int = _option(2, "network", "transformer: attention heads per block (the width must divide by it)")
     activation: str = _option(
         "step", "network", "step (threshold), sigmoid, abs, sign, relu, ... (the snn's units always spike)"
     )

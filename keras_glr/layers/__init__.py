@@ -9,6 +9,7 @@ from keras_glr.layers.noisy_conv2d import NoisyConv2D
 from keras_glr.layers.noisy_dense import NoisyDense
 from keras_glr.layers.noisy_layer import NoisyLayer
 from keras_glr.layers.noisy_layer import noisy_layers
+from keras_glr.layers.position_encoding import SinePositionEncoding
 from keras_glr.layers.spike_encoders import DirectEncoder
 from keras_glr.layers.spike_encoders import RateEncoder
 
@@ -23,5 +24,6 @@ __all__ = [
     "NoisyLayer",
     "NoisySimpleRNNCell",
     "RateEncoder",
+    "SinePositionEncoding",
     "noisy_layers",
 ]
