@@ -263,3 +263,87 @@ def test_custom_layers_convert_train_and_round_trip(custom, tmp_path):
         converted.predict(x, verbose=0),
         atol=1e-6,
     )
+
+
+# The noise of a converted network: each layer's scale from its own signal --------------------------------------
+
+
+def test_by_default_each_layer_gets_noise_a_tenth_of_its_pre_activation_spread_on_the_calibration_batch():
+    x, _ = _data((5,))
+    original = keras.Sequential([keras.Input((5,)), L.Dense(8, activation="relu"), L.Dense(6), L.Dense(3)])
+    original.layers[1].set_weights([w * 30.0 for w in original.layers[1].get_weights()])  # a layer 30 times louder
+    converted = keras_glr.convert(original, calibration=x)
+    linear = keras.Sequential([keras.Input((5,)), L.Dense(8), L.Dense(6), L.Dense(3)])
+    linear.set_weights(original.get_weights())
+    h = x
+    for layer, made in zip(linear.layers, converted.layers):
+        h = layer(h)
+        assert made.noise.stddev == pytest.approx(0.1 * np.std(np.asarray(h, "float64")), rel=1e-5)
+        h = keras.activations.relu(h) if layer is linear.layers[0] else h
+    assert converted.layers[1].noise.stddev > 10 * converted.layers[0].noise.stddev
+    half = keras_glr.convert(original, calibration=x, relative_noise=0.05)
+    assert half.layers[2].noise.stddev == pytest.approx(0.5 * converted.layers[2].noise.stddev, rel=1e-5)
+    fixed = keras_glr.convert(original, noise=Gaussian(0.3))  # a distribution given is every layer's
+    assert [layer.noise.stddev for layer in fixed.layers] == [0.3] * 3
+
+
+def test_the_calibrated_scales_are_saved_with_the_model(tmp_path):
+    x, _ = _data((5,))
+    converted = keras_glr.convert(_mlp(), calibration=x)
+    converted.save(tmp_path / "calibrated.keras")
+    loaded = keras.saving.load_model(tmp_path / "calibrated.keras")
+    assert [l.noise.stddev for l in loaded.layers] == [l.noise.stddev for l in converted.layers]
+    assert len({l.noise.stddev for l in loaded.layers}) == len(loaded.layers)
+
+
+@pytest.mark.parametrize("fraction", [0, -0.1, "0.1", True])
+def test_a_bad_relative_noise_is_refused(fraction):
+    with pytest.raises(ValueError, match="relative_noise"):
+        keras_glr.convert(_mlp(), relative_noise=fraction)
+
+
+def test_a_transformer_of_built_in_layers_and_ops_converts_trains_and_round_trips(tmp_path):
+    from keras import ops
+
+    inputs = keras.Input((6, 8))
+    h = L.LayerNormalization()(inputs)
+    h = inputs + L.MultiHeadAttention(2, 4)(h, h, use_causal_mask=True)
+    f = L.Dense(16, activation="gelu")(L.LayerNormalization()(h))
+    h = h + L.Dense(8)(f)
+    original = keras.Model(inputs, L.Dense(3)(ops.mean(h, axis=1)))
+    x = np.random.default_rng(0).normal(size=(8, 6, 8)).astype("float32")
+    converted = keras_glr.convert(original, calibration=x)
+    assert type(converted.get_layer(original.layers[2].name).layer) is L.MultiHeadAttention
+    np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-6)
+    converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
+    before = [v.numpy() for v in converted.trainable_variables]
+    converted.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+    assert all(not np.allclose(a, v) for a, v in zip(before, converted.trainable_variables))
+    converted.save(tmp_path / "transformer.keras")
+    loaded = keras.saving.load_model(tmp_path / "transformer.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), converted.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.slow  # 20-50 s each
+@pytest.mark.parametrize("family", ["MobileNetV2", "EfficientNetB0", "DenseNet121", "ConvNeXtTiny"])
+def test_keras_applications_convert_equal_the_original_train_and_round_trip(family, tmp_path):
+    original = getattr(keras.applications, family)(
+        weights=None, input_shape=(32, 32, 3), classes=10, classifier_activation=None
+    )
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    y = np.arange(4)
+    converted = keras_glr.convert(original, calibration=x, seed=0)
+    np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    converted.compile(keras.optimizers.SGD(0.0), loss, copies=4)
+    clean = converted.evaluate(x, y, verbose=0)
+    first_step = converted.fit(x, y, batch_size=4, epochs=1, verbose=0).history["loss"][0]
+    assert np.isfinite(first_step) and first_step <= 3 * clean  # the default noise does not swamp the signal
+    converted.compile(keras.optimizers.Adam(1e-3), loss, copies=4)
+    before = [v.numpy() for v in converted.trainable_variables]
+    converted.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    moved = [not np.allclose(a, v) for a, v in zip(before, converted.trainable_variables)]
+    assert np.mean(moved) > 0.9  # every noisy layer's weights move (a few biases may not, at this step size)
+    converted.save(tmp_path / "converted.keras")
+    loaded = keras.saving.load_model(tmp_path / "converted.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), converted.predict(x, verbose=0), rtol=1e-5, atol=1e-5)

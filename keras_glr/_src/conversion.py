@@ -25,6 +25,7 @@ import numpy as np
 
 from keras_glr import activations
 from keras_glr._src import keras_private
+from keras_glr._src import recording
 from keras_glr._src.model import GLRModel
 from keras_glr._src.model import GLRSequential
 from keras_glr.layers import Noisy
@@ -34,11 +35,13 @@ from keras_glr.layers import NoisyGRUCell
 from keras_glr.layers import NoisyLayer
 from keras_glr.layers import NoisyLSTMCell
 from keras_glr.layers import NoisySimpleRNNCell
+from keras_glr.layers import noisy_layers
+from keras_glr.noise import Gaussian
 
 _NATIVE = {keras.layers.Dense: NoisyDense, keras.layers.Conv2D: NoisyConv2D}
 
 
-def convert(model, noise=None, activation=None, seed=None, verify=True):
+def convert(model, noise=None, activation=None, seed=None, verify=True, relative_noise=0.1, calibration=None):
     """Returns `model` as a `GLRSequential` or `GLRModel` with the same weights.
 
     With the noise off (`predict`, `evaluate`) its outputs are the
@@ -48,8 +51,18 @@ def convert(model, noise=None, activation=None, seed=None, verify=True):
         model: a built `keras.Sequential` or functional `keras.Model`
             (subclassed models have no graph to convert).
         noise: the noise of every converted layer, a `keras_glr.noise`
-            distribution; `Gaussian(1.0)` if None. A trained network
-            usually wants a smaller scale (the CNN trains at 0.05).
+            distribution. None (the default) sets each layer's own scale
+            from its signal: Gaussian noise with a standard deviation of
+            `relative_noise` times that of the layer's noiseless
+            pre-activation on `calibration`. One fixed scale for every
+            layer swamps the signal of a deep network, whose layers'
+            outputs differ in scale by orders of magnitude.
+        relative_noise: with `noise=None`, each layer's noise scale as a
+            fraction of its pre-activation's standard deviation.
+        calibration: with `noise=None`, a batch of inputs (as the model
+            takes them) to measure the scales on; None uses the probe batch
+            (2 examples drawn from the input specs). Real examples give
+            scales closer to what training sees.
         activation: None keeps every activation; a dict maps activations
             by name to new ones, e.g. {"relu": "step"} to binarise a ReLU
             network. It applies to the converted layers' activations and to
@@ -71,9 +84,39 @@ def convert(model, noise=None, activation=None, seed=None, verify=True):
     if verify:
         plain, pairs = _convert(model, noise, {}, seed)
         _verify(model, plain, pairs)
-        if not mapping:
-            return plain
-    return _convert(model, noise, mapping, seed)[0]
+    if not verify or mapping:
+        plain = _convert(model, noise, mapping, seed)[0]
+    if noise is None:
+        calibrate_noise(plain, _fed(plain, _probe(model)) if calibration is None else calibration, relative_noise)
+    return plain
+
+
+def calibrate_noise(model, x, fraction=0.1):
+    """Sets each noisy layer's noise to Gaussian(fraction * sd), sd the standard deviation of its noiseless
+    pre-activation on the batch `x` (over the batch and the layer's units; the largest over a layer's calls).
+
+    A layer whose pre-activation is constant on `x` keeps its noise.
+    Returns {layer name: the standard deviation set}.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not fraction > 0:
+        raise ValueError(
+            "Invalid value received for argument `relative_noise`: expected a positive fraction such as 0.1. "
+            f"Received: relative_noise={fraction!r}"
+        )
+    if isinstance(getattr(model, "input", None), list) and not isinstance(x, (list, tuple, dict)):
+        x = [x]  # the structure the model was built with: Keras warns about any other
+    with recording.recording(copies=1, noise=False, observe=True) as record:
+        model(x, training=False)
+    spread = {}
+    for entry in record.entries:
+        sd = float(np.std(np.asarray(entry.pre_activation, "float64")))
+        spread[id(entry.layer)] = max(spread.get(id(entry.layer), 0.0), sd)
+    scales = {}
+    for layer in noisy_layers(model):
+        if spread.get(id(layer), 0.0) > 0.0:
+            layer.noise = Gaussian(fraction * spread[id(layer)])
+            scales[layer.name] = layer.noise.stddev
+    return scales
 
 
 def _convert(model, noise, mapping, seed):

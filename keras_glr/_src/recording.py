@@ -108,6 +108,9 @@ class ForwardRecord:
         layerwise: with `layout.fan_out == "by_layer"`, the
             `fan_out.LayerwisePass` that fans each noisy call out into its
             group's copies and pads the model's merges.
+        observe: with `noise=False`, still record each call's noiseless
+            pre-activation (an `Entry` whose noise is None): what
+            `convert` calibrates its noise scales from.
 
     With layer-wise `groups` and no fan-out, every noisy call sees all K
     copies and adds noise on its group's copies only; on the others its
@@ -124,6 +127,7 @@ class ForwardRecord:
         slots=(),
         purpose=streams.TRAINING,
         layerwise=None,
+        observe=False,
         **layout_fields,
     ):
         self.layout = layout if layout is not None else streams.CopyLayout(**layout_fields)
@@ -136,6 +140,7 @@ class ForwardRecord:
         self.key = streams.fresh_key() if key is None and noise else key
         self.purpose = purpose
         self.layerwise = layerwise
+        self.observe = observe
         self.fanned_out = self.layout.fan_out == "none"
         self.slots = {id(layer): index for index, layer in enumerate(slots)}
         self.calls = {}
@@ -173,6 +178,8 @@ class ForwardRecord:
         fan_out = not self.fanned_out
         self.fanned_out = True
         if not self.noise:
+            if self.observe:
+                self.entries.append(Entry(layer, v, None, layer.noise))
             return ops.repeat(v, self.copies, axis=0) if fan_out else v
         stream = self.next_stream(layer)
         rows = tf.shape(v)[0]
