@@ -537,6 +537,54 @@ def test_noisy_attention_glr_matches_reparameterised_backprop():
         assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)
 
 
+def _two_output_reference(weights, x, y, parity, replicates, draws, seed=17):
+    """Reparameterised BP of CE(digit) + 0.5 BCE(parity) through h = sigmoid(x W + b + r), two noisy heads; plain TF."""
+    params = [tf.Variable(w) for w in weights]
+    w1, b1, w2, b2, w3, b3 = params
+    batch = x.shape[0]
+
+    @tf.function
+    def one_replicate():
+        xs, ys, ps = (tf.repeat(t, draws, axis=0) for t in (x, y, parity))
+        noise = lambda v: v + tf.random.normal(tf.shape(v), dtype=tf.float64)  # noqa: E731
+        with tf.GradientTape() as tape:
+            h = tf.sigmoid(noise(xs @ w1 + b1))
+            digit, odd = noise(h @ w2 + b2), noise(h @ w3 + b3)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(ys, digit)
+            bce = tf.nn.sigmoid_cross_entropy_with_logits(ps[:, None], odd)[:, 0]
+            loss = tf.reduce_sum(ce + 0.5 * bce) / (batch * draws)
+        return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, params)], 0)
+
+    tf.random.set_seed(seed)
+    return np.stack([one_replicate().numpy() for _ in range(replicates)])
+
+
+def test_two_outputs_with_weighted_losses_glr_matches_reparameterised_backprop():
+    """Objective: d/dtheta E[CE(digit) + 0.5 BCE(parity)], the noise at every noisy layer."""
+    inputs = keras.Input((INPUT_DIM,))
+    normal = keras.initializers.RandomNormal(0, 0.5)
+    h = NoisyDense(HIDDEN, "sigmoid", bias_initializer=normal)(inputs)
+    heads = [NoisyDense(CLASSES, bias_initializer=normal, name="digit")(h), NoisyDense(1, name="parity")(h)]
+    model = keras_glr.GLRModel(inputs, heads)
+    losses = [
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        keras.losses.BinaryCrossentropy(from_logits=True),
+    ]
+    model.compile("sgd", losses, loss_weights=[1.0, 0.5], copies=2000)
+    x, y = _batch()
+    parity = (y % 2).astype("float32")
+    samples = np.stack(
+        [np.concatenate([np.ravel(g) for g in model.estimate_gradients(x, [y, parity])]) for _ in range(150)]
+    )
+    glr_mean, glr_se = mean_and_se(samples)
+    weights = [np.asarray(v, dtype=np.float64) for v in model.trainable_variables]
+    reference = _two_output_reference(weights, x.astype(np.float64), y, parity.astype(np.float64), 200, 1000)
+    ref_mean, ref_se = mean_and_se(reference)
+    assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what="GLR on two weighted outputs vs reparameterised BP")
+    with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
+        assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)
+
+
 # Spiking units in time: a LIF recurrence, noise on every step's current ------------
 
 

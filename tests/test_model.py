@@ -408,13 +408,128 @@ def test_noisy_prediction_during_training_does_not_change_training(noisy_inferen
         np.testing.assert_array_equal(a, b)
 
 
-def test_several_outputs_are_refused_before_anything_changes_and_the_model_still_saves(tmp_path):
+def _two_outputs():
+    """A digit head (3 classes, logits) and a parity head (1 logit) on one noisy hidden layer."""
     inputs = keras.Input((4,))
-    hidden = NoisyDense(8, "relu")(inputs)
-    model = keras_glr.GLRModel(inputs, [NoisyDense(3, name="a")(hidden), NoisyDense(2, name="b")(hidden)])
-    for loss in (["sparse_categorical_crossentropy"] * 2, "sparse_categorical_crossentropy"):
-        with pytest.raises(ValueError, match=r"one output and one loss; this one has 2 output\(s\) \(a, b\)"):
-            model.compile("sgd", loss, copies=4)
+    hidden = NoisyDense(8, "tanh", name="hidden")(inputs)
+    outputs = [NoisyDense(3, name="digit")(hidden), NoisyDense(1, name="parity")(hidden)]
+    return keras_glr.GLRModel(inputs, outputs, seed=0)
+
+
+_TWO_LOSSES = {
+    "digit": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    "parity": keras.losses.BinaryCrossentropy(from_logits=True),
+}
+
+
+def _two_data(examples=16):
+    x = np.random.default_rng(0).normal(size=(examples, 4)).astype("float32")
+    y = np.arange(examples) % 3
+    return x, {"digit": y, "parity": (y % 2).astype("float32")}
+
+
+def test_several_outputs_train_on_the_weighted_sum_of_their_losses_and_round_trip(tmp_path):
+    model = _two_outputs()
+    model.compile(
+        keras.optimizers.Adam(0.01),
+        _TWO_LOSSES,
+        loss_weights={"digit": 1.0, "parity": 0.5},
+        metrics={"digit": ["accuracy"]},
+        copies=8,
+    )
+    x, y = _two_data()
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history
+    assert set(history) == {"loss", "digit_accuracy"} and np.all(np.isfinite(history["loss"]))
+    scores = model.evaluate(x, [y["digit"], y["parity"]], verbose=0, return_dict=True)  # a list in output order too
+    assert scores["loss"] == pytest.approx(scores["digit_loss"] + 0.5 * scores["parity_loss"], rel=1e-4)
+    model.save(tmp_path / "two.keras")
+    loaded = keras.saving.load_model(tmp_path / "two.keras")
+    for a, b in zip(loaded.predict(x, verbose=0), model.predict(x, verbose=0)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert loaded.glr_loss_weights == {"digit": 1.0, "parity": 0.5}
+    assert np.isfinite(loaded.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"][0])
+
+
+def test_the_estimate_of_several_outputs_is_the_weighted_sum_of_each_outputs_estimate():
+    """The estimate is linear in the copies' losses: with common noise, weights (1, 0.5) give e_digit + 0.5 e_parity."""
+    model = _two_outputs()
+    x, y = _two_data(6)
+
+    def estimate(loss, loss_weights=None):
+        model.compile("sgd", loss, loss_weights=loss_weights, copies=8)
+        model.training_noise.state.assign([0, 0])  # the same noise for every estimate
+        return [np.asarray(g) for g in model.estimate_gradients(x, y)]
+
+    both = estimate(_TWO_LOSSES, [1.0, 0.5])
+    digit = estimate({"digit": _TWO_LOSSES["digit"]})
+    parity = estimate({"parity": _TWO_LOSSES["parity"]})
+    for g, a, b in zip(both, digit, parity):
+        np.testing.assert_allclose(g, a + 0.5 * b, rtol=1e-4, atol=1e-6)
+    assert all(np.any(g != 0) for g in digit + parity)
+
+
+@pytest.mark.parametrize(
+    "loss, loss_weights, message",
+    [
+        (
+            ["sparse_categorical_crossentropy"],
+            None,
+            r"a list of 1 for a model with 2 output\(s\) \['digit', 'parity'\]",
+        ),
+        ({"digits": "mse"}, None, r"it names \['digits'\], which are not outputs of this model"),
+        ([None, None], None, "no output of"),
+        ("mse", {"parity": "half"}, "each weight must be a number"),
+    ],
+    ids=["list_too_short", "unknown_name", "no_loss", "bad_weight"],
+)
+def test_losses_that_do_not_fit_the_outputs_are_refused_before_anything_changes(loss, loss_weights, message, tmp_path):
+    model = _two_outputs()
+    with pytest.raises(ValueError, match=message):
+        model.compile("sgd", loss, loss_weights=loss_weights, copies=4)
     assert not model.compiled
     model.save(tmp_path / "two.keras")
     assert len(keras.saving.load_model(tmp_path / "two.keras").outputs) == 2
+
+
+def test_labels_that_do_not_fit_the_outputs_are_refused_with_the_outputs_named():
+    model = _two_outputs()
+    model.compile("sgd", _TWO_LOSSES, copies=4)
+    x, y = _two_data()
+    with pytest.raises(ValueError, match=r"2 outputs \['digit', 'parity'\], and the labels are one array"):
+        model.estimate_gradients(x, y["digit"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"antithetic": True},
+        {"injection": "layerwise", "antithetic": True},
+        {"baseline": "none", "sampling": "latin"},
+        {"estimator": "bp-noise"},
+        {"estimator": "weight-perturbation"},
+        {"estimator": "spsa"},
+        {"estimator": "forward-gradient"},
+    ],
+    ids=lambda options: "-".join(str(v) for v in options.values()),
+)
+def test_every_estimator_and_option_takes_several_outputs(options):
+    model = _two_outputs()
+    x, y = _two_data(6)
+    model.compile("sgd", _TWO_LOSSES, loss_weights=[1.0, 0.5], copies=8, **options)
+    model.training_noise.state.assign([0, 0])
+    whole = [np.asarray(g) for g in model.estimate_gradients(x, y)]
+    assert all(np.all(np.isfinite(g)) for g in whole) and any(np.any(g != 0) for g in whole)
+    if options.get("estimator", "glr") == "glr":  # chunks of the batch give the one-pass estimate
+        model.compile("sgd", _TWO_LOSSES, loss_weights=[1.0, 0.5], copies=8, copies_per_chunk=16, **options)
+        model.training_noise.state.assign([0, 0])
+        for g, h in zip(whole, model.estimate_gradients(x, y)):
+            np.testing.assert_allclose(g, h, rtol=1e-4, atol=1e-6)
+        model.fit(x, y, batch_size=6, epochs=1, verbose=0)  # and a step under chunks, first copies per output
+
+
+def test_per_output_sample_weights_are_refused_with_what_works():
+    model = _two_outputs()
+    model.compile("sgd", _TWO_LOSSES, copies=4)
+    x, y = _two_data()
+    with pytest.raises(ValueError, match="weigh the outputs with compile\\(loss_weights=...\\)"):
+        model.fit(x, y, sample_weight={"digit": np.ones(16), "parity": np.ones(16)}, epochs=1, verbose=0)

@@ -82,6 +82,12 @@ def copy_losses(loss, y, y_pred, sample_weight, copies):
     from keras_glr._src import validation
 
     validation.check_label_shape(y, y_pred)
+    if isinstance(sample_weight, (list, tuple, dict)):
+        raise ValueError(
+            "A GLR model takes one sample weight per example, which weighs the example's whole loss (every output's). "
+            "Per-output sample weights are not supported: weigh the outputs with compile(loss_weights=...), and the "
+            f"examples with one array of shape (batch,). Received sample weights for {len(sample_weight)} outputs."
+        )
     try:
         values = loss(repeat(y, copies), y_pred)
     except ValueError:
@@ -160,7 +166,8 @@ def in_chunks(one_pass, x, y, sample_weight, first_example, examples_per_chunk, 
         first_example: index of this replica's first example.
         examples_per_chunk: None (or at least the batch size) for one pass.
         variables: the trainable variables the gradients are aligned with.
-        output_spec: the model's output (shape and dtype), for the first copies.
+        output_spec: the model's output (shape and dtype; a structure with
+            several outputs), for the first copies.
 
     Returns:
         a `Pass`: gradients and loss summed over chunks, first copies
@@ -171,8 +178,11 @@ def in_chunks(one_pass, x, y, sample_weight, first_example, examples_per_chunk, 
     if examples_per_chunk is None or (static_batch is not None and examples_per_chunk >= static_batch):
         return one_pass(x, y, sample_weight, first_example)
     batch = tf.shape(tf.nest.flatten(x)[0])[0]
+    # The first copies of every chunk, row blocks of each tensor of y, y_pred (a structure with several outputs)
+    # and sample_weight: one TensorArray per tensor.
     firsts = {"y": y, "y_pred": output_spec, "sample_weight": sample_weight}
     present = [name for name, spec in firsts.items() if spec is not None]
+    leaves = [tf.nest.flatten(firsts[name]) for name in present]
 
     def body(start, loss, gradients, arrays):
         end = tf.minimum(start + examples_per_chunk, batch)
@@ -182,16 +192,20 @@ def in_chunks(one_pass, x, y, sample_weight, first_example, examples_per_chunk, 
         piece = one_pass(xs, ys, ws, first_example + start)
         gradients = [a if g is None else a + g for a, g in zip(gradients, piece.gradients)]
         index = start // examples_per_chunk
-        arrays = [a.write(index, tf.cast(getattr(piece, name), a.dtype)) for a, name in zip(arrays, present)]
+        written = [t for name in present for t in tf.nest.flatten(getattr(piece, name))]
+        arrays = [a.write(index, tf.cast(t, a.dtype)) for a, t in zip(arrays, written)]
         return end, loss + piece.loss, gradients, arrays
 
-    arrays = [_rows_array(firsts[name]) for name in present]
+    arrays = [_rows_array(spec) for group in leaves for spec in group]
     zeros = [tf.zeros_like(v) for v in variables]
     _, loss, gradients, arrays = tf.while_loop(
         lambda start, *_: start < batch, body, (tf.constant(0), tf.constant(0.0), zeros, arrays)
     )
-    firsts = dict(zip(present, (a.concat() for a in arrays)))
-    return Pass(gradients, loss, firsts.get("y"), firsts.get("y_pred"), firsts.get("sample_weight"))
+    rows, found = [a.concat() for a in arrays], {}
+    for name, group in zip(present, leaves):
+        found[name] = tf.nest.pack_sequence_as(firsts[name], rows[: len(group)])
+        rows = rows[len(group) :]
+    return Pass(gradients, loss, found.get("y"), found.get("y_pred"), found.get("sample_weight"))
 
 
 def _rows_array(spec):

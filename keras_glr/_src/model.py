@@ -26,6 +26,7 @@ from keras_glr._src import estimators
 from keras_glr._src import forward_gradient
 from keras_glr._src import keras_private
 from keras_glr._src import memory
+from keras_glr._src import outputs
 from keras_glr._src import recording
 from keras_glr._src import streams
 from keras_glr._src import validation
@@ -93,7 +94,10 @@ class GLRTrainer(keras_private.TrainerHooks):
             loss: any Keras loss or callable, differentiable or not, or
                 "zero_one" for `keras_glr.losses.ZeroOneLoss`. In training,
                 the reported loss is the mean over all copies.
-            loss_weights: None or 1: a GLR model has one output.
+            loss_weights: as in `keras.Model.compile`: with several
+                outputs (a loss for each: a list in output order or a dict
+                by output name), each copy's loss is the weighted sum of its
+                outputs' losses (`keras_glr._src.outputs`).
             metrics: as in `keras.Model.compile`; in training they are
                 computed on the first noisy copy of each example.
             **kwargs: the estimator's options, each a field of
@@ -111,16 +115,18 @@ class GLRTrainer(keras_private.TrainerHooks):
                 "GLRModel.compile needs a `loss`: the GLR estimator multiplies "
                 "each copy's loss by its noise score. Received: loss=None"
             )
-        self._check_one_output(loss, loss_weights)
-        if isinstance(loss, str) and loss.lower() in _ZERO_ONE_NAMES:
-            loss = glr_losses.ZeroOneLoss()
+        outputs.check(self, loss, loss_weights)  # before anything changes: a refused compile leaves the model as it was
+        loss = (
+            keras.tree.map_structure(_zero_one_named, loss) if isinstance(loss, (list, dict)) else _zero_one_named(loss)
+        )
         chosen = {name: kwargs.pop(name) for name in options.NAMES if name in kwargs}
         config = options.EstimatorOptions(**chosen).validate()
         estimator, copies_per_chunk = config.estimator, config.copies_per_chunk
         if estimator == "forward-gradient":  # before anything changes: a refused compile leaves the model as it was
             forward_gradient.check_differentiable(self, zero_one=isinstance(loss, glr_losses.ZeroOneLoss))
         self.glr_config = config
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        super().compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics, **kwargs)
+        self.glr_loss_weights = loss_weights
         self._estimator = self._estimator_for(estimator)
         keras_private.record_compile_options(self, dataclasses.asdict(self.glr_config))
         self._estimate_functions = {}
@@ -131,37 +137,27 @@ class GLRTrainer(keras_private.TrainerHooks):
         if self.built:
             validation.check_chunks(self, copies_per_chunk)
 
-    def _check_one_output(self, loss, loss_weights):
-        """Refuses, before anything changes, what a GLR model does not train yet: several outputs or losses.
-
-        A refused compile leaves the model as it was, so it can still be
-        saved and loaded.
-        """
-        outputs = list(getattr(self, "output_names", None) or [])  # the output layers' names
-        several = isinstance(loss, (list, tuple, dict)) or len(outputs) > 1
-        if several:
-            raise ValueError(
-                f"GLRModel trains a model with one output and one loss; this one has {len(outputs) or 'unknown'} "
-                f"output(s) ({', '.join(outputs) or 'not built'}) and received loss={loss!r}. Several outputs with "
-                "a loss each are not supported yet: train a model whose single output feeds one loss (join the "
-                "heads, e.g. keras.layers.Concatenate, and write one loss over them), or one model per output."
-            )
-        if loss_weights not in (None, 1, 1.0):
-            raise ValueError(
-                "GLRModel has a single output, so `loss_weights` does not apply. "
-                f"Received: loss_weights={loss_weights!r}. Pass metrics by keyword: "
-                "compile(optimizer, loss, metrics=[...])."
-            )
-
     def _estimator_for(self, name):
-        """The compiled loss and options as the estimator called `name`."""
-        loss = self.loss
-        values_only = glr_losses.forward_only(loss)
-        surrogate = glr_losses.cross_entropy_from_logits if isinstance(loss, glr_losses.ZeroOneLoss) else None
+        """The compiled loss and options as the estimator called `name`.
+
+        Several outputs: one per-example loss, the weighted sum of the
+        outputs' losses (`keras_glr._src.outputs`).
+        """
         config = self.glr_config.reset_for(name)  # another estimator than the compiled one keeps only what it uses
-        return estimators.make(
-            name, glr_losses.per_example(loss), glr_losses.per_example(values_only or loss), surrogate, config
-        )
+        if not outputs.is_several(self) and self.glr_loss_weights in (None, 1, 1.0):
+            loss, values, surrogate = _loss_functions(self.loss)
+            return estimators.make(name, loss, values, surrogate, config)
+        names = outputs.names(self)
+        weights = outputs.by_output(self.glr_loss_weights, names, "loss_weights", 1.0)
+        each = [
+            _loss_functions(entry) if entry is not None else (None, None, None)
+            for entry in outputs.by_output(self.loss, names, "loss")
+        ]
+        loss, values = (outputs.weighted_sum([(f[i], w) for f, w in zip(each, weights)], names) for i in (0, 1))
+        surrogate = None
+        if any(f[2] is not None for f in each):
+            surrogate = outputs.weighted_sum([(f[2] or f[0], w) for f, w in zip(each, weights)], names)
+        return estimators.make(name, loss, values, surrogate, config)
 
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
@@ -205,7 +201,7 @@ class GLRTrainer(keras_private.TrainerHooks):
             first_example,
             None if chunk is None else max(1, chunk // copies),
             self.trainable_variables,
-            None if chunk is None else self.outputs[0],
+            None if chunk is None else self.output,
         )
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         gradients = estimators.penalty_gradients(estimate.gradients, self.trainable_variables, replicas)
@@ -428,3 +424,21 @@ def _logs_for_the_strategy(logs):
     if not multi_worker:
         return logs
     return {name: tf.reshape(value, [1]) if value.shape.rank == 0 else value for name, value in logs.items()}
+
+
+def _zero_one_named(loss):
+    """`ZeroOneLoss()` for the 0-1 loss's names ("zero_one", "0-1", ...), also in a list or dict; others as they are."""
+    if isinstance(loss, dict):
+        return {name: _zero_one_named(entry) for name, entry in loss.items()}
+    if isinstance(loss, (list, tuple)):
+        return [_zero_one_named(entry) for entry in loss]
+    if isinstance(loss, str) and loss.lower() in _ZERO_ONE_NAMES:
+        return glr_losses.ZeroOneLoss()
+    return loss
+
+
+def _loss_functions(loss):
+    """(per-example loss, per-example values computing no gradient, differentiable surrogate or None) of `loss`."""
+    values_only = glr_losses.forward_only(loss)
+    surrogate = glr_losses.cross_entropy_from_logits if isinstance(loss, glr_losses.ZeroOneLoss) else None
+    return glr_losses.per_example(loss), glr_losses.per_example(values_only or loss), surrogate

@@ -170,7 +170,7 @@ def batch_size_of(x, kwargs):
 
 def check_label_shape(y, y_pred):
     """Raises ValueError when the labels' static shape cannot match the outputs."""
-    if y is None or isinstance(y, (dict, list, tuple)) or y_pred.shape.rank is None:
+    if y is None or isinstance(y, (dict, list, tuple)) or not tf.is_tensor(y_pred) or y_pred.shape.rank is None:
         return
     if _label_kind(tuple(y.shape), tuple(y_pred.shape)) == "mismatch":
         raise ValueError(_mismatch_message(y.shape, y_pred.shape))
