@@ -6,6 +6,7 @@
     python benchmarks/speed.py --only-cnn # item 2b alone (about 3 minutes)
     python benchmarks/speed.py --only-resnet  # item 2c alone (about 12 minutes)
     python benchmarks/speed.py --only-time    # item 2d alone: the rnn and the snn
+    python benchmarks/speed.py --only-transformer  # item 2e alone (about 5 minutes)
 
 1. Train-step time at the paper's configuration (196-20-10, K = 10000,
    batch 25) and at K = 100, batch 32; beside it the time to draw the same
@@ -33,6 +34,10 @@
    (`--estimator bp-ste`, the same noise, one copy per example); the time to
    the control's accuracy minus three points, and every model's test
    accuracy after the last epoch.
+2e. The transformer (`glr-train --arch transformer`, its defaults) against
+   BP on the same network, 12 epochs each on 3 seeds; both train all 12
+   epochs; the time to BP's accuracy minus three points and each seed's
+   final test accuracy.
 3. Peak resident memory of GLR steps at K = 10000, batch 128 (one process
    each; with and without `copies_per_chunk`; the peak is reset after
    TensorFlow has loaded and the step is traced).
@@ -49,7 +54,9 @@ within 5 x BP's wall time to BP's accuracy minus three points; the resnet
 by GLR at least 0.96 within 12 epochs, and within 6 x BP's wall time to BP's
 accuracy minus two points; the rnn within 3 points of BPTT and the snn at least
 as accurate as its twin and 0.90, each within 8 x its control's wall time to
-the control's accuracy minus three points.
+the control's accuracy minus three points; the transformer within 3 points of
+BP after 12 epochs (3 seeds), its time to BP's accuracy minus three points
+stated as a ratio.
 """
 
 import argparse
@@ -67,6 +74,7 @@ from time_to_accuracy import resnet_time_to_accuracy  # noqa: E402
 from time_to_accuracy import rnn_time_to_accuracy  # noqa: E402
 from time_to_accuracy import snn_time_to_accuracy  # noqa: E402
 from time_to_accuracy import time_to_accuracy  # noqa: E402
+from time_to_accuracy import transformer_time_to_accuracy  # noqa: E402
 
 
 def main(argv=None):
@@ -87,6 +95,11 @@ def main(argv=None):
         action="store_true",
         help="only the rnn and snn rows against BPTT and the surrogate twin (3 seeds, 12 epochs)",
     )
+    parser.add_argument(
+        "--only-transformer",
+        action="store_true",
+        help="only the transformer against BP (3 seeds, 12 epochs; about 5 minutes)",
+    )
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 31
     rows, numbers = [], {}
@@ -97,7 +110,7 @@ def main(argv=None):
         flush=True,
     )
     cnn_seeds = (0,) if args.quick else (0, 1, 2)
-    if args.only_mlp or args.only_cnn or args.only_resnet or args.only_time:
+    if args.only_mlp or args.only_cnn or args.only_resnet or args.only_time or args.only_transformer:
         if args.only_mlp:
             epochs, seeds = (8, (0,)) if args.quick else (20, (0, 1, 2, 3, 4))
             accuracy_rows(time_to_accuracy(epochs, seeds), seeds, epochs, rows, numbers)
@@ -113,6 +126,8 @@ def main(argv=None):
                 rows,
                 numbers,
             )
+        if args.only_transformer:
+            accuracy_rows(transformer_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
         finish(rows, numbers, args.json)
         return
     step_rows(repeats, rows, numbers)
@@ -125,6 +140,7 @@ def main(argv=None):
     accuracy_rows(
         {**rnn_time_to_accuracy(12, cnn_seeds), **snn_time_to_accuracy(12, cnn_seeds)}, cnn_seeds, 12, rows, numbers
     )
+    accuracy_rows(transformer_time_to_accuracy(12, cnn_seeds), cnn_seeds, 12, rows, numbers)
 
     for chunk in ("none", 64000):
         before, peak = run_script("step_memory", chunk)

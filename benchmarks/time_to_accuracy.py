@@ -197,3 +197,9 @@ def time_to_accuracy(max_epochs, seeds):
         best["best_accuracy"] = max(r["best_accuracy"] for r in summaries)
         results[name] = {"target": target, **best, **({"control": control} if control else {})}
     return results
+
+
+def transformer_time_to_accuracy(max_epochs, seeds):
+    """The transformer (rows as tokens) against BP on the same network, both `max_epochs` epochs, to BP's accuracy
+    minus three points."""
+    return arch_time_to_accuracy("transformer", max_epochs, seeds, train_through=True)

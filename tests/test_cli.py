@@ -40,7 +40,7 @@ def test_help_answers_without_tensorflow_and_shows_each_default_once(app, tmp_pa
     if app == "train":
         for default in (
             "(default: mnist5k)",
-            "(default: 20; with --arch rnn: 64; with --arch snn: 128)",
+            "(default: 20; with --arch rnn: 64; with --arch snn: 128; with --arch transformer: 32)",
             "(default: 100; with --arch cnn: 232; with --arch resnet: 320; with --arch rnn: 300; with --arch snn: 64)",
             "(default: even; with --arch cnn: 1,2,4; with --arch resnet: 1,1,1,1,1,1,1,3)",
             "(default: 32; with --arch resnet: 64)",
