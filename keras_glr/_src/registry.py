@@ -144,7 +144,6 @@ ARCHITECTURES = {
                 "activation": "relu",
                 "hidden": (32,),
                 "sigma": 0.1,
-                "copies": 100,
                 "antithetic": True,
                 "injection": "layerwise",
                 "schedule": "cosine",
