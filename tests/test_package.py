@@ -28,6 +28,7 @@ LAYERS = (
             "_src.seed_statistics",
             "_src.plots",
             "_src.distribution",
+            "_src.outputs",
         ],
     ),
     ("noise streams", ["_src.streams", "_src.twins"]),

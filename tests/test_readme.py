@@ -109,6 +109,26 @@ def test_the_conversion_example_of_the_guide_binarises_and_fine_tunes():
     assert glr_model.layers[0].activation is activations.step
 
 
+def test_the_transformer_example_of_the_guide_converts_and_trains():
+    (block,) = [b for b in _python_blocks() if "keras_glr.convert(transformer" in b]
+    namespace = {}
+    exec(compile(block, _page_of(block), "exec"), namespace)  # noqa: S102 - the guide's own example
+    from keras_glr.layers import Noisy
+
+    glr_model = namespace["glr_model"]
+    wrapped = [type(layer.layer).__name__ for layer in glr_model.layers if isinstance(layer, Noisy)]
+    assert wrapped == ["LayerNormalization", "MultiHeadAttention", "LayerNormalization"]
+    assert len({layer.noise.stddev for layer in glr_model.layers if hasattr(layer, "noise")}) == 6  # its own scales
+
+
+def test_the_two_output_example_of_the_guide_trains():
+    (block,) = [b for b in _python_blocks() if "loss_weights={" in b]
+    namespace = {}
+    exec(compile(block, _page_of(block), "exec"), namespace)  # noqa: S102 - the guide's own example
+    history = namespace["model"].history.history
+    assert set(history) == {"loss", "digit_accuracy"} and np.isfinite(history["loss"][0])
+
+
 def test_the_recurrent_example_of_the_guide_trains_in_the_while_loop_form():
     (block,) = [b for b in _python_blocks() if "NoisySimpleRNNCell(32" in b]
     namespace = {}
