@@ -201,7 +201,7 @@ class GLRTrainer(keras_private.TrainerHooks):
             first_example,
             None if chunk is None else max(1, chunk // copies),
             self.trainable_variables,
-            None if chunk is None else self.output,
+            None if chunk is None else (self.outputs[0] if len(self.outputs) == 1 else self.output),
         )
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         gradients = estimators.penalty_gradients(estimate.gradients, self.trainable_variables, replicas)

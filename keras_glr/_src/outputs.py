@@ -51,17 +51,31 @@ def check(model, loss, loss_weights):
                 f"Invalid `loss`: {len(loss)} losses for a model with one output. Give one loss, e.g. "
                 "keras.losses.SparseCategoricalCrossentropy(from_logits=True)."
             )
-        if loss_weights is not None and not isinstance(loss_weights, (int, float, list, tuple, dict)):
-            raise ValueError(f"Invalid `loss_weights`: expected a number, a list or a dict. Received: {loss_weights!r}")
+        _check_weights(loss_weights, _entries(loss_weights))
         return
     losses = by_output(loss, output_names, "loss")
     if all(entry is None for entry in losses):
         raise ValueError(f"Invalid `loss`: no output of {output_names} has a loss. Give at least one.")
-    weights = by_output(loss_weights, output_names, "loss_weights", 1.0)
+    _check_weights(loss_weights, by_output(loss_weights, output_names, "loss_weights", 1.0))
+
+
+def _entries(structure):
+    """The values of a dict, the entries of a list, or [structure]."""
+    if isinstance(structure, dict):
+        return list(structure.values())
+    return list(structure) if isinstance(structure, (list, tuple)) else [structure]
+
+
+def _check_weights(loss_weights, weights):
     bad = [w for w in weights if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)))]
     if bad:
+        metrics = (
+            " Pass metrics by keyword: compile(optimizer, loss, metrics=[...])."
+            if any(isinstance(w, str) for w in bad)
+            else ""
+        )
         raise ValueError(
-            f"Invalid `loss_weights`: each weight must be a number. Received: loss_weights={loss_weights!r}"
+            f"Invalid `loss_weights`: each weight must be a number. Received: loss_weights={loss_weights!r}.{metrics}"
         )
 
 
