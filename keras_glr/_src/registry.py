@@ -64,7 +64,7 @@ class Architecture:
 # spikes train with K = 64 (guides/networks-in-time.md). The transformer's
 # five noisy layers (embedding, attention, the MLP's two, logits) train with
 # layer-wise copies, each layer's from its own noise: with K = 100 from the
-# input it stays 24 points lower after 8 epochs (guides/your-network.md).
+# input it was 19 points lower after 8 epochs (guides/your-network.md).
 ARCHITECTURES = {
     record.name: record
     for record in (
