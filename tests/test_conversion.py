@@ -359,3 +359,83 @@ def test_keras_applications_convert_equal_the_original_train_and_round_trip(fami
     converted.save(tmp_path / "converted.keras")
     loaded = keras.saving.load_model(tmp_path / "converted.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), converted.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class TokenAndPositionEmbedding(L.Layer):
+    """keras.io's text-classification transformer, as its page writes it."""
+
+    def __init__(self, maxlen, vocab_size, embed_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.maxlen, self.vocab_size, self.embed_dim = maxlen, vocab_size, embed_dim
+        self.token_emb = L.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+        self.pos_emb = L.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+    def call(self, x):
+        positions = keras.ops.arange(start=0, stop=keras.ops.shape(x)[-1], step=1)
+        return self.token_emb(x) + self.pos_emb(positions)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "maxlen": self.maxlen,
+            "vocab_size": self.vocab_size,
+            "embed_dim": self.embed_dim,
+        }
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class TransformerBlock(L.Layer):
+    def __init__(self, embed_dim, num_heads, ff_dim, rate=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.embed_dim, self.num_heads, self.ff_dim, self.rate = embed_dim, num_heads, ff_dim, rate
+        self.att = L.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+        self.ffn = keras.Sequential([L.Dense(ff_dim, activation="relu"), L.Dense(embed_dim)])
+        self.layernorm1, self.layernorm2 = L.LayerNormalization(epsilon=1e-6), L.LayerNormalization(epsilon=1e-6)
+        self.dropout1, self.dropout2 = L.Dropout(rate), L.Dropout(rate)
+
+    def call(self, inputs, training=False):
+        attention = self.dropout1(self.att(inputs, inputs), training=training)
+        out1 = self.layernorm1(inputs + attention)
+        return self.layernorm2(out1 + self.dropout2(self.ffn(out1), training=training))
+
+    def get_config(self):
+        config = {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "ff_dim": self.ff_dim, "rate": self.rate}
+        return {**super().get_config(), **config}
+
+
+def test_the_keras_io_transformer_of_custom_layers_converts_block_by_block(tmp_path):
+    inputs = L.Input(shape=(20,))
+    h = TransformerBlock(8, 2, 16)(TokenAndPositionEmbedding(20, 50, 8)(inputs))
+    h = L.Dropout(0.1)(L.GlobalAveragePooling1D()(h))
+    original = keras.Model(inputs, L.Dense(2)(L.Dense(8, activation="relu")(h)))
+    x = np.random.default_rng(0).integers(0, 50, (8, 20))
+    converted = keras_glr.convert(original, calibration=x)
+    blocks = [type(layer.layer).__name__ for layer in converted.layers if isinstance(layer, Noisy)]
+    assert blocks == ["TokenAndPositionEmbedding", "TransformerBlock"]  # each a noisy block, backprop inside
+    np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-6)
+    converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
+    before = [v.numpy() for v in converted.trainable_variables]
+    converted.fit(x, np.arange(8) % 2, epochs=1, verbose=0)
+    assert all(not np.allclose(a, v) for a, v in zip(before, converted.trainable_variables))
+    converted.save(tmp_path / "keras_io.keras")
+    loaded = keras.saving.load_model(tmp_path / "keras_io.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), converted.predict(x, verbose=0), atol=1e-6)
+
+
+def test_a_model_with_two_outputs_converts_and_trains_on_weighted_losses(tmp_path):
+    inputs = keras.Input((5,))
+    hidden = L.Dense(8, activation="relu")(inputs)
+    original = keras.Model(inputs, {"digit": L.Dense(3, name="digit")(hidden), "size": L.Dense(1, name="size")(hidden)})
+    x, y = _data((5,))
+    converted = keras_glr.convert(original, calibration=x)
+    for name in ("digit", "size"):
+        np.testing.assert_allclose(
+            converted.predict(x, verbose=0)[name], original.predict(x, verbose=0)[name], atol=1e-6
+        )
+    converted.compile(keras.optimizers.Adam(0.01), {"digit": _CE, "size": "mse"}, loss_weights={"size": 0.1}, copies=8)
+    history = converted.fit(x, {"digit": y, "size": y.astype("float32")}, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    converted.save(tmp_path / "two.keras")
+    loaded = keras.saving.load_model(tmp_path / "two.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0)["size"], converted.predict(x, verbose=0)["size"], atol=1e-6)

@@ -743,3 +743,28 @@ def test_recurrent_glr_matches_backprop_through_time(kind):
     assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what=f"GLR vs BPTT ({kind} recurrence)")
     with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
         assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)
+
+
+def test_a_converted_lstm_glr_matches_backprop_through_time():
+    """Objective: as above, for `keras_glr.convert` of a plain `keras.layers.LSTM` network (noise N(0, 1) given)."""
+    steps, features, units = 3, 2, 3
+    around = keras.initializers.RandomNormal(0.0, 0.5, seed=4)
+    plain = keras.Sequential(
+        [
+            keras.Input((steps, features)),
+            keras.layers.LSTM(units, bias_initializer=around, unit_forget_bias=False),
+            keras.layers.Dense(CLASSES, bias_initializer=around),
+        ]
+    )
+    model = keras_glr.convert(plain, noise=Gaussian(1.0))
+    assert [type(layer).__name__ for layer in model.layers] == ["RNN", "NoisyDense"]
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=2000)
+    x = np.random.default_rng(9).uniform(size=(3, steps, features)).astype("float32")
+    y = np.arange(3).astype("int32")
+    glr_mean, glr_se = mean_and_se(_glr_samples(model, x, y, replicates=150))
+    weights = [np.asarray(v, dtype=np.float64) for v in plain.trainable_variables]  # the original's weights
+    ref_mean, ref_se = mean_and_se(_bptt_reference("lstm", weights, x.astype(np.float64), y, 200, 1000))
+    assert np.max(np.abs(ref_mean)) > 10 * np.max(ref_se), "the reference gradient is all noise"
+    assert_agree(glr_mean, glr_se, ref_mean, ref_se, N_SE, what="GLR of a converted LSTM vs BPTT")
+    with pytest.raises(AssertionError):  # and the comparison is sharp enough to fail
+        assert_agree(0.9 * glr_mean, glr_se, ref_mean, ref_se, N_SE)

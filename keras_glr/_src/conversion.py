@@ -136,7 +136,7 @@ def _convert(model, noise, mapping, seed):
             seed=seed,
         )
     else:
-        converted = GLRModel(cloned.inputs, cloned.outputs, name=model.name, seed=seed)
+        converted = GLRModel(cloned.input, cloned.output, name=model.name, seed=seed)  # the original's structures
     for old, new in pairs:
         if new is not old:
             (new.layer if isinstance(new, Noisy) else new).set_weights(old.get_weights())
