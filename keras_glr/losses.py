@@ -105,7 +105,7 @@ def per_example(loss):
         fn = loss
     else:
         raise ValueError(
-            "GLRModel needs one loss for its single output: a Keras loss name, "
+            "A GLR model's loss (each output's, with several) is a Keras loss name, "
             f"a keras.losses.Loss or a callable. Received: loss={loss!r}"
         )
 

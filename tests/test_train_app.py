@@ -349,8 +349,13 @@ def test_init_from_starts_from_a_trained_run_and_records_where(tmp_path, capsys)
         ),  # 7 s: the suite stays under 10 minutes
         pytest.param(["--arch", "rnn", "--cell", "lstm", "--hidden", "6,5"], None, 3, marks=pytest.mark.slow),  # 9 s
         (["--arch", "snn", "--time-steps", "3", "--encoding", "rate"], "mnist5k_snn_ce_glr_seed0", 2),
-        (["--arch", "transformer"], "mnist5k_transformer_relu_ce_glr_seed0", 5),
-        pytest.param(["--arch", "transformer", "--hidden", "8,8", "--heads", "4"], None, 8, marks=pytest.mark.slow),
+        (["--arch", "transformer", "--copies", "10"], "mnist5k_transformer_relu_ce_glr_seed0", 5),  # 2 per layer
+        pytest.param(
+            ["--arch", "transformer", "--hidden", "8,8", "--heads", "4", "--copies", "16"],
+            None,
+            8,
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["rnn", "stacked_lstm", "snn_rate", "transformer", "transformer_two_blocks"],
 )
@@ -360,7 +365,7 @@ def test_networks_in_time_take_their_options_and_train_on_images(argv, name, noi
     from keras_glr import data
     from keras_glr.layers import noisy_layers
 
-    config = train_app.config_from_args(train_app.build_parser().parse_args(argv + ["--copies", "4"]))
+    config = train_app.config_from_args(train_app.build_parser().parse_args(["--copies", "4"] + argv))
     config.validate()
     assert name is None or config.name() == name
     splits = data.load("mnist5k", batch_size=16, image_size=14, seed=0)
@@ -401,7 +406,7 @@ def test_networks_in_time_train_resume_and_are_evaluated(tmp_path):
             "--epochs",
             "1",
             "--copies",
-            "8",
+            "10",
             "--batch-size",
             "100",
             "--quiet",
