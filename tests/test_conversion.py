@@ -302,6 +302,19 @@ def test_a_bad_relative_noise_is_refused(fraction):
         keras_glr.convert(_mlp(), relative_noise=fraction)
 
 
+def _trains_every_weight_and_round_trips(original, converted, x, y, path):
+    """Noise off equals `original`; one GLR epoch moves every weight; the `.keras` file predicts the same."""
+    np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-6)
+    converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
+    before = [v.numpy() for v in converted.trainable_variables]
+    converted.fit(x, y, epochs=1, verbose=0)
+    assert all(not np.allclose(a, v) for a, v in zip(before, converted.trainable_variables))
+    converted.save(path)
+    np.testing.assert_allclose(
+        keras.saving.load_model(path).predict(x, verbose=0), converted.predict(x, verbose=0), atol=1e-6
+    )
+
+
 def test_a_transformer_of_built_in_layers_and_ops_converts_trains_and_round_trips(tmp_path):
     from keras import ops
 
@@ -314,14 +327,7 @@ def test_a_transformer_of_built_in_layers_and_ops_converts_trains_and_round_trip
     x = np.random.default_rng(0).normal(size=(8, 6, 8)).astype("float32")
     converted = keras_glr.convert(original, calibration=x)
     assert type(converted.get_layer(original.layers[2].name).layer) is L.MultiHeadAttention
-    np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-6)
-    converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
-    before = [v.numpy() for v in converted.trainable_variables]
-    converted.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
-    assert all(not np.allclose(a, v) for a, v in zip(before, converted.trainable_variables))
-    converted.save(tmp_path / "transformer.keras")
-    loaded = keras.saving.load_model(tmp_path / "transformer.keras")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), converted.predict(x, verbose=0), atol=1e-6)
+    _trains_every_weight_and_round_trips(original, converted, x, np.arange(8) % 3, tmp_path / "transformer.keras")
 
 
 @pytest.mark.slow  # 20-50 s each
@@ -413,14 +419,7 @@ def test_the_keras_io_transformer_of_custom_layers_converts_block_by_block(tmp_p
     converted = keras_glr.convert(original, calibration=x)
     blocks = [type(layer.layer).__name__ for layer in converted.layers if isinstance(layer, Noisy)]
     assert blocks == ["TokenAndPositionEmbedding", "TransformerBlock"]  # each a noisy block, backprop inside
-    np.testing.assert_allclose(converted.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-6)
-    converted.compile(keras.optimizers.Adam(0.01), _CE, copies=8)
-    before = [v.numpy() for v in converted.trainable_variables]
-    converted.fit(x, np.arange(8) % 2, epochs=1, verbose=0)
-    assert all(not np.allclose(a, v) for a, v in zip(before, converted.trainable_variables))
-    converted.save(tmp_path / "keras_io.keras")
-    loaded = keras.saving.load_model(tmp_path / "keras_io.keras")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), converted.predict(x, verbose=0), atol=1e-6)
+    _trains_every_weight_and_round_trips(original, converted, x, np.arange(8) % 2, tmp_path / "keras_io.keras")
 
 
 def test_a_model_with_two_outputs_converts_and_trains_on_weighted_losses(tmp_path):
