@@ -95,3 +95,13 @@ def test_the_gradient_cut_keeps_the_keras_mask():
         x = tf.Variable([1.0, 2.0])
         y = tf.reduce_sum(keras_private.stop_gradient_keeping_mask(x * x))
     assert tape.gradient(y, x) is None
+
+
+def test_the_compiled_loss_tracks_each_outputs_loss():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, [keras.layers.Dense(2, name="a")(inputs), keras.layers.Dense(1, name="b")(inputs)])
+    model.compile("sgd", ["mse", "mse"])
+    y, y_pred = [np.zeros((4, 2)), np.zeros((4, 1))], [np.ones((4, 2)), 3 * np.ones((4, 1))]
+    keras_private.track_output_losses(model, y, y_pred, None)
+    results = {m.name: float(m.result()) for m in model.metrics if m.name in ("a_loss", "b_loss")}
+    assert results == {"a_loss": 1.0, "b_loss": 9.0}

@@ -126,7 +126,7 @@ def test_the_two_output_example_of_the_guide_trains():
     namespace = {}
     exec(compile(block, _page_of(block), "exec"), namespace)  # noqa: S102 - the guide's own example
     history = namespace["model"].history.history
-    assert set(history) == {"loss", "digit_accuracy"} and np.isfinite(history["loss"][0])
+    assert set(history) == {"loss", "digit_loss", "parity_loss", "digit_accuracy"} and np.isfinite(history["loss"][0])
 
 
 def test_the_recurrent_example_of_the_guide_trains_in_the_while_loop_form():

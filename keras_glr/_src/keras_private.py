@@ -75,6 +75,16 @@ def update_loss(model, value, sample_weight):
     model._loss_tracker.update_state(value, sample_weight=sample_weight)
 
 
+def track_output_losses(model, y, y_pred, sample_weight):
+    """Updates the per-output loss metrics Keras logs for several outputs ("digit_loss", ...) (`_compile_loss`).
+
+    Why: a GLR step computes its loss in the estimator, never through the
+    compiled loss, and the compiled loss is where Keras keeps those trackers.
+    """
+    if getattr(model, "_compile_loss", None) is not None:
+        model._compile_loss(y, y_pred, sample_weight)
+
+
 def symbolic_build(model, data_batch):
     """Builds the optimizer's and the compiled metrics' variables from a batch's shapes (`_symbolic_build`).
 

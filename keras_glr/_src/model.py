@@ -208,10 +208,12 @@ class GLRTrainer(keras_private.TrainerHooks):
         return dataclasses.replace(estimate, gradients=gradients, copies=copies)
 
     def _update_metrics(self, x, estimate):
-        """The loss (mean over all copies) and the compiled metrics (first copies): one place."""
+        """The loss (mean over all copies), each output's loss and the compiled metrics (first copies): one place."""
         batch = tf.shape(tf.nest.flatten(x)[0])[0]
         mean = tf.math.divide_no_nan(estimate.loss, tf.cast(batch * estimate.copies, "float32"))
         keras_private.update_loss(self, mean, sample_weight=batch)
+        if outputs.is_several(self):  # each output's loss, on the first copies as the metrics
+            keras_private.track_output_losses(self, estimate.y, estimate.y_pred, estimate.sample_weight)
         return self.compute_metrics(x, estimate.y, estimate.y_pred, estimate.sample_weight)
 
     # Training, evaluation and prediction -------------------------------------
