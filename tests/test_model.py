@@ -536,3 +536,27 @@ def test_per_output_sample_weights_are_refused_with_what_works():
     x, y = _two_data()
     with pytest.raises(ValueError, match="weigh the outputs with compile\\(loss_weights=...\\)"):
         model.fit(x, y, sample_weight={"digit": np.ones(16), "parity": np.ones(16)}, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "loss, loss_weights, expected",
+    [
+        ([_TWO_LOSSES["digit"], None], [1.0, 0.5], (1.0, 0.0)),
+        ({"digit": _TWO_LOSSES["digit"]}, {"digit": 2.0}, (2.0, 0.0)),
+        ({"digit": _TWO_LOSSES["digit"], "parity": _TWO_LOSSES["parity"]}, {"parity": 0.5}, (1.0, 0.5)),
+        (["sparse_categorical_crossentropy", "binary_crossentropy"], None, (1.0, 1.0)),
+    ],
+    ids=["list_with_none", "dict_of_one", "partial_weights", "names"],
+)
+def test_losses_and_weights_are_taken_in_every_form_keras_takes(loss, loss_weights, expected):
+    """The step's loss is the weighted sum of the outputs' losses (the last epoch's mean over copies), fit logs it."""
+    model = _two_outputs()
+    x, y = _two_data()
+    y["parity"] = y["parity"][:, None]  # binary_crossentropy by name wants the outputs' rank
+    model.compile(keras.optimizers.SGD(0.0), loss, loss_weights=loss_weights, copies=4)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    scores = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert np.isfinite(history["loss"][0]) and np.isfinite(scores["loss"])
+    if all(expected):
+        weighted = expected[0] * scores["digit_loss"] + expected[1] * scores["parity_loss"]
+        assert scores["loss"] == pytest.approx(weighted, rel=1e-4)

@@ -125,7 +125,8 @@ class GLRTrainer(keras_private.TrainerHooks):
         if estimator == "forward-gradient":  # before anything changes: a refused compile leaves the model as it was
             forward_gradient.check_differentiable(self, zero_one=isinstance(loss, glr_losses.ZeroOneLoss))
         self.glr_config = config
-        super().compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics, **kwargs)
+        every_loss, every_weight = outputs.for_keras(self, loss, loss_weights)
+        super().compile(optimizer=optimizer, loss=every_loss, loss_weights=every_weight, metrics=metrics, **kwargs)
         self.glr_loss_weights = loss_weights
         self._estimator = self._estimator_for(estimator)
         keras_private.record_compile_options(self, dataclasses.asdict(self.glr_config))

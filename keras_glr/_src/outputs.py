@@ -79,6 +79,23 @@ def _check_weights(loss_weights, weights):
         )
 
 
+def for_keras(model, loss, loss_weights):
+    """(loss, loss_weights) with an entry for every output, as Keras's compiled loss requires.
+
+    A dict of losses gets None for the outputs it leaves out, one loss for
+    several outputs becomes a list, and the weights take the losses'
+    structure (1 where none is given). Unchanged for one output.
+    """
+    output_names = names(model)
+    if len(output_names) <= 1:
+        return loss, loss_weights
+    losses = by_output(loss, output_names, "loss")
+    weights = [1.0 if w is None else w for w in by_output(loss_weights, output_names, "loss_weights", 1.0)]
+    if isinstance(loss, dict):
+        return dict(zip(output_names, losses)), dict(zip(output_names, weights))
+    return losses, weights
+
+
 def weighted_sum(per_output, output_names):
     """fn(y_true, y_pred) -> sum_o w_o * fn_o(y_true_o, y_pred_o), shape (N,).
 
