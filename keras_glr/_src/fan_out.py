@@ -277,11 +277,7 @@ class LayerwisePass:
         parts = [tf.reshape(group, _shape([examples, size], clean))]
         if start:
             earlier = layer.pre_activation(
-                tf.nest.map_structure(
-                    lambda t, like: tf.reshape(t[:, :start], _shape([-1], like)) if tf.is_tensor(t) else t,
-                    rows,
-                    inputs,
-                )
+                _map_tensors(lambda t: tf.reshape(t[:, :start], tf.concat([[-1], tf.shape(t)[2:]], axis=0)), rows)
             )
             parts.insert(0, tf.reshape(earlier, _shape([examples, start], clean)))
         if start + size < layout.copies:

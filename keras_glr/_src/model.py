@@ -116,9 +116,7 @@ class GLRTrainer(keras_private.TrainerHooks):
                 "each copy's loss by its noise score. Received: loss=None"
             )
         outputs.check(self, loss, loss_weights)  # before anything changes: a refused compile leaves the model as it was
-        loss = (
-            keras.tree.map_structure(_zero_one_named, loss) if isinstance(loss, (list, dict)) else _zero_one_named(loss)
-        )
+        loss = _zero_one_named(loss)
         chosen = {name: kwargs.pop(name) for name in options.NAMES if name in kwargs}
         config = options.EstimatorOptions(**chosen).validate()
         estimator, copies_per_chunk = config.estimator, config.copies_per_chunk
