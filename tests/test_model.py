@@ -560,3 +560,10 @@ def test_losses_and_weights_are_taken_in_every_form_keras_takes(loss, loss_weigh
     if all(expected):
         weighted = expected[0] * scores["digit_loss"] + expected[1] * scores["parity_loss"]
         assert scores["loss"] == pytest.approx(weighted, rel=1e-4)
+
+
+def test_the_forward_gradient_refuses_a_zero_one_loss_on_any_output():
+    model = _two_outputs()
+    with pytest.raises(ValueError, match="the 0-1 loss has no derivative"):
+        model.compile("sgd", {"digit": "zero_one", "parity": _TWO_LOSSES["parity"]}, estimator="forward-gradient")
+    assert not model.compiled

@@ -121,7 +121,8 @@ class GLRTrainer(keras_private.TrainerHooks):
         config = options.EstimatorOptions(**chosen).validate()
         estimator, copies_per_chunk = config.estimator, config.copies_per_chunk
         if estimator == "forward-gradient":  # before anything changes: a refused compile leaves the model as it was
-            forward_gradient.check_differentiable(self, zero_one=isinstance(loss, glr_losses.ZeroOneLoss))
+            zero_one = any(isinstance(entry, glr_losses.ZeroOneLoss) for entry in outputs.entries(loss))
+            forward_gradient.check_differentiable(self, zero_one=zero_one)
         self.glr_config = config
         every_loss, every_weight = outputs.for_keras(self, loss, loss_weights)
         super().compile(optimizer=optimizer, loss=every_loss, loss_weights=every_weight, metrics=metrics, **kwargs)

@@ -51,7 +51,7 @@ def check(model, loss, loss_weights):
                 f"Invalid `loss`: {len(loss)} losses for a model with one output. Give one loss, e.g. "
                 "keras.losses.SparseCategoricalCrossentropy(from_logits=True)."
             )
-        _check_weights(loss_weights, _entries(loss_weights))
+        _check_weights(loss_weights, entries(loss_weights))
         return
     losses = by_output(loss, output_names, "loss")
     if all(entry is None for entry in losses):
@@ -59,7 +59,7 @@ def check(model, loss, loss_weights):
     _check_weights(loss_weights, by_output(loss_weights, output_names, "loss_weights", 1.0))
 
 
-def _entries(structure):
+def entries(structure):
     """The values of a dict, the entries of a list, or [structure]."""
     if isinstance(structure, dict):
         return list(structure.values())
