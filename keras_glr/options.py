@@ -18,6 +18,7 @@ DIRECTIONS = ("gaussian", "rademacher")
 BASELINES = ("loo", "none")
 INJECTIONS = ("all", "layerwise")
 SAMPLINGS = ("mc", "latin", "sobol")
+SHAPINGS = ("none", "centred-ranks")
 _NOISY = ("glr", "bp-noise", "bp-ste")  # the estimators that draw neuronal noise copies
 
 
@@ -115,6 +116,18 @@ class EstimatorOptions:
         choices=DIRECTIONS,
         estimators=("spsa",),
     )
+    fitness_shaping: str = _option(
+        "none",
+        "weight-perturbation: none weighs each perturbation by its batch losses; centred-ranks (OpenES) by their "
+        "centred ranks among the step's K perturbed networks, from -0.5 (lowest loss) to 0.5 (highest)",
+        '`"none"`, `"centred-ranks"`',
+        '`"none"`: as `perturbation_scale`; `"centred-ranks"`: not the smoothed loss, and unchanged by any increasing '
+        "transform of the loss: as K grows, the gradient of E_e[F(L(theta + sigma e))], F the perturbed losses' "
+        "distribution function held fixed (IGO); for a loss linear in the weights, c_K / sigma times the gradient's "
+        "direction",
+        choices=SHAPINGS,
+        estimators=("weight-perturbation",),
+    )
     sampling: str = _option(
         "mc",
         "mc: independent copies; latin: each example's copies a Latin hypercube, coordinate by coordinate; "
@@ -135,7 +148,7 @@ class EstimatorOptions:
         _check_ste_slope(self.ste_slope)
         _check_copies(self.copies, self.copies_per_chunk)
         _check_perturbation(self.perturbation_scale, self.copies, self.estimator)
-        for name in ("baseline", "estimator", "injection", "sampling", "spsa_directions"):
+        for name in ("baseline", "estimator", "injection", "sampling", "spsa_directions", "fitness_shaping"):
             _choice(name, getattr(self, name), FIELDS[name].metadata["choices"])
         if not isinstance(self.antithetic, bool):
             raise ValueError(
@@ -147,6 +160,7 @@ class EstimatorOptions:
         _check_pairs_and_baseline(self.copies, self.baseline, self.antithetic, self.estimator)
         _check_sampling(self.sampling, self.baseline)
         _check_copies_per_layer(self.copies_per_layer, self.injection)
+        _check_shaping(self.fitness_shaping, self.copies_per_chunk)
         return self
 
     def _check_used_by_the_estimator(self):
@@ -284,4 +298,14 @@ def _check_copies_per_layer(copies_per_layer, injection):
         raise ValueError(
             "Invalid value received for argument `copies_per_layer`. Expected 'proportional' or a list of "
             f"positive integers, one per noisy layer. Received: copies_per_layer={copies_per_layer!r}"
+        )
+
+
+def _check_shaping(fitness_shaping, copies_per_chunk):
+    if fitness_shaping == "centred-ranks" and copies_per_chunk is not None:
+        raise ValueError(
+            "Centred ranks rank the losses of the whole batch under each perturbation, so the batch cannot run in "
+            f"chunks. Received: fitness_shaping='centred-ranks', copies_per_chunk={copies_per_chunk}. Drop "
+            "`copies_per_chunk` (weight perturbation holds one perturbed network at a time, whatever K), or use "
+            "fitness_shaping='none'."
         )

@@ -34,7 +34,7 @@ def test_compile_takes_every_option_and_keeps_them_in_one_value():
     )
     model.compile("sgd", "zero_one", **chosen)
     assert model.glr_config == options.EstimatorOptions(**chosen)
-    assert set(chosen) | {"ste_slope", "perturbation_scale", "spsa_directions"} == set(options.NAMES)
+    assert set(chosen) | {"ste_slope", "perturbation_scale", "spsa_directions", "fitness_shaping"} == set(options.NAMES)
 
 
 def test_run_config_and_glr_train_have_every_option_with_its_default_and_help():

@@ -139,3 +139,107 @@ def test_bad_options_are_refused(options, message):
     model = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2)])
     with pytest.raises(ValueError, match=message):
         model.compile("sgd", CE, estimator="weight-perturbation", **{"copies": 4, **options})
+
+
+# Fitness shaping by centred ranks (OpenES). Its mean is known where the loss is linear in the weights,
+# L(theta) = a . theta: the ranks are those of z_p = a . e_p / |a|, and E[g] = c_K a / (sigma |a|) with
+# c_K = E[u(z_1) z_1], u the centred rank among {z_1, ..., z_P, -z_1, ..., -z_P} (the module docstring).
+RANKED_COPIES = 20
+RANKED_SIGMA = 0.5
+
+
+def _linear_model(loss):
+    model = keras_glr.GLRSequential([keras.Input((INPUT_DIM,)), NoisyDense(1)], seed=4)
+    model.compile(
+        "sgd",
+        loss,
+        copies=RANKED_COPIES,
+        estimator="weight-perturbation",
+        perturbation_scale=RANKED_SIGMA,
+        fitness_shaping="centred-ranks",
+    )
+    return model
+
+
+def _linear_loss(y_true, y_pred):
+    return y_pred[:, 0]
+
+
+def _rank_constant(pairs, draws, rng):
+    """c_K = E[u(z_1) z_1] by Monte Carlo in numpy (scipy's average ranks), with its standard error."""
+    from scipy import stats
+
+    z = rng.normal(size=(draws, pairs))
+    population = np.concatenate([z, -z], axis=1)
+    u = stats.rankdata(population, axis=1) - 1.0
+    u = u / (2 * pairs - 1) - 0.5
+    per_draw = np.mean(u[:, :pairs] * z, axis=1)  # the P exchangeable terms of a draw, averaged
+    return per_draw.mean(), per_draw.std(ddof=1) / np.sqrt(draws)
+
+
+@pytest.fixture(scope="module")
+def ranked_estimates_and_reference():
+    model = _linear_model(_linear_loss)
+    x, y = _batch()
+    estimate = mean_and_se(_samples(model, x, y, replicates=600))
+    gradient = np.concatenate([x.mean(axis=0), [1.0]])  # d mean_b (x_b . w + b) / d (w, b)
+    direction = gradient / np.linalg.norm(gradient)
+    c, c_se = _rank_constant(RANKED_COPIES // 2, 400_000, np.random.default_rng(7))
+    return estimate, (c * direction / RANKED_SIGMA, c_se * np.abs(direction) / RANKED_SIGMA)
+
+
+def test_centred_ranks_have_the_mean_of_their_objective_on_a_linear_loss(ranked_estimates_and_reference):
+    (mean, se), (ref_mean, ref_se) = ranked_estimates_and_reference
+    assert_agree(mean, se, ref_mean, ref_se, N_SE, what="centred ranks vs c_K a / (sigma |a|)")
+
+
+def test_the_centred_ranks_comparison_detects_a_ten_percent_bias(ranked_estimates_and_reference):
+    (mean, se), (ref_mean, ref_se) = ranked_estimates_and_reference
+    with pytest.raises(AssertionError):
+        assert_agree(0.9 * mean, 0.9 * se, ref_mean, ref_se, N_SE)
+
+
+def test_centred_ranks_are_unchanged_by_an_increasing_transform_of_the_loss():
+    x, y = _batch()
+    x, y = x[:1], y[:1]  # one example: its loss is the batch's (a sum of transformed losses would not be monotone)
+    model, estimates = _linear_model(_linear_loss), []
+    states = checkpoints.noise_states(model)
+    for loss in (_linear_loss, lambda y_true, y_pred: keras.ops.exp(3.0 * y_pred[:, 0])):
+        checkpoints.restore_noise_states(model, states)  # the same perturbations
+        model.compile(
+            "sgd",
+            loss,
+            copies=RANKED_COPIES,
+            estimator="weight-perturbation",
+            perturbation_scale=RANKED_SIGMA,
+            fitness_shaping="centred-ranks",
+        )
+        estimates.append(model.estimate_gradients(x, y))
+    assert any(np.any(g != 0) for g in estimates[0])
+    for a, b in zip(*estimates):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_centred_ranks_match_scipy_with_ties():
+    from scipy import stats
+
+    from keras_glr._src.perturbation import centred_ranks
+
+    values = np.array([0.3, 0.1, 0.3, 0.7, 0.1, 0.1, 0.5], dtype="float32")
+    expected = (stats.rankdata(values) - 1.0) / (len(values) - 1) - 0.5
+    np.testing.assert_allclose(centred_ranks(values), expected, atol=1e-7)
+
+
+def test_centred_ranks_refuse_chunks():
+    model = keras_glr.GLRSequential([keras.Input((3,)), NoisyDense(2)])
+    with pytest.raises(ValueError, match="Centred ranks rank the losses of the whole batch.*copies_per_chunk=4"):
+        model.compile(
+            "sgd",
+            CE,
+            estimator="weight-perturbation",
+            copies=4,
+            fitness_shaping="centred-ranks",
+            copies_per_chunk=4,
+        )
+    with pytest.raises(ValueError, match="`fitness_shaping`: it is an option of estimator='weight-perturbation'"):
+        model.compile("sgd", CE, estimator="spsa", copies=4, fitness_shaping="centred-ranks")

@@ -65,6 +65,8 @@ import json, os, sys
 import numpy as np
 import tensorflow as tf
 devices, injection, kind, estimator = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+estimator, _, shaping = estimator.partition("+")  # "weight-perturbation+centred-ranks"
+shaped = {"fitness_shaping": shaping} if shaping else {}
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, keras_glr
@@ -83,7 +85,7 @@ for examples, batch in [(64, 16), (49, 16), (45, 15)]:
         hidden = {"dense": [NoisyDense(5, "step")], "smooth": [NoisyDense(5, "sigmoid")]}.get(kind, normalized)
         model = keras_glr.GLRSequential([keras.Input((6,)), *hidden, NoisyDense(3)], seed=1)
         model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True), copies=6,
-                      injection=injection, estimator=estimator)
+                      injection=injection, estimator=estimator, **shaped)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
     history = model.fit(dataset, epochs=2, verbose=0)
     statistics = [np.asarray(w).tolist() for w in model.non_trainable_weights if "moving" in w.path]  # every replica's
@@ -101,6 +103,7 @@ print(json.dumps(results))
         ("layerwise", "dense", "glr"),
         ("layerwise", "wrapped", "glr"),
         ("all", "dense", "weight-perturbation"),
+        ("all", "dense", "weight-perturbation+centred-ranks"),  # every replica ranks the whole batch's losses
         ("all", "dense", "spsa"),  # moved in place on one device, stateless on two
         ("all", "smooth", "forward-gradient"),
     ],

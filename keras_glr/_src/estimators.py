@@ -294,7 +294,7 @@ def make(name, loss, values_only, surrogate, chosen=None, **fields):
             forward_gradient.check_differentiable(None, zero_one=True)
         return forward_gradient.ForwardGradient(loss)
     if name == "weight-perturbation":
-        return perturbation.WeightPerturbation(values_only, o.perturbation_scale)
+        return perturbation.WeightPerturbation(values_only, o.perturbation_scale, o.fitness_shaping)
     if name == "spsa":
         return spsa.SPSA(values_only, o.perturbation_scale, o.spsa_directions)
     if name == "glr":

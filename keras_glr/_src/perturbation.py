@@ -15,6 +15,19 @@ are drawn from a counter-based stream (row p of the step's key), never
 stored: memory does not grow with K, and every chunk and replica of a step
 sees the same e_p. The layers run in inference mode: the neuronal noise is
 off, and normalization layers keep their moving statistics.
+
+Fitness shaping (`fitness_shaping="centred-ranks"`, OpenES's): the K batch
+losses L(theta +- sigma e_p) of a step are replaced by their centred ranks
+u in [-0.5, 0.5] (`centred_ranks`), and
+
+    g = 1/(K sigma) sum_p (u(+p) - u(-p)) e_p.
+
+g no longer estimates the gradient of the smoothed loss, and any increasing
+transform of the loss leaves it unchanged. As K grows it tends to the
+gradient of E_e[F(L(theta + sigma e))], F the distribution function of the
+perturbed losses held fixed (the quantile objective of IGO, Ollivier et al.
+2017). For a loss linear in the weights, a . theta, its mean is
+c_K a / (sigma |a|) with c_K = E[u(z_1) z_1], z_p = a . e_p / |a| (tested).
 """
 
 import dataclasses
@@ -40,15 +53,17 @@ def perturbation(variables, key, pair, stream=STREAM):
 
 @dataclasses.dataclass(frozen=True)
 class WeightPerturbation:
-    """Antithetic Gaussian weight perturbation (OpenES without fitness shaping).
+    """Antithetic Gaussian weight perturbation (OpenES; see the module docstring for the objectives).
 
     Args:
         loss: fn(y_true, y_pred) -> per-example loss values; never differentiated.
         scale: sigma, the perturbations' standard deviation.
+        shaping: "none" (the losses themselves) or "centred-ranks".
     """
 
     loss: object
     scale: float = 0.01
+    shaping: str = "none"
 
     def copies(self, copies):
         return copies
@@ -62,10 +77,57 @@ class WeightPerturbation:
             outputs, _ = model.stateless_call(values, others, x, training=False)
             return copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)[0]
 
+        if self.shaping == "centred-ranks":
+            return self.ranked_pass(model, x, y, sample_weight, step, losses)
+
         def pair(p):
             return antithetic_pair(losses, variables, perturbation(variables, step.key, p), self.scale, step.terms)
 
         return along_directions(model, x, y, sample_weight, step.copies // 2, pair)
+
+    def ranked_pass(self, model, x, y, sample_weight, step, losses):
+        """sum_p (u(+p) - u(-p)) e_p / (K sigma), u the centred ranks of the whole batch's K losses.
+
+        Two sweeps over the pairs: the first runs the K perturbed networks and
+        keeps only their batch losses (summed over the replicas, so that every
+        replica ranks the same population); the second regenerates each e_p
+        and adds it with its weight. One perturbed network is held at a time.
+        """
+        variables, pairs = model.trainable_variables, step.copies // 2
+
+        def pair_losses(p):
+            e = perturbation(variables, step.key, p)
+            plus = losses([v + self.scale * d for v, d in zip(variables, e)])
+            minus = losses([v - self.scale * d for v, d in zip(variables, e)])
+            return tf.stack([tf.reduce_sum(plus), tf.reduce_sum(minus)])
+
+        mine = tf.map_fn(pair_losses, tf.range(pairs), fn_output_signature=tf.float32, parallel_iterations=1)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        population = mine
+        if replicas > 1:
+            population = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, mine)
+        u = tf.reshape(centred_ranks(tf.reshape(population, [-1])), [pairs, 2])
+        weights = (u[:, 0] - u[:, 1]) / (step.copies * self.scale * replicas)  # each replica adds 1 / replicas
+
+        def term(p):
+            return weights[p], perturbation(variables, step.key, p), tf.constant(0.0)
+
+        estimate = along_directions(model, x, y, sample_weight, pairs, term)
+        return dataclasses.replace(estimate, loss=tf.reduce_sum(mine))
+
+
+def centred_ranks(values):
+    """u_i = rank_i / (N - 1) - 0.5 for values of shape (N,): -0.5 for the lowest, 0.5 for the highest.
+
+    Tied values share the mean of their ranks (a tied pair weighs its
+    direction by 0).
+    """
+    values = tf.convert_to_tensor(values)
+    below = tf.reduce_sum(tf.cast(values[None, :] < values[:, None], tf.float32), axis=1)
+    tied = tf.reduce_sum(tf.cast(values[None, :] == values[:, None], tf.float32), axis=1)
+    ranks = below + (tied - 1.0) / 2.0
+    count = tf.cast(tf.size(values), tf.float32)
+    return ranks / tf.maximum(count - 1.0, 1.0) - 0.5
 
 
 def antithetic_pair(losses, variables, direction, scale, terms):

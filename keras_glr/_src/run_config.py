@@ -170,6 +170,7 @@ class RunConfig:
     copies_per_chunk: int = options_field("copies_per_chunk")
     perturbation_scale: float = options_field("perturbation_scale")
     spsa_directions: str = options_field("spsa_directions")
+    fitness_shaping: str = options_field("fitness_shaping")
     optimizer: str = _option("adam", "optimisation", "update rule", choices=OPTIMIZERS)
     learning_rate: float = _option(0.01, "optimisation", "step size of the optimizer", alias="--lr")
     schedule: str = _option("constant", "optimisation", "learning-rate schedule", choices=SCHEDULES)
@@ -353,6 +354,7 @@ def describe_gradient(config):
         return (
             f"weight perturbation: {config.copies // 2} antithetic Gaussian perturbations of every weight (sigma "
             f"{config.perturbation_scale}) per step, the neurons noiseless"
+            + ("; fitness shaped by centred ranks" if config.fitness_shaping == "centred-ranks" else "")
         )
     surrogate = "identity" if config.ste_slope is None else f"derivative of sigmoid({config.ste_slope} x)"
     note = f"backprop through the noisy network; step/sign units pass the gradient straight through ({surrogate})"
