@@ -70,7 +70,7 @@ def test_the_comparison_detects_a_ten_percent_bias(estimate_and_exact):
 @pytest.mark.parametrize(
     "activation, loss, message",
     [
-        ("step", CE, r"step or sign units of \['noisy_dense.*'\] have a zero derivative"),
+        ("step", CE, r"step or sign units \(spikes\) of \['noisy_dense.*'\] have a zero derivative"),
         ("sign", CE, r"step or sign units"),
         ("sigmoid", "zero_one", r"the 0-1 loss has no derivative"),
     ],
@@ -82,6 +82,17 @@ def test_what_has_no_derivative_is_refused_and_the_model_stays_as_it_was(activat
     assert not hasattr(model, "glr_config")  # a refused compile changes nothing: the model saves and loads
     model.save(tmp_path / "model.keras")
     keras.saving.load_model(tmp_path / "model.keras")
+
+
+@pytest.mark.parametrize("cell", ["lif", "step-rnn"])
+def test_spiking_and_step_recurrent_cells_are_refused(cell):
+    from keras_glr.layers import LIFCell
+    from keras_glr.layers import NoisySimpleRNNCell
+
+    made = LIFCell(4) if cell == "lif" else NoisySimpleRNNCell(4, activation="step")
+    model = keras_glr.GLRSequential([keras.Input((3, INPUT_DIM)), keras.layers.RNN(made), NoisyDense(CLASSES)])
+    with pytest.raises(ValueError, match=r"step or sign units \(spikes\) of \['(lif_cell|noisy_simple_rnn_cell)"):
+        model.compile("sgd", CE, copies=4, estimator="forward-gradient")
 
 
 def test_the_forward_gradient_trains_a_smooth_network():

@@ -24,7 +24,7 @@ from keras_glr._src import copies as copies_module
 from keras_glr._src import streams
 from keras_glr._src.perturbation import along_directions
 from keras_glr._src.perturbation import perturbation
-from keras_glr.layers import noisy_layers
+from keras_glr.layers import LIFCell
 
 #: The Philox stream of the tangents (a slot no noisy layer takes, beside weight perturbation's).
 STREAM = streams.stream_id(2**31 - 2, 0)
@@ -37,14 +37,17 @@ def check_differentiable(model, zero_one):
             "The forward gradient differentiates the loss, and the 0-1 loss has no derivative. Use a differentiable "
             "loss (cross-entropy), or estimator='glr', which needs only the loss's values."
         )
-    layers = noisy_layers(model) if model is not None and model.built else []
+    layers = model._flatten_layers(include_self=False, recursive=True) if model is not None and model.built else []
     flat = [
-        layer.name for layer in layers if getattr(layer, "activation", None) in (activations.step, activations.sign)
+        layer.name
+        for layer in layers
+        if getattr(layer, "activation", None) in (activations.step, activations.sign) or isinstance(layer, LIFCell)
     ]
     if flat:
         raise ValueError(
-            f"The forward gradient differentiates the network, and the step or sign units of {flat} have a zero "
-            "derivative almost everywhere. Use estimator='glr' (no derivative needed), or smooth units (sigmoid, tanh)."
+            f"The forward gradient differentiates the network, and the step or sign units (spikes) of {flat} have a "
+            "zero derivative almost everywhere. Use estimator='glr' (no derivative needed), or smooth units "
+            "(sigmoid, tanh)."
         )
 
 
