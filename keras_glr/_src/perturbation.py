@@ -98,7 +98,8 @@ class WeightPerturbation:
         def pair_losses(p):
             e = perturbation(variables, step.key, p)
             plus = losses([v + self.scale * d for v, d in zip(variables, e)])
-            minus = losses([v - self.scale * d for v, d in zip(variables, e)])
+            with tf.control_dependencies([plus]):
+                minus = losses([v - self.scale * d for v, d in zip(variables, e)])
             return tf.stack([tf.reduce_sum(plus), tf.reduce_sum(minus)])
 
         mine = tf.map_fn(pair_losses, tf.range(pairs), fn_output_signature=tf.float32, parallel_iterations=1)
@@ -136,7 +137,8 @@ def antithetic_pair(losses, variables, direction, scale, terms):
     losses(values) -> the per-example losses of the network with weights `values`.
     """
     plus = losses([v + scale * d for v, d in zip(variables, direction)])
-    minus = losses([v - scale * d for v, d in zip(variables, direction)])
+    with tf.control_dependencies([plus]):  # one perturbed network at a time: the memory of one inference pass
+        minus = losses([v - scale * d for v, d in zip(variables, direction)])
     return tf.reduce_sum(plus - minus) / (scale * terms), direction, tf.reduce_sum(plus + minus)
 
 
@@ -154,6 +156,10 @@ def along_directions(model, x, y, sample_weight, count, term):
         return k + 1, [g + weight * d for g, d in zip(gradients, direction)], total + spent
 
     zeros = [tf.zeros(v.shape, v.dtype) for v in variables]
-    _, gradients, total = tf.while_loop(lambda k, *_: k < count, body, (tf.constant(0), zeros, tf.constant(0.0)))
+    _, gradients, total = tf.while_loop(
+        lambda k, *_: k < count, body, (tf.constant(0), zeros, tf.constant(0.0)), parallel_iterations=1
+    )
     weights = None if sample_weight is None else tf.reshape(sample_weight, [-1])
-    return copies_module.Pass(gradients, total, y, model(x, training=False), weights)
+    with tf.control_dependencies([total]):  # after the loop, not beside it: one network's activations at a time
+        outputs = model(x, training=False)
+    return copies_module.Pass(gradients, total, y, outputs, weights)
