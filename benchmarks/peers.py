@@ -62,7 +62,7 @@ NETWORKS = {
 }
 SPIKING_OR_STEP = ("step", "snn")  # backprop's reference there is bp-ste (the straight-through surrogate)
 #: The settings screened on seed 0: (learning rates, weight perturbation's sigmas).
-GRID = {"full": ((0.003, 0.01, 0.03), (0.01, 0.03, 0.1)), "quick": ((0.01, 0.03), (0.03, 0.1))}
+GRID = {"full": ((0.003, 0.01, 0.03), (0.03, 0.1, 0.3)), "quick": ((0.01, 0.03), (0.03, 0.1, 0.3))}
 #: The networks whose full run screens the quick grid and trains 6 epochs (a weight-perturbation epoch of the CNN
 #: runs 100 CNNs per batch: 5-11 s on 2 cores, against 1 s for the MLP).
 COSTLY = {"cnn", "snn"}
