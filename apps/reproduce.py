@@ -38,9 +38,10 @@ def build_parser():
     p.add_argument(
         "--rows",
         default=None,
-        help="comma-separated row keys of the suite, or all (default: mlp every row; cnn bp_cnn, glr_cnn, "
-        "glr_cnn_step, and with all also bp_resnet, glr_resnet, which more than double the run's time; an "
-        "unknown key is an error that lists them all)",
+        help="comma-separated row keys of the suite, or all (default: mlp the paper's rows, and with all also the "
+        "backprop-free peers es_sigmoid, es_threshold, fg_sigmoid; cnn bp_cnn, glr_cnn, glr_cnn_step, and with all "
+        "also bp_resnet, glr_resnet, which more than double the run's time; an unknown key is an error that lists "
+        "them all)",
     )
     p.add_argument("--no-twins", action="store_true", help="skip the BP twins of the GLR rows")
     p.add_argument(

@@ -19,7 +19,7 @@ BASELINES = ("loo", "none")
 INJECTIONS = ("all", "layerwise")
 SAMPLINGS = ("mc", "latin", "sobol")
 SHAPINGS = ("none", "centred-ranks")
-_NOISY = ("glr", "bp-noise", "bp-ste")  # the estimators that draw neuronal noise copies
+NOISY_ESTIMATORS = ("glr", "bp-noise", "bp-ste")  # the estimators that draw neuronal noise copies
 
 
 def _option(default, help, values, objective="—", choices=None, estimators=ESTIMATORS):
@@ -53,7 +53,7 @@ class EstimatorOptions:
         "noise in pairs (r, -r); K even (K >= 4 with the loo baseline)",
         "`False`, `True`",
         "unchanged: each copy's marginal is the noise's",
-        estimators=_NOISY,
+        estimators=NOISY_ESTIMATORS,
     )
     estimator: str = _option(
         "glr",

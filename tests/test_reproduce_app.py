@@ -196,6 +196,18 @@ def test_rows_and_twins_select_the_runs():
     assert [c.run_name for _, _, c in reproduction.row_configs(alone)] == ["glr_sigmoid_01_seed0"]
 
 
+def test_the_mlp_suite_trains_the_papers_rows_and_the_peers_on_request():
+    assert reproduction.Settings().rows == reproduction.ROW_KEYS
+    chosen = reproduction.Settings(quick=True, rows=("es_threshold", "fg_sigmoid"))
+    configs = {c.run_name: (twin, c) for _, twin, c in reproduction.row_configs(chosen)}
+    assert sorted(configs) == ["es_threshold_seed0", "fg_sigmoid_seed0"]  # no twins: their neurons are noiseless
+    es, forward = configs["es_threshold_seed0"][1], configs["fg_sigmoid_seed0"][1]
+    assert (es.estimator, es.activation, es.perturbation_scale, es.copies) == ("weight-perturbation", "step", 0.3, 50)
+    assert (forward.estimator, forward.copies) == ("forward-gradient", chosen.copies)  # equal forward passes
+    for config in (es, forward):
+        config.validate()
+
+
 def test_the_cnn_suite_fine_tunes_the_step_row_from_the_bp_row_of_the_same_seed(tmp_path):
     settings = reproduction.Settings(suite="cnn", quick=True, seeds=2, rows=("bp_cnn", "glr_cnn_step"))
     configs = reproduction.row_configs(settings, root=str(tmp_path))

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from keras_glr import data as data_module
+from keras_glr import options
 from keras_glr._src import checkpoints
 from keras_glr._src import json_files
 from keras_glr._src import run_folders
@@ -139,7 +140,7 @@ def _evaluate_all(settings, out, trained, x, y, say):
         if row is None:
             continue
         work.append((label, run_dir, False))
-        if row.overrides.get("estimator") != "bp":
+        if row.overrides.get("estimator", "glr") in options.NOISY_ESTIMATORS:  # trained with noise: noisy prediction
             work.append((label + "_noisy", run_dir, True))
     evaluated = {}
     bar = keras.utils.Progbar(len(work), unit_name="model")

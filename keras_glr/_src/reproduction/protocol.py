@@ -110,18 +110,34 @@ ROWS = (
     Row("glr_sigmoid_laplace", "GLR sigmoid, Laplace noise", {"activation": "sigmoid", "noise": "laplace"}),
 )
 ROW_KEYS = tuple(row.key for row in ROWS)
+#: The backprop-free peers of `benchmarks/peers.py` at the suite's copies (equal forward passes), each at the sigma
+#: that trained best there; without twins (their neurons are noiseless). Asked for by `--rows` or `--rows all`.
+PEER_ROWS = (
+    Row(
+        "es_sigmoid",
+        "Weight perturbation sigmoid",
+        {"activation": "sigmoid", "estimator": "weight-perturbation", "perturbation_scale": 0.3},
+    ),
+    Row(
+        "es_threshold",
+        "Weight perturbation threshold",
+        {"activation": "step", "estimator": "weight-perturbation", "perturbation_scale": 0.3},
+    ),
+    Row("fg_sigmoid", "Forward gradient sigmoid", {"activation": "sigmoid", "estimator": "forward-gradient"}),
+)
 
 _MLP_SUITE = Suite(
     name="mlp",
     title="Reproduction of the paper's Tables I and II",
     network={"mlp": "196-20-10 for every row"},
-    rows=ROWS,
+    rows=ROWS + PEER_ROWS,
     base={"arch": "mlp", "hidden": (20,)},
     surrogate={"arch": "mlp", "hidden": (50, 50), "run_name": "surrogate_bp_50-50_relu"},
     surrogate_words="a BP 196-50-50-10 ReLU surrogate (as in the paper)",
     corruptions=corruptions.PAPER_NAMES,
     paper=True,
     defaults={**_DEFAULTS, "copies": (50, 300), "sigma": (2.0, 2.0), "batch_size": (25, 25)},
+    default_rows=ROW_KEYS,  # the paper's rows; the peers on request
 )
 
 _CNN = ARCH_DEFAULTS["cnn"]
