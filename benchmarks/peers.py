@@ -67,7 +67,11 @@ GRID = {"full": ((0.003, 0.01, 0.03), (0.03, 0.1, 0.3)), "quick": ((0.01, 0.03),
 #: runs 100 CNNs per batch: 5-11 s on 2 cores, against 1 s for the MLP).
 COSTLY = {"cnn", "snn"}
 QUALITY_COPIES = (10, 30, 100, 300, 1000)
+QUALITY_SIGMA = 0.03  # the weight perturbations' sigma of the quality measurements (`perturbation_scale`'s default)
 WIDTHS = (20, 100, 300, 1000)
+#: The width part's training settings (learning rate, sigma) where the training part did not run: the sigmoid
+#: network's screened settings in the full run.
+WIDTH_SETTINGS = {"glr": (0.01, None), "weight-perturbation": (0.03, 0.3)}
 FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 
@@ -259,7 +263,7 @@ def exact_gradients(model, x, y, sigma, rng, draws=2000, noisy_copies=20_000):
         ],
         axis=0,
     )
-    theta = [np.array(v) for v in model.trainable_variables]
+    theta = [v.numpy() for v in model.trainable_variables]
     smoothed = 0.0
     for _ in range(draws // 2):
         e = [rng.standard_normal(t.shape).astype("float32") for t in theta]
@@ -289,7 +293,7 @@ def quality(model, x, y, references, estimators, copies, replicates):
 
 def quality_part(replicates=10, figures=FIGURES):
     model, x, y = _quality_model(20)
-    references = exact_gradients(model, x, y, 0.03, np.random.default_rng(0))
+    references = exact_gradients(model, x, y, QUALITY_SIGMA, np.random.default_rng(0))
     results = quality(model, x, y, references, BACKPROP_FREE, QUALITY_COPIES, replicates)
     print("\nEstimate quality, sigmoid 196-20-10 at its initial weights, one batch of 32: cosine to the exact gradient")
     print(f"of each estimator's objective (mean +- sd over {replicates} estimates; weight sigma 0.03, noise sigma 1.0)")
@@ -307,7 +311,7 @@ def width_part(settings, replicates=5, epochs=3, figures=FIGURES):
     results = {"glr": [], "weight-perturbation": []}
     for width in WIDTHS:
         model, x, y = _quality_model(width)
-        references = exact_gradients(model, x, y, settings["weight-perturbation"][1], np.random.default_rng(0))
+        references = exact_gradients(model, x, y, QUALITY_SIGMA, np.random.default_rng(0))
         cosines = quality(model, x, y, references, tuple(results), (COPIES,), replicates)
         for estimator in results:
             rate, sigma = settings[estimator]
@@ -315,7 +319,8 @@ def width_part(settings, replicates=5, epochs=3, figures=FIGURES):
             accuracy = _train(config)[1]
             results[estimator].append((width, cosines[estimator][0][1], accuracy))
         print(f"  width {width}: " + ", ".join(f"{e} {results[e][-1][1:]}" for e in results), flush=True)
-    print(f"\nNode (GLR) against weight perturbation as the hidden layer widens (K = 100, {epochs} epochs, seed 0)")
+    print(f"\nNode (GLR) against weight perturbation as the hidden layer widens (K = 100, {epochs} epochs, seed 0;")
+    print(f"cosines at weight sigma {QUALITY_SIGMA}, training at {settings})")
     print(
         "| hidden units | GLR cosine | weight-perturbation cosine | GLR test accuracy | weight-perturbation test acc. |"
     )
@@ -404,10 +409,7 @@ def main(argv=None):
         quality_part(figures=figures)
     if "width" in parts:
         trained = {r["estimator"]: r["setting"] for r in rows if r["network"] == "sigmoid" and "setting" in r}
-        settings = {
-            "glr": trained.get("glr", (0.01, None)),
-            "weight-perturbation": trained.get(PERTURBED[0], (0.03, 0.03)),
-        }
+        settings = {name: trained.get(name, setting) for name, setting in WIDTH_SETTINGS.items()}
         print(f"\nwidth: settings {settings} (the sigmoid network's screened ones where the training part ran)")
         width_part(settings, figures=figures)
     return rows
