@@ -79,13 +79,20 @@ def estimates_and_reference():
     return estimate, reference
 
 
-def test_weight_perturbation_is_unbiased_for_the_gradient_of_the_smoothed_loss(estimates_and_reference):
-    (mean, se), (ref_mean, ref_se) = estimates_and_reference
-    assert_agree(mean, se, ref_mean, ref_se, N_SE, what="weight perturbation vs backprop of the smoothed loss")
+#: Each estimate and the independent reference of its objective (a fixture's name): the smoothed loss's gradient,
+#: and, with centred ranks, c_K a / (sigma |a|) on a linear loss (below).
+COMPARISONS = ["estimates_and_reference", "ranked_estimates_and_reference"]
 
 
-def test_the_comparison_detects_a_ten_percent_bias(estimates_and_reference):
-    (mean, se), (ref_mean, ref_se) = estimates_and_reference
+@pytest.mark.parametrize("comparison", COMPARISONS)
+def test_weight_perturbation_has_the_mean_of_its_objective(comparison, request):
+    (mean, se), (ref_mean, ref_se) = request.getfixturevalue(comparison)
+    assert_agree(mean, se, ref_mean, ref_se, N_SE, what=f"weight perturbation vs its objective ({comparison})")
+
+
+@pytest.mark.parametrize("comparison", COMPARISONS)
+def test_the_comparison_detects_a_ten_percent_bias(comparison, request):
+    (mean, se), (ref_mean, ref_se) = request.getfixturevalue(comparison)
     with pytest.raises(AssertionError):
         assert_agree(0.9 * mean, 0.9 * se, ref_mean, ref_se, N_SE)
 
@@ -148,8 +155,7 @@ RANKED_COPIES = 20
 RANKED_SIGMA = 0.5
 
 
-def _linear_model(loss):
-    model = keras_glr.GLRSequential([keras.Input((INPUT_DIM,)), NoisyDense(1)], seed=4)
+def _compile_ranked(model, loss):
     model.compile(
         "sgd",
         loss,
@@ -159,6 +165,10 @@ def _linear_model(loss):
         fitness_shaping="centred-ranks",
     )
     return model
+
+
+def _linear_model(loss):
+    return _compile_ranked(keras_glr.GLRSequential([keras.Input((INPUT_DIM,)), NoisyDense(1)], seed=4), loss)
 
 
 def _linear_loss(y_true, y_pred):
@@ -188,17 +198,6 @@ def ranked_estimates_and_reference():
     return estimate, (c * direction / RANKED_SIGMA, c_se * np.abs(direction) / RANKED_SIGMA)
 
 
-def test_centred_ranks_have_the_mean_of_their_objective_on_a_linear_loss(ranked_estimates_and_reference):
-    (mean, se), (ref_mean, ref_se) = ranked_estimates_and_reference
-    assert_agree(mean, se, ref_mean, ref_se, N_SE, what="centred ranks vs c_K a / (sigma |a|)")
-
-
-def test_the_centred_ranks_comparison_detects_a_ten_percent_bias(ranked_estimates_and_reference):
-    (mean, se), (ref_mean, ref_se) = ranked_estimates_and_reference
-    with pytest.raises(AssertionError):
-        assert_agree(0.9 * mean, 0.9 * se, ref_mean, ref_se, N_SE)
-
-
 def test_centred_ranks_are_unchanged_by_an_increasing_transform_of_the_loss():
     x, y = _batch()
     x, y = x[:1], y[:1]  # one example: its loss is the batch's (a sum of transformed losses would not be monotone)
@@ -206,14 +205,7 @@ def test_centred_ranks_are_unchanged_by_an_increasing_transform_of_the_loss():
     states = checkpoints.noise_states(model)
     for loss in (_linear_loss, lambda y_true, y_pred: keras.ops.exp(3.0 * y_pred[:, 0])):
         checkpoints.restore_noise_states(model, states)  # the same perturbations
-        model.compile(
-            "sgd",
-            loss,
-            copies=RANKED_COPIES,
-            estimator="weight-perturbation",
-            perturbation_scale=RANKED_SIGMA,
-            fitness_shaping="centred-ranks",
-        )
+        _compile_ranked(model, loss)
         estimates.append(model.estimate_gradients(x, y))
     assert any(np.any(g != 0) for g in estimates[0])
     for a, b in zip(*estimates):
