@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_glr import activations
 from keras_glr._src import autodiff
 from keras_glr._src import copies as copies_module
+from keras_glr._src import recurrence
 from keras_glr._src import streams
 from keras_glr._src.perturbation import along_directions
 from keras_glr._src.perturbation import perturbation
@@ -73,7 +74,8 @@ class ForwardGradient:
             tangents = perturbation(variables, step.key, k, stream=STREAM)
 
             def summed_loss(values):
-                outputs, _ = model.stateless_call(values, others, x, training=False)
+                with recurrence.unrolled(model):  # forward-mode differentiation does not enter a while loop
+                    outputs, _ = model.stateless_call(values, others, x, training=False)
                 return tf.reduce_sum(copies_module.copy_losses(self.loss, y, outputs, sample_weight, 1)[0])
 
             summed, slope = autodiff.jvp(summed_loss, [tf.identity(v.value) for v in variables], tangents)
