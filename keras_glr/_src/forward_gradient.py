@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_glr import activations
 from keras_glr._src import autodiff
 from keras_glr._src import copies as copies_module
+from keras_glr._src import keras_private
 from keras_glr._src import recurrence
 from keras_glr._src import streams
 from keras_glr._src.perturbation import along_directions
@@ -38,7 +39,7 @@ def check_differentiable(model, zero_one):
             "The forward gradient differentiates the loss, and the 0-1 loss has no derivative. Use a differentiable "
             "loss (cross-entropy), or estimator='glr', which needs only the loss's values."
         )
-    layers = model._flatten_layers(include_self=False, recursive=True) if model is not None and model.built else []
+    layers = keras_private.sublayers(model) if model is not None and model.built else []
     flat = [
         layer.name
         for layer in layers

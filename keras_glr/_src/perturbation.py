@@ -96,10 +96,7 @@ class WeightPerturbation:
         variables, pairs = model.trainable_variables, step.copies // 2
 
         def pair_losses(p):
-            e = perturbation(variables, step.key, p)
-            plus = losses([v + self.scale * d for v, d in zip(variables, e)])
-            with tf.control_dependencies([plus]):
-                minus = losses([v - self.scale * d for v, d in zip(variables, e)])
+            plus, minus = both_sides(losses, variables, perturbation(variables, step.key, p), self.scale)
             return tf.stack([tf.reduce_sum(plus), tf.reduce_sum(minus)])
 
         mine = tf.map_fn(pair_losses, tf.range(pairs), fn_output_signature=tf.float32, parallel_iterations=1)
@@ -131,14 +128,23 @@ def centred_ranks(values):
     return ranks / tf.maximum(count - 1.0, 1.0) - 0.5
 
 
+def both_sides(losses, variables, direction, scale):
+    """(losses at theta + sigma d, losses at theta - sigma d), the second pass after the first.
+
+    One perturbed network at a time: the memory of one inference pass.
+    """
+    plus = losses([v + scale * d for v, d in zip(variables, direction)])
+    with tf.control_dependencies([plus]):
+        minus = losses([v - scale * d for v, d in zip(variables, direction)])
+    return plus, minus
+
+
 def antithetic_pair(losses, variables, direction, scale, terms):
     """(sum (L+ - L-) / (sigma terms), direction, sum (L+ + L-)) for the weights theta +- sigma d, run stateless.
 
     losses(values) -> the per-example losses of the network with weights `values`.
     """
-    plus = losses([v + scale * d for v, d in zip(variables, direction)])
-    with tf.control_dependencies([plus]):  # one perturbed network at a time: the memory of one inference pass
-        minus = losses([v - scale * d for v, d in zip(variables, direction)])
+    plus, minus = both_sides(losses, variables, direction, scale)
     return tf.reduce_sum(plus - minus) / (scale * terms), direction, tf.reduce_sum(plus + minus)
 
 

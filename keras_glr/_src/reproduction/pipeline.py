@@ -13,7 +13,6 @@ import keras
 import tensorflow as tf
 
 from keras_glr import data as data_module
-from keras_glr import options
 from keras_glr._src import checkpoints
 from keras_glr._src import json_files
 from keras_glr._src import run_folders
@@ -140,7 +139,7 @@ def _evaluate_all(settings, out, trained, x, y, say):
         if row is None:
             continue
         work.append((label, run_dir, False))
-        if row.overrides.get("estimator", "glr") in options.NOISY_ESTIMATORS:  # trained with noise: noisy prediction
+        if row.trains_with_noise:
             work.append((label + "_noisy", run_dir, True))
     evaluated = {}
     bar = keras.utils.Progbar(len(work), unit_name="model")

@@ -10,6 +10,7 @@ run configurations; `plans` says what is measured on every model.
 import dataclasses
 import os
 
+from keras_glr import options
 from keras_glr._src import registry
 from keras_glr._src.run_config import ARCH_DEFAULTS
 from keras_glr._src.run_config import RunConfig
@@ -46,6 +47,11 @@ class Row:
     overrides: dict
     epochs: float = 1.0  # share of `Settings.epochs` (2: the 0-1 loss, as in the paper; 0.25: fine-tuning)
     init_from: str = None  # key of the row whose run of the same seed this one starts from
+
+    @property
+    def trains_with_noise(self):
+        """Whether the row's estimator draws noise on the neurons (then its noisy prediction is measured too)."""
+        return self.overrides.get("estimator", "glr") in options.NOISY_ESTIMATORS
 
     def epochs_of(self, settings_epochs):
         """The epochs this row trains when the settings say `settings_epochs` (at least one)."""

@@ -13,7 +13,6 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_glr import options
 from keras_glr._src import seed_statistics
 from keras_glr._src.reproduction import protocol
 from keras_glr._src.reproduction import results
@@ -27,16 +26,11 @@ from keras_glr._src.twins import twin_estimator
 from keras_glr.robustness import evaluation
 
 
-def _with_neuron_noise(row):
-    """Whether the row trains with noise on its neurons (and is measured with noisy prediction too)."""
-    return row.overrides.get("estimator", "glr") in options.NOISY_ESTIMATORS
-
-
 def _labels_by_group(trained, suffix=""):
     """{group: [labels]}; with suffix "_noisy" only the noise-trained runs."""
     groups = {}
     for label, (row, twin_of, _) in trained.items():
-        noise_trained = row is not None and (twin_of is not None or _with_neuron_noise(row))
+        noise_trained = row is not None and (twin_of is not None or row.trains_with_noise)
         if row is not None and (noise_trained or not suffix):
             groups.setdefault(evaluation.group_of(label) + suffix, []).append(label + suffix)
     return groups
